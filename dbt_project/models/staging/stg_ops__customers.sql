@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('ops', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        customer_id,
+        segment,
+        signed_up_at,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed

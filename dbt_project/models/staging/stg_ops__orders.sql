@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('ops', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        order_id,
+        customer_id,
+        store_id,
+
+        channel,
+
+        -- numerics
+        amount,
+
+        -- timestamps
+        ordered_at,
+        cast(ordered_at as date) as ordered_on,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('ops', 'tickets') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        ticket_id,
+        customer_id,
+        order_id,
+        store_id,
+        advisor_id,
+
+        channel,
+        category,
+
+        -- flags
+        first_contact_resolution,
+        reopened,
+        closed_at is not null as is_closed,
+
+        -- timestamps
+        opened_at,
+        closed_at,
+        cast(closed_at as date) as closed_on,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,181 @@
+"""The canonical data model: the one place that knows every entity, column, type and rule.
+
+Sources are mapped onto these entities in YAML; the loader validates each row against the
+rules here; the dbt sources read the resulting ``raw.<entity>`` tables. Nothing else in the
+code base spells out the canonical columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CHANNELS = ("store", "web", "app", "call_centre", "delivery", "support")
+ORG_LEVELS = ("hq", "region", "store", "advisor")
+EXPERIENCE_FACTORS = ("product", "service", "relationship", "convenience", "brand_image", "price")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # duckdb/ansi type name: varchar, integer, double, boolean, timestamp
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    kind: str  # "x" (experience) or "o" (operational)
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    description: str = ""
+    column_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_names", tuple(c.name for c in self.columns))
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+# Columns every raw table carries besides its canonical ones: where each row came from.
+LOAD_METADATA_COLUMNS = (
+    Column("_batch_id", "varchar", description="Load batch (run) that inserted the row."),
+    Column("_source_name", "varchar", description="Source declaration the row came through."),
+    Column("_source_file", "varchar", description="Path of the landing file."),
+    Column("_file_sha256", "varchar", description="Checksum of the landing file."),
+    Column("_source_record", "bigint", description="1-based record number inside the file."),
+    Column("_loaded_at", "timestamp", description="UTC time the row was loaded."),
+)
+
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e
+    for e in (
+        Entity(
+            "survey_responses",
+            "x",
+            (
+                Column("response_id", "varchar", required=True, description="Survey response id."),
+                Column("survey_id", "varchar", description="Survey (questionnaire) id."),
+                Column("customer_id", "varchar", description="Responding customer."),
+                Column("order_id", "varchar", description="Order the response is about."),
+                Column("store_id", "varchar", description="Store (org unit) served."),
+                Column("advisor_id", "varchar", description="Advisor (org unit) who served."),
+                Column("channel", "varchar", required=True, allowed=CHANNELS,
+                       description="Channel of the experience."),
+                Column("touchpoint", "varchar", description="Touchpoint within the channel."),
+                Column("responded_at", "timestamp", required=True, description="UTC time."),
+                Column("nps", "integer", min=0, max=10, description="Likelihood to recommend."),
+                Column("csat", "integer", min=1, max=5, description="Satisfaction, 1-5."),
+                Column("ces", "integer", min=1, max=7, description="Customer effort, 1-7."),
+                Column("comment", "varchar", description="Free-text verbatim (may hold PII)."),
+                Column("language", "varchar", description="Language of the comment."),
+                Column("consent", "boolean", description="Consent to follow-up contact."),
+            ),
+            ("response_id",),
+            "One row per survey response (X-data).",
+        ),
+        Entity(
+            "factor_ratings",
+            "x",
+            (
+                Column("response_id", "varchar", required=True, description="Survey response."),
+                Column("factor", "varchar", required=True, description="Experience factor."),
+                Column("experience", "double", min=0, max=10, description="How it was, 0-10."),
+                Column("expectation", "double", min=0, max=10,
+                       description="How it should be, 0-10."),
+                Column("importance", "double", min=0, max=10,
+                       description="How much it matters, 0-10."),
+            ),
+            ("response_id", "factor"),
+            "One row per response and experience factor (X-data).",
+        ),
+        Entity(
+            "customers",
+            "o",
+            (
+                Column("customer_id", "varchar", required=True, description="Customer id."),
+                Column("segment", "varchar", description="Customer segment."),
+                Column("signed_up_at", "timestamp", description="UTC time of sign-up."),
+            ),
+            ("customer_id",),
+            "One row per customer (O-data).",
+        ),
+        Entity(
+            "orders",
+            "o",
+            (
+                Column("order_id", "varchar", required=True, description="Order id."),
+                Column("customer_id", "varchar", required=True, description="Ordering customer."),
+                Column("store_id", "varchar", description="Store (org unit) that sold."),
+                Column("channel", "varchar", allowed=CHANNELS, description="Sales channel."),
+                Column("ordered_at", "timestamp", required=True, description="UTC time."),
+                Column("amount", "double", min=0, description="Order value."),
+            ),
+            ("order_id",),
+            "One row per order (O-data).",
+        ),
+        Entity(
+            "deliveries",
+            "o",
+            (
+                Column("delivery_id", "varchar", required=True, description="Delivery id."),
+                Column("order_id", "varchar", required=True, description="Delivered order."),
+                Column("promised_at", "timestamp", required=True,
+                       description="Promised UTC time."),
+                Column("delivered_at", "timestamp",
+                       description="Actual UTC time; empty while not delivered."),
+            ),
+            ("delivery_id",),
+            "One row per delivery (O-data).",
+        ),
+        Entity(
+            "tickets",
+            "o",
+            (
+                Column("ticket_id", "varchar", required=True, description="Ticket id."),
+                Column("customer_id", "varchar", description="Customer."),
+                Column("order_id", "varchar", description="Order concerned."),
+                Column("store_id", "varchar", description="Store (org unit) handling it."),
+                Column("advisor_id", "varchar", description="Advisor (org unit) handling it."),
+                Column("channel", "varchar", allowed=CHANNELS, description="Contact channel."),
+                Column("category", "varchar", description="Ticket category."),
+                Column("opened_at", "timestamp", required=True, description="UTC time."),
+                Column("closed_at", "timestamp", description="UTC time; empty while open."),
+                Column("first_contact_resolution", "boolean",
+                       description="Resolved at the first contact."),
+                Column("reopened", "boolean", description="Reopened after closing."),
+            ),
+            ("ticket_id",),
+            "One row per support ticket (O-data).",
+        ),
+        Entity(
+            "org_units",
+            "o",
+            (
+                Column("org_unit_id", "varchar", required=True, description="Org unit id."),
+                Column("level", "varchar", required=True, allowed=ORG_LEVELS,
+                       description="hq, region, store or advisor."),
+                Column("parent_id", "varchar", description="Parent org unit (empty for hq)."),
+                Column("name", "varchar", description="Display name."),
+            ),
+            ("org_unit_id",),
+            "One row per org unit: advisor -> store -> region -> hq (O-data).",
+        ),
+    )
+}
+
+
+def entity(name: str) -> Entity:
+    try:
+        return ENTITIES[name]
+    except KeyError:
+        known = ", ".join(sorted(ENTITIES))
+        raise KeyError(f"unknown canonical entity {name!r}; known: {known}") from None

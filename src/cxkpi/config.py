@@ -1,0 +1,131 @@
+"""The project configuration: one file, ``cxkpi.yml``, overridable by environment and CLI.
+
+Precedence, lowest first: built-in defaults < ``cxkpi.yml`` < ``CXKPI_*`` environment
+variables < explicit overrides (CLI flags). Relative paths resolve against the directory of
+the config file, so the project works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxkpi.errors import ConfigError
+
+CONFIG_FILE_NAME = "cxkpi.yml"
+CONFIG_ENV = "CXKPI_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    landing_dir: Path
+    warehouse_path: Path
+    published_dir: Path
+    runs_dir: Path
+    sources_dir: Path
+    kpi_definitions_dir: Path
+    expectations_dir: Path
+    dbt_project_dir: Path
+    dbt_target: str = "duckdb"
+    min_sample: int = 30
+    keep_versions: int = 5
+
+    @property
+    def published_path(self) -> Path:
+        return self.published_dir / "cx.duckdb"
+
+    @property
+    def dbt_manifest_path(self) -> Path:
+        return self.dbt_project_dir / "target" / "manifest.json"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **_coerce(self.root, clean))
+
+
+_PATH_FIELDS = {
+    "landing_dir",
+    "warehouse_path",
+    "published_dir",
+    "runs_dir",
+    "sources_dir",
+    "kpi_definitions_dir",
+    "expectations_dir",
+    "dbt_project_dir",
+}
+_INT_FIELDS = {"min_sample", "keep_versions"}
+_DEFAULTS: dict[str, Any] = {
+    "landing_dir": "landing",
+    "warehouse_path": "warehouse/cx.duckdb",
+    "published_dir": "published",
+    "runs_dir": "runs",
+    "sources_dir": "sources",
+    "kpi_definitions_dir": "kpi_definitions",
+    "expectations_dir": "expectations",
+    "dbt_project_dir": "dbt_project",
+    "dbt_target": "duckdb",
+    "min_sample": 30,
+    "keep_versions": 5,
+}
+KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
+
+
+def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in _PATH_FIELDS:
+            path = Path(os.path.expanduser(str(value)))
+            out[key] = path if path.is_absolute() else (root / path).resolve()
+        elif key in _INT_FIELDS:
+            try:
+                out[key] = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+        else:
+            out[key] = str(value)
+    return out
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The config file: $CXKPI_CONFIG, else cxkpi.yml in the working directory or above."""
+    if os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV]).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} points to {path}, which does not exist")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILE_NAME} found in {here} or its parents; "
+        f"run from the project folder or set {CONFIG_ENV}"
+    )
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    path = (config_path or find_config()).resolve()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    unknown = sorted(set(data) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {list(KNOWN_KEYS)}")
+    merged: dict[str, Any] = dict(_DEFAULTS)
+    merged.update(data)
+    for key in KNOWN_KEYS:
+        env_value = os.environ.get(f"CXKPI_{key.upper()}")
+        if env_value:
+            merged[key] = env_value
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    root = path.parent
+    return Settings(root=root, **_coerce(root, merged))

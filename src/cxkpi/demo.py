@@ -89,7 +89,7 @@ STORE_CITIES: Final = (
 )
 ADVISORS_PER_STORE: Final = 5
 WORSE_REGION: Final = "R02"
-LATE_RATE_BY_REGION: Final = {"R01": 0.10, "R02": 0.27, "R03": 0.09}
+LATE_RATE_BY_REGION: Final = {"R01": 0.09, "R02": 0.25, "R03": 0.08}
 REGION_SERVICE_EFFECT: Final = {"R01": 0.1, "R02": -0.6, "R03": 0.1}
 
 FIRST_NAMES: Final = (
@@ -140,7 +140,7 @@ SEGMENT_ORDER_RATE: Final = (1.0, 1.3, 1.8)
 SEGMENT_MEDIAN_AMOUNT: Final = (72.0, 100.0, 125.0)
 ORDER_CHANNELS: Final = ("store", "web", "app")
 CHANNEL_SHARE_BY_SEGMENT: Final = ((0.45, 0.35, 0.20), (0.60, 0.35, 0.05), (0.50, 0.28, 0.22))
-LATENT_ORDER_LOADING: Final = 0.9  # order rate ~ exp(loading * latent satisfaction)
+LATENT_ORDER_LOADING: Final = 1.1  # order rate ~ exp(loading * latent satisfaction)
 
 # --- survey model -------------------------------------------------------------------------
 
@@ -156,17 +156,17 @@ class _Factor:
 
 
 FACTOR_MODEL: Final = {
-    "product": _Factor(6.5, -1.0, 8.0, 0.8, 1.0),
-    "service": _Factor(7.0, 0.0, 8.0, 0.9, 1.0),
+    "product": _Factor(6.5, -1.0, 8.0, 1.0, 1.0),
+    "service": _Factor(7.0, 0.0, 8.0, 1.2, 0.9),
     "relationship": _Factor(6.0, 0.0, 6.0, 0.3, 1.1),
-    "convenience": _Factor(5.3, -2.0, 9.0, 0.6, 1.0, late=-1.2),
+    "convenience": _Factor(5.3, -2.0, 9.0, 0.8, 1.0, late=-1.2),
     "brand_image": _Factor(7.0, 0.0, 5.0, 0.0, 1.3),
     "price": _Factor(6.8, 0.0, 7.0, 0.3, 1.1),
 }
 NPS_DRIVERS: Final = {"service": 0.55, "product": 0.45, "convenience": 0.45}
 CSAT_DRIVERS: Final = {"service": 0.30, "product": 0.20, "convenience": 0.15}
-NPS_BASE, NPS_LATE, NPS_WORSE_REGION, NPS_NOISE = 7.8, -1.45, -0.3, 1.3
-CSAT_BASE, CSAT_LATE, CSAT_NOISE = 3.95, -0.62, 0.6
+NPS_BASE, NPS_LATE, NPS_WORSE_REGION, NPS_NOISE = 7.8, -1.45, -0.3, 1.0
+CSAT_BASE, CSAT_LATE, CSAT_NOISE = 3.95, -0.5, 0.6
 CES_BASE, CES_LATE, CES_CONVENIENCE, CES_NOISE = 2.7, 0.9, -0.35, 0.9
 SCORE_NULL_SHARE: Final = 0.03
 FACTOR_SKIP_SHARE: Final = 0.10
@@ -379,7 +379,9 @@ def _ts_text(seconds: np.ndarray, tz: str | None = None) -> np.ndarray:
 
 
 def _month(seconds: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(np.asarray(seconds, dtype=np.int64).astype("datetime64[M]"))
+    return np.datetime_as_string(
+        np.asarray(seconds, dtype=np.int64).astype("datetime64[s]").astype("datetime64[M]")
+    )
 
 
 _RATING_TEXT: Final = np.array(
@@ -460,7 +462,7 @@ def _make_customers(
     latent = rng.standard_normal(n)
     store_weight = rng.uniform(0.6, 1.4, n_stores)
     home = rng.choice(n_stores, n, p=store_weight / store_weight.sum())
-    before = rng.random(n) < 0.6
+    before = rng.random(n) < 0.7
     signed_up = np.where(
         before,
         start - rng.uniform(1, 3 * 365 * DAY, n),
@@ -563,10 +565,19 @@ def _make_responses(
     got_it = has_delivery & (delivered != NULL)
     earliest = np.where(got_it, np.maximum(ordered + DAY, delivered + 2 * HOUR), ordered + DAY)
     latest = ordered + 10 * DAY
-    responded = earliest + np.floor(rng.random(len(orders)) * (latest - earliest)).astype(np.int64)
+    m = len(orders)
+    uniform = earliest + np.floor(rng.random(m) * (latest - earliest)).astype(np.int64)
+    # people answer in the daytime (06-21 UTC): move to that day's daytime when it fits
+    daytime = uniform // DAY * DAY + rng.integers(6 * HOUR, 21 * HOUR, m)
+    daytime = np.where(daytime < earliest, daytime + DAY, daytime)
+    responded = np.where(daytime <= latest, daytime, uniform)
     eligible = np.flatnonzero((responded < end) & (~has_delivery | got_it))
     n = min(n, len(eligible))
-    pick = np.sort(rng.choice(eligible, n, replace=False))
+    # contact rules: a customer is invited about as often whatever their order count, so
+    # respondents represent customers, not orders (heavy buyers are not over-sampled)
+    per_customer = np.bincount(orders["cust"].to_numpy(), minlength=len(cust))
+    weight = 1.0 / per_customer[orders["cust"].to_numpy()[eligible]]
+    pick = eligible[_weighted_sample(rng, weight, n)]
     pick = pick[np.lexsort((pick, responded[pick]))]
     o = orders.iloc[pick].reset_index(drop=True)
     resp_at = responded[pick]
@@ -895,14 +906,18 @@ def _write_tickets(out_dir: Path, tickets: pd.DataFrame) -> int:
     frame = tickets.copy()
     opened = frame["opened_at"].to_numpy()
     frame["opened_at"] = _ts_text(opened)
-    closed = _ts_text(frame["closed_at"].to_numpy())
-    frame["closed_at"] = np.where(closed == "", None, closed)
+    frame["closed_at"] = _ts_text(frame["closed_at"].to_numpy())
     columns = list(frame.columns)
+
+    def as_json_values(column: pd.Series) -> list[Any]:
+        values = column.to_numpy(dtype=object)  # numpy bools become Python bools
+        values[pd.isna(column).to_numpy() | (values == "")] = None
+        return values.tolist()
 
     def write(part: pd.DataFrame, stem: Path) -> int:
         path = stem.with_suffix(".jsonl")
         path.parent.mkdir(parents=True, exist_ok=True)
-        values = zip(*(part[col].tolist() for col in columns), strict=True)
+        values = zip(*(as_json_values(part[col]) for col in columns), strict=True)
         lines = [
             json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) for row in values
         ]

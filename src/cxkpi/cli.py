@@ -1,0 +1,174 @@
+"""``cxkpi``: the command line, a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cxkpi.config import Settings, load_settings
+from cxkpi.errors import CxkpiError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        Path(args.config) if args.config else None,
+        landing_dir=getattr(args, "landing_dir", None),
+        warehouse_path=getattr(args, "warehouse", None),
+        published_dir=getattr(args, "published_dir", None),
+        dbt_target=getattr(args, "target", None),
+    )
+
+
+def _print_summary(rows: list[dict[str, Any]]) -> None:
+    print("\nHeadline KPIs (HQ, all channels, latest month with a reliable value)")
+    header = f"  {'KPI':<28} {'month':<8} {'value':>8} {'n':>7} {'target':>7}  status"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for r in rows:
+        target = "" if r["target"] is None else f"{r['target']:g}"
+        print(
+            f"  {r['kpi_label'][:28]:<28} {r['period_start']:%Y-%m} {r['value']:>8.1f} "
+            f"{r['n']:>7,} {target:>7}  {r['status']}"
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cxkpi import pipeline
+
+    settings = _settings(args)
+    ctx = pipeline.RunContext.new(logical_date=args.logical_date)
+    print(f"cxkpi run {ctx.run_id} (logical date {ctx.logical_date})")
+
+    def progress(stage: str, state: str, seconds: float, summary: dict | None) -> None:
+        if state == "start":
+            print(f"  {stage:<10} ...", end="", flush=True)
+        elif state == "done":
+            detail = ", ".join(f"{k}={v}" for k, v in (summary or {}).items() if k != "rows")
+            print(f" done in {seconds:6.2f}s  {detail}", flush=True)
+        else:
+            print(f" FAILED after {seconds:.2f}s", flush=True)
+
+    started = time.perf_counter()
+    result = pipeline.run_all(settings, ctx, progress)
+    total = time.perf_counter() - started
+    print(f"\nStage timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+    loaded = sum(result.stages[s]["rows_loaded"] for s in ("load_x", "load_o"))
+    print(f"Total {total:.2f}s; {loaded:,} rows loaded this run")
+    _print_summary(pipeline.kpi_summary(settings.published_path))
+    print(f"\nPublished: {settings.published_path} (version {result.stages['publish']['version']})")
+    print(f"Run log:   {ctx.run_dir(settings) / 'run.json'}")
+    print(f"Rejects:   table raw.load_rejects in {settings.warehouse_path}")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from cxkpi import demo
+
+    settings = _settings(args)
+    out = Path(args.out) if args.out else settings.landing_dir
+    started = time.perf_counter()
+    counts = demo.generate(
+        out, scale=args.scale, seed=args.seed, end_date=date.fromisoformat(args.end_date)
+    )
+    seconds = time.perf_counter() - started
+    total = sum(counts.values())
+    print(f"demo data in {out} ({seconds:.1f}s, {total:,} rows):")
+    for name, count in counts.items():
+        print(f"  {name:<18} {count:>10,}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from cxkpi import gate, kpis
+    from cxkpi.sources import load_sources
+
+    settings = _settings(args)
+    problems = []
+    checks = (
+        ("sources", lambda: f"{len(load_sources(settings.sources_dir))} source declarations"),
+        ("kpis", lambda: f"{len(kpis.load_definitions(settings.kpi_definitions_dir))} KPIs"),
+        ("expectations", lambda: f"{len(gate.load_suites(settings.expectations_dir))} suites"),
+    )
+    for name, check in checks:
+        try:
+            print(f"ok    {name}: {check()}")
+        except CxkpiError as exc:
+            problems.append(str(exc))
+            print(f"error {name}: {exc}")
+    return 1 if problems else 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from cxkpi import dbt_runner, dbt_sources
+
+    settings = _settings(args)
+    print(f"wrote {dbt_sources.write(settings.dbt_project_dir)}")
+    print(f"wrote {dbt_runner.parse(settings)}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cxkpi import pipeline
+
+    settings = _settings(args)
+    if not settings.published_path.exists():
+        raise CxkpiError(f"nothing published yet at {settings.published_path}: run `cxkpi run`")
+    _print_summary(pipeline.kpi_summary(settings.published_path))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxkpi", description=__doc__)
+    parser.add_argument("--config", help="path to cxkpi.yml (default: found from the cwd)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_paths(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--landing-dir", help="override landing_dir")
+        p.add_argument("--warehouse", help="override warehouse_path")
+        p.add_argument("--published-dir", help="override published_dir")
+        p.add_argument("--target", help="override the dbt target")
+        return p
+
+    run = with_paths(sub.add_parser("run", help="run the nightly pipeline once, in-process"))
+    run.add_argument("--logical-date", help="YYYY-MM-DD the run is for (default: today, UTC)")
+    run.set_defaults(func=cmd_run)
+
+    demo = with_paths(sub.add_parser("demo-data", help="generate the demo landing files"))
+    demo.add_argument("--scale", type=float, default=1.0, help="row-count multiplier")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--end-date", default="2026-10-31", help="last day of demo data")
+    demo.add_argument("--out", help="folder to write (default: landing_dir)")
+    demo.set_defaults(func=cmd_demo_data)
+
+    validate = with_paths(sub.add_parser("validate", help="check sources, KPIs and suites"))
+    validate.set_defaults(func=cmd_validate)
+
+    compile_ = with_paths(sub.add_parser("compile", help="render dbt sources, parse dbt"))
+    compile_.set_defaults(func=cmd_compile)
+
+    summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except CxkpiError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Run dbt in-process (one start-up per run, not per model) and report what failed.
+
+dbt reads its connection from ``dbt_project/profiles.yml``, which takes the warehouse path
+and target from the environment this module sets from the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxkpi.config import Settings
+from cxkpi.errors import DbtError
+
+log = logging.getLogger(__name__)
+
+# dbt, cosmos and friends must never try to reach the network.
+TELEMETRY_OFF = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DO_NOT_TRACK": "1",
+    "SCARF_ANALYTICS": "false",
+}
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment variables dbt's profile reads, plus telemetry switches."""
+    return {
+        "CXKPI_WAREHOUSE_PATH": str(settings.warehouse_path),
+        "CXKPI_DBT_TARGET": settings.dbt_target,
+        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        **TELEMETRY_OFF,
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@dataclass
+class DbtOutcome:
+    command: str
+    success: bool
+    results: list[dict] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.results if r["status"] in ("error", "fail")]
+
+    @property
+    def warnings(self) -> list[dict]:
+        return [r for r in self.results if r["status"] == "warn"]
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing ran"
+
+
+def _release_connections() -> None:
+    """dbt keeps adapter connections (and DuckDB file locks) after an in-process run.
+
+    dbt-duckdb's ``close_all_connections`` only drops its reference to the DuckDB instance
+    (dbt-core issue 11980), so the file stays open until garbage collection: close it here.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.adapters.factory import cleanup_connections, reset_adapters
+
+    cleanup_connections()
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+    reset_adapters()
+
+
+def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.dbt_project_dir)
+    full_args = [
+        *args,
+        "--project-dir", project,
+        "--profiles-dir", project,
+        "--target", settings.dbt_target,
+    ]
+    log.info("dbt %s", " ".join(args))
+    with _environment(dbt_env(settings)):
+        try:
+            result = dbtRunner().invoke(full_args)
+        finally:
+            _release_connections()
+    outcome = DbtOutcome(command=" ".join(args), success=bool(result.success))
+    run_results = getattr(result.result, "results", None) or []
+    for r in run_results:
+        node = r.node
+        outcome.results.append(
+            {
+                "unique_id": node.unique_id,
+                "name": node.name,
+                "resource_type": str(node.resource_type),
+                "status": str(r.status),
+                "failures": r.failures,
+                "message": r.message,
+                "execution_time": r.execution_time,
+            }
+        )
+    if result.exception is not None and not outcome.results:
+        raise DbtError(f"dbt {outcome.command} could not run: {result.exception}")
+    return outcome
+
+
+def build(settings: Settings, select: str | None = None) -> DbtOutcome:
+    """``dbt build``: models and their tests in DAG order; raise naming what failed."""
+    args = ["build"] + (["--select", select] if select else [])
+    outcome = invoke(settings, args)
+    if not outcome.success:
+        lines = [
+            f"  {f['resource_type']} {f['name']}: {f['status']}"
+            + (f" ({f['failures']} failing rows)" if f.get("failures") else "")
+            + (f": {f['message']}" if f.get("message") else "")
+            for f in outcome.failures
+        ]
+        raise DbtError(
+            f"dbt build failed ({outcome.summary()}); nothing was published:\n" + "\n".join(lines)
+        )
+    return outcome
+
+
+def parse(settings: Settings) -> Path:
+    """Write ``target/manifest.json`` (the DAG renders its dbt tasks from it)."""
+    outcome = invoke(settings, ["parse"])
+    if not outcome.success:
+        raise DbtError("dbt parse failed: fix the dbt project (see the log above)")
+    return settings.dbt_manifest_path
+
+
+def published_models(settings: Settings) -> list[dict]:
+    """Models tagged ``published`` in the manifest: name, schema, columns, in name order."""
+    manifest_path = settings.dbt_manifest_path
+    if not manifest_path.exists():
+        parse(settings)
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    models = [
+        {
+            "name": node["name"],
+            "schema": node["schema"],
+            "database": node.get("database"),
+            "columns": list(node.get("columns", {})),
+        }
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and "published" in node.get("tags", [])
+    ]
+    return sorted(models, key=lambda m: m["name"])

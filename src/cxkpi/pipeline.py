@@ -1,0 +1,178 @@
+"""The nightly pipeline as plain functions: the CLI, the tests and the Airflow DAG call these.
+
+    prepare -> load X-data | load O-data -> dbt build (models + tests) -> gate -> publish
+
+Each step takes the settings and the run's context and returns a JSON-friendly summary,
+so Airflow can pass it between tasks and ``cxkpi run`` can print it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from cxkpi import dbt_runner, dbt_sources, gate, kpis, loader, publish
+from cxkpi.config import Settings
+from cxkpi.sources import load_sources
+from cxkpi.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "load_x", "load_o", "dbt_build", "gate", "publish")
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    logical_date: str
+    started_at: datetime
+
+    @classmethod
+    def new(cls, run_id: str | None = None, logical_date: str | None = None) -> RunContext:
+        now = datetime.now(UTC)
+        day = logical_date or now.date().isoformat()
+        date.fromisoformat(day)  # fail early on a malformed date
+        return cls(run_id or f"cli__{now:%Y%m%dT%H%M%S}", day, now)
+
+    def run_dir(self, settings: Settings) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.run_id)
+        return settings.runs_dir / safe
+
+
+def prepare(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    """Check the configuration, render dbt sources, write KPI definitions to the warehouse."""
+    specs = load_sources(settings.sources_dir)
+    definitions = kpis.load_definitions(settings.kpi_definitions_dir)
+    gate.load_suites(settings.expectations_dir)
+    dbt_sources.write(settings.dbt_project_dir)
+    written = kpis.write_definitions(settings.warehouse_path, definitions)
+    return {"sources": len(specs), "kpi_definitions": written}
+
+
+def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
+    """Load the landing files of X-data (``kind='x'``), O-data (``'o'``) or both."""
+    specs = [s for s in load_sources(settings.sources_dir) if kind is None or s.kind == kind]
+    report = loader.load(settings.warehouse_path, settings.landing_dir, specs, ctx.run_id)
+    return {
+        "files": len(report.files),
+        "files_loaded": sum(f.status in ("loaded", "replaced") for f in report.files),
+        "rows_read": report.total("rows_read"),
+        "rows_loaded": report.total("rows_loaded"),
+        "rows_rejected": report.total("rows_rejected"),
+    }
+
+
+def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    outcome = dbt_runner.build(settings)
+    return {"dbt": outcome.summary(), "warnings": [w["name"] for w in outcome.warnings]}
+
+
+def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    report = gate.run_gate(
+        settings.warehouse_path, settings.expectations_dir, ctx.run_dir(settings) / "gate"
+    )
+    return report.summary()
+
+
+def publish_marts(
+    settings: Settings, ctx: RunContext, audit_summary: dict | None = None
+) -> dict[str, Any]:
+    result = publish.publish(settings, ctx.run_id, ctx.logical_date, ctx.started_at, audit_summary)
+    return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
+
+
+@dataclass
+class RunResult:
+    ctx: RunContext
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def run_all(
+    settings: Settings,
+    ctx: RunContext,
+    on_stage: Callable[[str, str, float, dict | None], None] | None = None,
+) -> RunResult:
+    """Run every stage in order in this process; stop at the first failure.
+
+    ``on_stage(stage, state, seconds, summary)`` is called with state 'start', 'done' or
+    'failed' so a caller can show progress. The run log goes to runs/<run_id>/run.json.
+    """
+    result = RunResult(ctx)
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("prepare", lambda: prepare(settings, ctx)),
+        ("load_x", lambda: load(settings, ctx, "x")),
+        ("load_o", lambda: load(settings, ctx, "o")),
+        ("dbt_build", lambda: build(settings, ctx)),
+        ("gate", lambda: audit(settings, ctx)),
+        ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),
+    ]
+    try:
+        for stage, step in steps:
+            if on_stage:
+                on_stage(stage, "start", 0.0, None)
+            started = time.perf_counter()
+            try:
+                result.stages[stage] = step()
+            except Exception as exc:
+                result.seconds[stage] = time.perf_counter() - started
+                result.error = f"{stage}: {exc}"
+                if on_stage:
+                    on_stage(stage, "failed", result.seconds[stage], None)
+                raise
+            result.seconds[stage] = time.perf_counter() - started
+            if on_stage:
+                on_stage(stage, "done", result.seconds[stage], result.stages[stage])
+    finally:
+        write_run_log(settings, result)
+    return result
+
+
+def write_run_log(settings: Settings, result: RunResult) -> Path:
+    folder = result.ctx.run_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run.json"
+    payload = {
+        "run_id": result.ctx.run_id,
+        "logical_date": result.ctx.logical_date,
+        "started_at": result.ctx.started_at.isoformat(),
+        "stages": result.stages,
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "error": result.error,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
+    """Headline KPIs: the latest complete month at HQ over all channels."""
+    con = connect(published_path, read_only=True)
+    try:
+        cursor = con.execute(
+            """
+            with hq_months as (
+                select * from kpi_values
+                where period_grain = 'month' and org_level = 'hq' and channel = 'all'
+            ),
+            latest as (
+                select kpi_id, max(period_start) as period_start
+                from hq_months where is_reliable group by kpi_id
+            )
+            select v.kpi_id, v.kpi_label, v.period_start, v.value, v.unit, v.n,
+                   v.target, v.status
+            from hq_months v
+            inner join latest using (kpi_id, period_start)
+            order by v.kpi_id
+            """
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()

@@ -31,6 +31,7 @@ class Settings:
     kpi_definitions_dir: Path
     expectations_dir: Path
     dbt_project_dir: Path
+    dbt_target_dir: Path
     dbt_target: str = "duckdb"
     min_sample: int = 30
     keep_versions: int = 5
@@ -41,7 +42,7 @@ class Settings:
 
     @property
     def dbt_manifest_path(self) -> Path:
-        return self.dbt_project_dir / "target" / "manifest.json"
+        return self.dbt_target_dir / "manifest.json"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -57,6 +58,7 @@ _PATH_FIELDS = {
     "kpi_definitions_dir",
     "expectations_dir",
     "dbt_project_dir",
+    "dbt_target_dir",
 }
 _INT_FIELDS = {"min_sample", "keep_versions"}
 _DEFAULTS: dict[str, Any] = {
@@ -68,6 +70,7 @@ _DEFAULTS: dict[str, Any] = {
     "kpi_definitions_dir": "kpi_definitions",
     "expectations_dir": "expectations",
     "dbt_project_dir": "dbt_project",
+    "dbt_target_dir": "dbt_project/target",
     "dbt_target": "duckdb",
     "min_sample": 30,
     "keep_versions": 5,

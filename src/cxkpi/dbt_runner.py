@@ -98,7 +98,11 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
         "--project-dir", project,
         "--profiles-dir", project,
         "--target", settings.dbt_target,
+        "--target-path", str(settings.dbt_target_dir),
+        "--log-path", str(settings.runs_dir / "dbt_logs"),
     ]
+    if not log.isEnabledFor(logging.INFO):
+        full_args.insert(1, "--quiet")
     log.info("dbt %s", " ".join(args))
     with _environment(dbt_env(settings)):
         try:

@@ -28,7 +28,7 @@ the last days) land in the following month's file. Same arguments give byte-iden
 
 Sizes at ``scale=1`` (row counts scale linearly, the organisation is fixed): 1 HQ, 3 regions,
 20 stores, 100 advisors; ~3,000 customers, 10,000 orders over ``months`` months ending at
-``end_date``, ~6,400 deliveries, 2,500 tickets, 4,000 survey responses, ~21,600 factor
+``end_date``, ~6,000 deliveries, 2,500 tickets, 4,000 survey responses, ~21,600 factor
 ratings.
 
 Planted relationships (also in :data:`PLANTED`, for tests and analyses to find):
@@ -38,8 +38,10 @@ Planted relationships (also in :data:`PLANTED`, for tests and analyses to find):
    higher effort score); ~15% of delivered orders are late, by 1-72 hours.
 2. **Detractors repurchase less.** Each customer has a latent satisfaction that drives both
    their order frequency and (through the factor experiences) their scores; respondents
-   with NPS <= 6 place about half as many orders in the 90 days after responding as
-   promoters (NPS >= 9).
+   with NPS <= 6 are about half as likely as promoters (NPS >= 9) to order again within 90
+   days after responding, and place about a quarter as many orders in that window.
+   Survey invitations follow a per-customer contact rule, so respondents represent
+   customers rather than orders.
 3. **Convenience is the key weakness.** Mean ``experience - expectation`` is about -2 for
    convenience, -1 for product and ~0 for the other factors; stated importance is about
    convenience 9, service 8, product 8, price 7, relationship 6, brand_image 5, so
@@ -61,6 +63,7 @@ factor block; a few tickets are still open and a few deliveries not yet delivere
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -198,6 +201,7 @@ PLANTED: Final[dict[str, Any]] = {
     "detractor_max_nps": 6,
     "promoter_min_nps": 9,
     "repurchase_window_days": 90,
+    # share of responses followed by >= 1 order within the window: detractors / promoters
     "detractor_to_promoter_repurchase_ratio": 0.5,
     "key_weakness_factor": "convenience",
     "factor_gap": {f: FACTOR_MODEL[f].gap for f in EXPERIENCE_FACTORS},
@@ -763,10 +767,8 @@ def _make_tickets(
     )
 
     # tickets without an order: billing/product questions of a customer, at any time
-    free_cust = _weighted_sample(
-        rng, np.exp(-0.5 * cust["latent"].to_numpy()), min(n_free, len(cust))
-    )
-    free_cust = np.sort(rng.choice(free_cust, n_free)) if n_free else free_cust[:0]
+    free_weight = np.exp(-0.5 * cust["latent"].to_numpy())
+    free_cust = np.sort(rng.choice(len(cust), n_free, p=free_weight / free_weight.sum()))
     lo = np.maximum(cust["signed_up_at"].to_numpy()[free_cust], start)
     free_opened = lo + (rng.random(n_free) * (end - lo)).astype(np.int64)
     free_category = np.where(rng.random(n_free) < 0.6, 2, 1)
@@ -819,7 +821,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> int:
 
 
 def _by_month(
-    frame: pd.DataFrame, seconds: np.ndarray, directory: Path, stem: str, write: Any
+    frame: pd.DataFrame,
+    seconds: np.ndarray,
+    directory: Path,
+    stem: str,
+    write: Callable[[pd.DataFrame, Path], int],
 ) -> int:
     months = _month(seconds)
     total = 0

@@ -102,7 +102,9 @@ def file_sha256(path: Path) -> str:
 
 def _csv_header(path: Path, spec: SourceSpec) -> list[str]:
     encoding = {"utf-8": "utf-8-sig"}.get(spec.csv.encoding, spec.csv.encoding)
-    with open(path, encoding=encoding, newline="") as handle:
+    # Undecodable bytes further down are DuckDB's to reject line by line, not a reason to
+    # refuse the whole file here.
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
         reader = csv.reader(handle, delimiter=spec.csv.delimiter, quotechar=spec.csv.quote)
         header = next(reader, None)
     if header is None:
@@ -153,7 +155,8 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
             """create temp table numbered as
                select rowid + 1 as source_line, line from lines"""
         )
-        is_object = "json_valid(line) and json_type(line) = 'OBJECT'"
+        # json_type() raises on invalid JSON and AND does not short-circuit: guard with CASE.
+        is_object = "coalesce(json_type(case when json_valid(line) then line end) = 'OBJECT', false)"
         con.execute(
             f"""insert into structural_rejects
                 select source_line, to_json({{'line': line}}),
@@ -162,7 +165,8 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
         )
         keys = list(dict.fromkeys(spec.columns.values()))
         extracted = ", ".join(
-            f"json_extract_string(line, {quote_literal('$.' + _json_key(k))}) "
+            f"json_extract_string(case when json_valid(line) then line end, "
+            f"{quote_literal('$.' + _json_key(k))}) "
             f"as {quote_ident(k)}"
             for k in keys
         )
@@ -175,7 +179,8 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
         present = {
             row[0]
             for row in con.execute(
-                "select distinct unnest(json_keys(_line)) from src"
+                "select distinct unnest(json_keys(case when json_valid(_line) then _line end)) "
+                "from src"
             ).fetchall()
         }
         # A key absent from every record means the export changed shape; an empty file
@@ -397,7 +402,7 @@ def _commit_file(
                     f"{result.rows_loaded} loaded + {result.rows_rejected} rejected; "
                     "nothing was committed for this file"
                 )
-            _record_file(con, "wh", result, batch_id, now)
+            _record_file(con, "wh.", result, batch_id, now)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -410,7 +415,7 @@ def _record_file(
     con: duckdb.DuckDBPyConnection, catalog: str, result: FileResult, batch_id: str, now: datetime
 ) -> None:
     con.execute(
-        f"insert into {catalog}.{RAW_SCHEMA}.load_files values (?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"insert into {catalog}{RAW_SCHEMA}.load_files values (?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             batch_id, result.source_name, result.entity, result.source_file,
             result.file_sha256, result.file_bytes, result.status, result.rows_read,
@@ -432,7 +437,7 @@ def _record_failure(warehouse: Path, result: FileResult, batch_id: str) -> None:
                 [batch_id, result.source_name, result.entity, result.source_file,
                  result.file_sha256, None, None, None, result.message, now],
             )
-            _record_file(con, "main", result, batch_id, now)
+            _record_file(con, "", result, batch_id, now)
             con.execute("commit")
         finally:
             con.close()
@@ -476,7 +481,7 @@ def load_file(
             with writer_lock(warehouse):
                 con.execute(f"attach {quote_literal(warehouse)} as wh")
                 ensure_raw_schema(con, "wh")
-                _record_file(con, "wh", result, batch_id, datetime.now(UTC).replace(tzinfo=None))
+                _record_file(con, "wh.", result, batch_id, datetime.now(UTC).replace(tzinfo=None))
                 con.execute("detach wh")
             return result
         if replacing:

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine (only python3 needed):
+#   make run   - install, generate demo data, run the nightly pipeline, print the KPI summary
+#   make test  - install, run the whole test suite
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Nothing may phone home: Airflow, cosmos, dbt and friends are told so here and in code.
+export DO_NOT_TRACK := 1
+export SCARF_ANALYTICS := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+# uv uses this machine's python3 and never downloads an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3
+
+.PHONY: install run demo-data test lint bench clean
+
+install: $(STAMP)
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $(STAMP)
+
+demo-data: install
+	$(BIN)/cxkpi demo-data
+
+run: install demo-data
+	$(BIN)/cxkpi run
+
+test: install
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: install
+	$(BIN)/ruff check src tests dags bench
+	$(BIN)/ruff format --check src tests dags bench
+
+bench: install
+	$(BIN)/python bench/pipeline_bench.py
+
+clean:
+	rm -rf landing warehouse published runs .airflow dbt_project/target dbt_project/logs

@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated project per test (own landing, warehouse, published, runs,
+dbt target dirs) that uses the repository's dbt project, sources, KPIs and suites."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cxkpi.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+# No test may phone home.
+os.environ.update(
+    {
+        "DO_NOT_TRACK": "1",
+        "SCARF_ANALYTICS": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    }
+)
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Settings of the repository's project with every mutable path under ``tmp_path``."""
+    paths = {
+        "landing_dir": tmp_path / "landing",
+        "warehouse_path": tmp_path / "warehouse" / "cx.duckdb",
+        "published_dir": tmp_path / "published",
+        "runs_dir": tmp_path / "runs",
+        "dbt_target_dir": tmp_path / "dbt_target",
+    }
+    paths.update(overrides)
+    return load_settings(REPO / "cxkpi.yml", **paths)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return target

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from cxkpi.config import load_settings
+from cxkpi.errors import ConfigError
+
+from conftest import REPO
+
+
+def test_defaults_resolve_against_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("landing_dir: in\n")
+    settings = load_settings(config)
+    assert settings.landing_dir == tmp_path / "in"
+    assert settings.published_path == tmp_path / "published" / "cx.duckdb"
+
+
+def test_environment_overrides_file_and_cli_overrides_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("warehouse_path: a.duckdb\nmin_sample: 10\n")
+    monkeypatch.setenv("CXKPI_WAREHOUSE_PATH", "/data/b.duckdb")
+    monkeypatch.setenv("CXKPI_MIN_SAMPLE", "50")
+    assert load_settings(config).warehouse_path == Path("/data/b.duckdb")
+    assert load_settings(config).min_sample == 50
+    assert load_settings(config, warehouse_path="c.duckdb").warehouse_path == tmp_path / "c.duckdb"
+
+
+def test_unknown_setting_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("landing_dri: x\n")
+    with pytest.raises(ConfigError, match="landing_dri"):
+        load_settings(config)
+
+
+def test_repository_config_loads() -> None:
+    settings = load_settings(REPO / "cxkpi.yml")
+    assert settings.dbt_project_dir == REPO / "dbt_project"

@@ -167,8 +167,12 @@ def run_gate(warehouse: Path, expectations_dir: Path, evidence_dir: Path | None 
         asset = datasource.add_dataframe_asset(name=suite.name)
         batch = asset.add_batch_definition_whole_dataframe(f"{suite.name}_batch")
         gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
+        check_of_id: dict[str, Check] = {}
         for check in suite.checks:
-            gx_suite.add_expectation(getattr(gx.expectations, check.expectation)(**check.kwargs))
+            added = gx_suite.add_expectation(
+                getattr(gx.expectations, check.expectation)(**check.kwargs)
+            )
+            check_of_id[str(added.id)] = check
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{suite.name}_validation")
         )
@@ -180,8 +184,8 @@ def run_gate(warehouse: Path, expectations_dir: Path, evidence_dir: Path | None 
             (evidence_dir / f"{suite.name}.json").write_text(
                 json.dumps(result.to_json_dict(), indent=2, default=str), encoding="utf-8"
             )
-        # GX returns results in the order expectations were added.
-        for check, outcome in zip(suite.checks, result.results, strict=True):
+        for outcome in result.results:
+            check = check_of_id[str(outcome.expectation_config.id)]
             details = outcome.result or {}
             report.results.append(
                 CheckResult(

@@ -1,0 +1,130 @@
+"""A bad night never reaches the published file: it stays byte-identical, the run fails."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from cxkpi import demo, pipeline
+from cxkpi.errors import DbtError, GateFailed
+from conftest import REPO, make_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def good_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("good-night")
+    settings = make_settings(base)
+    demo.generate(settings.landing_dir, scale=0.2)
+    pipeline.run_all(settings, pipeline.RunContext.new("good-night", "2026-10-30"))
+    return base
+
+
+@pytest.fixture
+def published_once(good_night: Path, tmp_path: Path):
+    """A private copy of a project that has published one good night."""
+    shutil.copytree(good_night, tmp_path, dirs_exist_ok=True)
+    return make_settings(tmp_path)
+
+
+def inject_out_of_range_nps(warehouse: Path) -> None:
+    """A value that never passed the loader (e.g. written by another tool)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute(
+            """insert into raw.survey_responses (response_id, channel, responded_at, nps,
+                   store_id, _source_name, _source_file)
+               select 'INJECTED', 'web', timestamp '2026-10-31 10:00', 42, min(org_unit_id),
+                      'fault-injection', 'none'
+               from raw.org_units where level = 'store'"""
+        )
+    finally:
+        con.close()
+
+
+def test_failing_dbt_test_blocks_publish(published_once) -> None:
+    settings = published_once
+    before = sha256(settings.published_path)
+    inject_out_of_range_nps(settings.warehouse_path)
+    with pytest.raises(DbtError) as failure:
+        pipeline.run_all(settings, pipeline.RunContext.new("bad-night", "2026-10-31"))
+    assert "accepted_range" in str(failure.value) and "nps" in str(failure.value)
+    assert sha256(settings.published_path) == before
+
+
+def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> None:
+    settings = published_once
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
+    suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
+    # A stricter bound than the data meets: NPS values may not go below 0.
+    suite["checks"].append({"expect": "column_values_to_be_between", "column": "value",
+                            "min_value": 0, "row_condition": 'kpi_id == "nps"',
+                            "condition_parser": "pandas"})
+    (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
+    strict = settings.with_overrides(expectations_dir=suites)
+    before = sha256(settings.published_path)
+    with pytest.raises(GateFailed) as failure:
+        pipeline.run_all(strict, pipeline.RunContext.new("bad-night", "2026-10-31"))
+    message = str(failure.value)
+    assert "marts.kpi_values: column_values_to_be_between(value) [error]" in message
+    assert "rows, e.g. [" in message
+    assert sha256(settings.published_path) == before
+    evidence = strict.runs_dir / "bad-night" / "gate" / "kpi_values.json"
+    assert '"success": false' in evidence.read_text()
+
+
+def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path: Path) -> None:
+    settings = published_once
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
+    suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
+    suite["checks"].append({"expect": "column_values_to_be_between", "column": "value",
+                            "min_value": 0, "row_condition": 'kpi_id == "nps"',
+                            "condition_parser": "pandas", "severity": "warn"})
+    (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
+    result = pipeline.run_all(settings.with_overrides(expectations_dir=suites),
+                              pipeline.RunContext.new("warn-night", "2026-10-31"))
+    assert result.stages["gate"]["warned"] == 1
+    assert result.stages["publish"]["version"] == 2
+
+
+def test_cli_exits_non_zero_and_names_the_check(published_once, tmp_path: Path) -> None:
+    settings = published_once
+    config = tmp_path / "cli.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "landing_dir": str(settings.landing_dir),
+                "warehouse_path": str(settings.warehouse_path),
+                "published_dir": str(settings.published_dir),
+                "runs_dir": str(settings.runs_dir),
+                "dbt_target_dir": str(settings.dbt_target_dir),
+                "sources_dir": str(REPO / "sources"),
+                "kpi_definitions_dir": str(REPO / "kpi_definitions"),
+                "expectations_dir": str(REPO / "expectations"),
+                "dbt_project_dir": str(REPO / "dbt_project"),
+            }
+        )
+    )
+    before = sha256(settings.published_path)
+    inject_out_of_range_nps(settings.warehouse_path)
+    cli = Path(sys.executable).parent / "cxkpi"
+    done = subprocess.run([str(cli), "--config", str(config), "run"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "dbt build failed" in done.stderr and "accepted_range" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sha256(settings.published_path) == before

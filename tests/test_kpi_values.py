@@ -1,0 +1,90 @@
+"""kpi_values against numbers computed by hand from a tiny data set (real loader + dbt)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cxkpi import pipeline
+from conftest import REPO, make_settings
+from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, write_landing
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("handmade")
+    kpi_dir = tmp / "kpi_definitions"
+    shutil.copytree(REPO / "kpi_definitions", kpi_dir)
+    core = kpi_dir / "core.yml"
+    core.write_text(core.read_text().replace("min_sample: 30", "min_sample: 1"))
+    settings = make_settings(tmp, kpi_definitions_dir=kpi_dir)
+    write_landing(settings.landing_dir)
+    result = pipeline.run_all(settings, pipeline.RunContext.new("handmade", "2026-10-31"))
+    assert result.stages["load_x"]["rows_rejected"] == 0
+    assert result.stages["load_o"]["rows_rejected"] == 0
+    return settings.published_path
+
+
+def month_values(published: Path) -> dict[tuple, tuple]:
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        rows = con.execute(
+            """select kpi_id, org_level, org_unit_id, channel, value, n, status
+               from kpi_values
+               where period_grain = 'month' and period_start = date '2026-10-01'"""
+        ).fetchall()
+    finally:
+        con.close()
+    return {tuple(r[:4]): r[4:] for r in rows}
+
+
+def test_month_values_match_hand_computation(published: Path) -> None:
+    actual = month_values(published)
+    for key, (value, n) in EXPECTED_MONTH.items():
+        assert key in actual, f"missing {key}"
+        assert actual[key][0] == pytest.approx(value, abs=1e-9), key
+        assert actual[key][1] == n, key
+
+
+def test_status_against_targets(published: Path) -> None:
+    actual = month_values(published)
+    for kpi, status in EXPECTED_HQ_STATUS.items():
+        assert actual[(kpi, "hq", "HQ", "all")][2] == status, kpi
+
+
+def test_day_and_week_grains(published: Path) -> None:
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        rows = dict(
+            (tuple(r[:2]), r[2])
+            for r in con.execute(
+                """select period_grain, period_start::varchar, value from kpi_values
+                   where kpi_id = 'on_time_delivery' and org_unit_id = 'S1'
+                     and channel = 'all' and period_grain in ('day', 'week')"""
+            ).fetchall()
+        )
+        weeks = con.execute(
+            """select distinct period_start::varchar from kpi_values
+               where kpi_id = 'nps' and period_grain = 'week'"""
+        ).fetchall()
+    finally:
+        con.close()
+    # D1 arrived on time on 3 Oct, D2 late on 4 Oct; both in the ISO week of 28 Sep.
+    assert rows == {("day", "2026-10-03"): 100.0, ("day", "2026-10-04"): 0.0,
+                    ("week", "2026-09-28"): 50.0}
+    assert weeks == [("2026-10-05",)]
+
+
+def test_small_samples_are_marked_not_reliable(tmp_path: Path, published: Path) -> None:
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        assert con.execute(
+            "select bool_and(is_reliable = (n >= min_sample)) from kpi_values"
+        ).fetchone() == (True,)
+    finally:
+        con.close()

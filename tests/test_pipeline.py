@@ -1,0 +1,125 @@
+"""The whole nightly path in-process on demo data: load, dbt, gate, publish, rerun."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cxkpi import demo, pipeline
+from cxkpi.config import Settings
+from conftest import make_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def kpi_rows(path: Path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select * exclude (kpi_label) from kpi_values order by 1").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[pipeline.RunResult]]:
+    settings = make_settings(tmp_path_factory.mktemp("demo"))
+    written = demo.generate(settings.landing_dir, scale=0.3)
+    first = pipeline.run_all(settings, pipeline.RunContext.new("night-1", "2026-10-31"))
+    before = kpi_rows(settings.published_path)
+    second = pipeline.run_all(settings, pipeline.RunContext.new("night-2", "2026-10-31"))
+    first.stages["written"] = written
+    first.stages["kpi_rows"] = before
+    return settings, [first, second]
+
+
+def test_every_row_is_loaded_or_rejected(demo_run) -> None:
+    settings, (first, _) = demo_run
+    written = first.stages["written"]
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        for entity, count in written.items():
+            loaded = con.execute(f"select count(*) from raw.{entity}").fetchone()[0]
+            rejected = con.execute(
+                "select count(*) from raw.load_rejects where entity = ?", [entity]
+            ).fetchone()[0]
+            assert loaded + rejected == count, entity
+        read, ok, bad = con.execute(
+            "select sum(rows_read), sum(rows_loaded), sum(rows_rejected) from raw.load_files"
+        ).fetchone()
+    finally:
+        con.close()
+    assert read == ok + bad == sum(written.values())
+
+
+def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
+    settings, (first, _) = demo_run
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("show tables").fetchall()}
+        kpis = {r[0] for r in con.execute("select distinct kpi_id from kpi_values").fetchall()}
+        log = con.execute("select version, run_id, logical_date::varchar from publish_log "
+                          "order by version").fetchall()
+        unreliable = con.execute(
+            "select count(*) from kpi_values where not is_reliable and status = 'not_reliable'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert {"kpi_values", "dim_org_units", "kpi_catalog", "publish_log"} <= tables
+    assert kpis == {"nps", "csat", "ces", "on_time_delivery", "first_contact_resolution"}
+    assert log == [(1, "night-1", "2026-10-31"), (2, "night-2", "2026-10-31")]
+    assert unreliable > 0  # daily store values fall under min_sample and say so
+    summary = pipeline.kpi_summary(settings.published_path)
+    assert {r["kpi_id"] for r in summary} == kpis
+    assert all(r["n"] >= 30 for r in summary)
+
+
+def test_rerun_is_idempotent(demo_run) -> None:
+    settings, (first, second) = demo_run
+    assert second.stages["load_x"]["rows_loaded"] == 0
+    assert second.stages["load_o"]["rows_loaded"] == 0
+    assert kpi_rows(settings.published_path) == first.stages["kpi_rows"]
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        dupes = con.execute(
+            "select count(*) - count(distinct response_id) from raw.survey_responses"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert dupes == 0
+
+
+def test_run_log_records_stage_timings(demo_run) -> None:
+    settings, (first, _) = demo_run
+    import json
+
+    log = json.loads((first.ctx.run_dir(settings) / "run.json").read_text())
+    assert set(log["seconds"]) == set(pipeline.STAGES)
+    assert log["error"] is None
+
+
+def test_published_file_opens_in_another_process_read_only(demo_run) -> None:
+    settings, _ = demo_run
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(c.execute('select count(*) from kpi_values').fetchone()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(settings.published_path)],
+                         capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 0
+
+
+def test_published_file_uses_a_storage_format_duckdb_1_readers_open(demo_run) -> None:
+    settings, _ = demo_run
+    header = settings.published_path.read_bytes()[:64]
+    assert header[8:12] == b"DUCK"
+    # storage version 64 is read by every duckdb since 0.10 (duckdb 2 writes 69)
+    assert int.from_bytes(header[12:20], "little") == 64

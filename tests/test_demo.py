@@ -16,6 +16,9 @@ from cxkpi.canonical import ENTITIES, EXPERIENCE_FACTORS
 from cxkpi.loader import load
 from cxkpi.sources import load_sources
 
+# One worker under pytest-xdist generates and loads the demo once for the whole module.
+pytestmark = pytest.mark.xdist_group("demo")
+
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 0.3  # ~14k rows: a few seconds to generate and load
 WINDOW = ("2025-11-01", "2026-11-01")  # default end_date 2026-10-31, 12 months
@@ -123,7 +126,9 @@ def test_raw_tables_hold_exactly_what_was_written(loaded, sql) -> None:
 def test_data_stays_in_the_window_and_keys_connect(sql) -> None:
     start, end = WINDOW
     for table, column in (
-        ("orders", "ordered_at"), ("survey_responses", "responded_at"), ("tickets", "opened_at")
+        ("orders", "ordered_at"),
+        ("survey_responses", "responded_at"),
+        ("tickets", "opened_at"),
     ):
         [(lo, hi)] = sql(f"select min({column}), max({column}) from raw.{table}")
         assert str(lo) >= start and str(hi) < end, (table, lo, hi)

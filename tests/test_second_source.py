@@ -21,6 +21,9 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme_reviews"
 LANDING = EXAMPLE / "landing"
 CSV_FILE = LANDING / "reviews" / "acme_reviews_2026-10.csv"
+BAD_DATE_REASON = (
+    "responded_at: '31.09.2026 14:10' is not a valid timestamp in format %d.%m.%Y %H:%M"
+)
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -115,9 +118,7 @@ def test_loaded_rows_are_typed_and_mapped(loaded) -> None:
 
 def test_multiline_texts_with_semicolons_quotes_and_umlauts_survive(loaded) -> None:
     _, _, warehouse = loaded
-    comments = dict(
-        query(warehouse, "select response_id, comment from raw.survey_responses")
-    )
+    comments = dict(query(warehouse, "select response_id, comment from raw.survey_responses"))
     assert comments["AR-1002"] == (
         "Lieferung kam pünktlich; die Größe passt leider nicht.\n"
         'Umtausch im Geschäft war "kein Problem", danke!'
@@ -144,7 +145,10 @@ def test_load_metadata_points_back_to_the_file(loaded) -> None:
         "_file_sha256 from raw.survey_responses order by _source_record",
     )
     assert [(r[0], r[1]) for r in rows[:4]] == [
-        ("AR-1001", 1), ("AR-1002", 2), ("AR-1003", 3), ("AR-1004", 4)
+        ("AR-1001", 1),
+        ("AR-1002", 2),
+        ("AR-1003", 3),
+        ("AR-1004", 4),
     ]
     assert {r[2:] for r in rows} == {
         ("b1", "acme_reviews", str(CSV_FILE), report.files[0].file_sha256)
@@ -160,8 +164,7 @@ def test_bad_rows_are_rejected_with_reasons_and_raw_values(loaded) -> None:
     )
     assert [(r[0], r[1]) for r in rejects] == [
         (5, "csat: '5 Sterne' is not a valid integer"),
-        (7, "responded_at: '31.09.2026 14:10' is not a valid timestamp in format "
-            "%d.%m.%Y %H:%M"),
+        (7, BAD_DATE_REASON),
     ]
     assert {(r[3], r[4]) for r in rejects} == {("acme_reviews", "survey_responses")}
     # the raw values are kept verbatim, under the export's own column names

@@ -318,134 +318,127 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str])
 # --- the whole file -------------------------------------------------------------------
 
 
-def _registry(warehouse: Path) -> dict[tuple[str, str], str]:
-    """(source, file) -> checksum of the version currently loaded."""
-    with writer_lock(warehouse):
-        con = connect(warehouse)
-        try:
-            ensure_raw_schema(con)
-            rows = con.execute(
-                f"""select source_name, source_file, file_sha256 from {RAW_SCHEMA}.load_files
-                    where status in ('loaded', 'replaced', 'empty')
-                    qualify row_number() over (
-                        partition by source_name, source_file order by loaded_at desc) = 1"""
-            ).fetchall()
-        finally:
-            con.close()
-    return {(s, f): sha for s, f, sha in rows}
+_TEMP_TABLES = (
+    "src", "staged", "structural_rejects", "lines", "numbered", "csv_reject_errors",
+    "csv_reject_scans",
+)
+
+
+def _registry(con: duckdb.DuckDBPyConnection, source_name: str) -> dict[str, str]:
+    """file -> checksum of the version of it currently loaded for ``source_name``."""
+    rows = con.execute(
+        f"""select source_file, file_sha256 from wh.{RAW_SCHEMA}.load_files
+            where source_name = {quote_literal(source_name)}
+              and status in ('loaded', 'replaced', 'empty')
+            qualify row_number() over (partition by source_file order by loaded_at desc) = 1"""
+    ).fetchall()
+    return dict(rows)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _commit_file(
     con: duckdb.DuckDBPyConnection,
-    warehouse: Path,
     spec: SourceSpec,
     result: FileResult,
     batch_id: str,
     replacing: bool,
 ) -> None:
+    """Move ``staged`` into the warehouse (attached as ``wh``) in one transaction."""
     ent = entity(spec.entity)
     table = f"wh.{RAW_SCHEMA}.{ent.name}"
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now_lit = quote_literal(_utc_now()) + "::timestamp"
     path_lit, sha_lit = quote_literal(result.source_file), quote_literal(result.file_sha256)
-    source_lit = quote_literal(spec.name)
-    with writer_lock(warehouse):
-        con.execute(f"attach {quote_literal(warehouse)} as wh")
-        try:
-            ensure_raw_schema(con, "wh")
-            con.execute("begin")
-            if replacing:
-                for tbl in (table, f"wh.{RAW_SCHEMA}.load_rejects"):
-                    column = "_source_file" if tbl == table else "source_file"
-                    source_column = "_source_name" if tbl == table else "source_name"
-                    con.execute(
-                        f"delete from {tbl} where {column} = {path_lit} "
-                        f"and {source_column} = {source_lit}"
-                    )
-            match = " and ".join(f"staged.{k} = w.{k}" for k in ent.primary_key)
-            key_text = " || ', ' || ".join(f"staged.{k}::varchar" for k in ent.primary_key)
+    source_lit, batch_lit = quote_literal(spec.name), quote_literal(batch_id)
+    con.execute("begin")
+    try:
+        if replacing:
             con.execute(
-                f"""update staged set _reason = 'duplicate {", ".join(ent.primary_key)} ' ||
-                        {key_text} || ': already loaded from ' || w._source_file
-                    from {table} w where {match} and staged._reason = ''"""
-            )
-            metadata = (
-                f"{quote_literal(batch_id)}, {source_lit}, {path_lit}, {sha_lit}, "
-                f"_source_record, {quote_literal(now)}::timestamp"
+                f"delete from {table} where _source_file = {path_lit} "
+                f"and _source_name = {source_lit}"
             )
             con.execute(
-                f"""insert into {table}
-                    select {", ".join(ent.column_names)}, {metadata}
-                    from staged where _reason = '' order by _source_record"""
+                f"delete from wh.{RAW_SCHEMA}.load_rejects where source_file = {path_lit} "
+                f"and source_name = {source_lit}"
             )
-            con.execute(
-                f"""insert into wh.{RAW_SCHEMA}.load_rejects
-                    select {quote_literal(batch_id)}, {source_lit}, {quote_literal(ent.name)},
-                           {path_lit}, {sha_lit}, _source_record, _source_line, _raw_values,
-                           _reason, {quote_literal(now)}::timestamp
-                    from staged where _reason <> ''
-                    union all
-                    select {quote_literal(batch_id)}, {source_lit}, {quote_literal(ent.name)},
-                           {path_lit}, {sha_lit}, null, source_line, raw_values, reason,
-                           {quote_literal(now)}::timestamp
-                    from structural_rejects"""
+        match = " and ".join(f"staged.{k} = w.{k}" for k in ent.primary_key)
+        key_text = " || ', ' || ".join(f"staged.{k}::varchar" for k in ent.primary_key)
+        con.execute(
+            f"""update staged set _reason = 'duplicate {", ".join(ent.primary_key)} ' ||
+                    {key_text} || ': already loaded from ' || w._source_file
+                from {table} w where {match} and staged._reason = ''"""
+        )
+        con.execute(
+            f"""insert into {table}
+                select {", ".join(ent.column_names)}, {batch_lit}, {source_lit}, {path_lit},
+                       {sha_lit}, _source_record, {now_lit}
+                from staged where _reason = '' order by _source_record"""
+        )
+        con.execute(
+            f"""insert into wh.{RAW_SCHEMA}.load_rejects
+                select {batch_lit}, {source_lit}, {quote_literal(ent.name)}, {path_lit},
+                       {sha_lit}, _source_record, _source_line, _raw_values, _reason, {now_lit}
+                from staged where _reason <> ''
+                union all
+                select {batch_lit}, {source_lit}, {quote_literal(ent.name)}, {path_lit},
+                       {sha_lit}, null, source_line, raw_values, reason, {now_lit}
+                from structural_rejects"""
+        )
+        counts = con.execute(
+            """select (select count(*) from staged where _reason = ''),
+                      (select count(*) from staged where _reason <> '')
+                       + (select count(*) from structural_rejects)"""
+        ).fetchone()
+        assert counts is not None
+        result.rows_loaded, result.rows_rejected = int(counts[0]), int(counts[1])
+        if result.rows_loaded + result.rows_rejected != result.rows_read:
+            raise LoadError(
+                f"{result.source_file}: {result.rows_read} rows read but "
+                f"{result.rows_loaded} loaded + {result.rows_rejected} rejected; "
+                "nothing was committed for this file"
             )
-            counts = con.execute(
-                """select (select count(*) from staged where _reason = ''),
-                          (select count(*) from staged where _reason <> '')
-                           + (select count(*) from structural_rejects)"""
-            ).fetchone()
-            assert counts is not None
-            result.rows_loaded, result.rows_rejected = int(counts[0]), int(counts[1])
-            if result.rows_loaded + result.rows_rejected != result.rows_read:
-                raise LoadError(
-                    f"{result.source_file}: {result.rows_read} rows read but "
-                    f"{result.rows_loaded} loaded + {result.rows_rejected} rejected; "
-                    "nothing was committed for this file"
-                )
-            _record_file(con, "wh.", result, batch_id, now)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        finally:
-            con.execute("detach wh")
+        _record_file(con, result, batch_id)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
-def _record_file(
-    con: duckdb.DuckDBPyConnection, catalog: str, result: FileResult, batch_id: str, now: datetime
-) -> None:
+def _record_file(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id: str) -> None:
+    values = [
+        batch_id, result.source_name, result.entity, result.source_file, result.file_sha256,
+        result.file_bytes, result.status, result.rows_read, result.rows_loaded,
+        result.rows_rejected, result.message, _utc_now(),
+    ]
     con.execute(
-        f"insert into {catalog}{RAW_SCHEMA}.load_files values (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            batch_id, result.source_name, result.entity, result.source_file,
-            result.file_sha256, result.file_bytes, result.status, result.rows_read,
-            result.rows_loaded, result.rows_rejected, result.message, now,
-        ],
+        f"insert into wh.{RAW_SCHEMA}.load_files select "
+        + ", ".join(quote_literal(v) if v is not None else "null" for v in values[:-1])
+        + f", {quote_literal(values[-1])}::timestamp"
     )
 
 
-def _record_failure(warehouse: Path, result: FileResult, batch_id: str) -> None:
+def _record_failure(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id: str) -> None:
     """A file that cannot be read at all is kept as one reject naming the file and error."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with writer_lock(warehouse):
-        con = connect(warehouse)
-        try:
-            ensure_raw_schema(con)
-            con.execute("begin")
-            con.execute(
-                f"insert into {RAW_SCHEMA}.load_rejects values (?,?,?,?,?,?,?,?,?,?)",
-                [batch_id, result.source_name, result.entity, result.source_file,
-                 result.file_sha256, None, None, None, result.message, now],
-            )
-            _record_file(con, "", result, batch_id, now)
-            con.execute("commit")
-        finally:
-            con.close()
+    con.execute("begin")
+    con.execute(
+        f"insert into wh.{RAW_SCHEMA}.load_rejects values (?,?,?,?,?,?,?,?,?,?)",
+        [batch_id, result.source_name, result.entity, result.source_file,
+         result.file_sha256, None, None, None, result.message, _utc_now()],
+    )
+    _record_file(con, result, batch_id)
+    con.execute("commit")
 
 
 def load_file(
-    warehouse: Path, spec: SourceSpec, path: Path, batch_id: str, previous_sha: str | None
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    path: Path,
+    batch_id: str,
+    previous_sha: str | None,
 ) -> FileResult:
+    """Load one file through ``con``, an in-memory connection with the warehouse as ``wh``."""
     sha = file_sha256(path)
     result = FileResult(
         spec.name, spec.entity, str(path), sha, path.stat().st_size, status="loaded"
@@ -453,43 +446,32 @@ def load_file(
     if previous_sha == sha:
         result.status = "unchanged"
         return result
-    replacing = previous_sha is not None
-    con = connect()
+    for name in _TEMP_TABLES:
+        con.execute(f"drop table if exists temp.{name}")
     con.execute(f"set TimeZone = {quote_literal(spec.timezone)}")
+    if result.file_bytes == 0:
+        result.status, result.message = "empty", "file is empty (0 bytes)"
+        con.execute("begin")
+        _record_file(con, result, batch_id)
+        con.execute("commit")
+        return result
     try:
-        if result.file_bytes == 0:
-            result.status, result.message = "empty", "file is empty (0 bytes)"
-            con.execute(
-                "create temp table staged as select null as _reason where false;"
-                "create temp table structural_rejects as select null where false"
-            )
-            present: list[str] = []
-        else:
-            try:
-                present = _read_into_src(con, path, spec)
-                _stage(con, spec, present)
-            except (duckdb.Error, UnicodeDecodeError, LoadError, OSError) as exc:
-                result.status = "failed"
-                result.message = f"file could not be read as {spec.format}: {exc}".strip()
-                _record_failure(warehouse, result, batch_id)
-                return result
-        parsed = con.execute("select count(*) from staged").fetchone()
-        structural = con.execute("select count(*) from structural_rejects").fetchone()
-        assert parsed is not None and structural is not None
-        result.rows_read = int(parsed[0]) + int(structural[0])
-        if result.status == "empty":
-            with writer_lock(warehouse):
-                con.execute(f"attach {quote_literal(warehouse)} as wh")
-                ensure_raw_schema(con, "wh")
-                _record_file(con, "wh.", result, batch_id, datetime.now(UTC).replace(tzinfo=None))
-                con.execute("detach wh")
-            return result
-        if replacing:
-            result.status = "replaced"
-            result.message = f"file changed since its last load (was {previous_sha[:12]})"
-        _commit_file(con, warehouse, spec, result, batch_id, replacing)
-    finally:
-        con.close()
+        present = _read_into_src(con, path, spec)
+        _stage(con, spec, present)
+    except (duckdb.Error, UnicodeDecodeError, LoadError, OSError) as exc:
+        result.status = "failed"
+        result.message = f"file could not be read as {spec.format}: {exc}".strip()
+        _record_failure(con, result, batch_id)
+        return result
+    parsed = con.execute("select count(*) from staged").fetchone()
+    structural = con.execute("select count(*) from structural_rejects").fetchone()
+    assert parsed is not None and structural is not None
+    result.rows_read = int(parsed[0]) + int(structural[0])
+    replacing = previous_sha is not None
+    if replacing:
+        result.status = "replaced"
+        result.message = f"file changed since its last load (was {previous_sha[:12]})"
+    _commit_file(con, spec, result, batch_id, replacing)
     return result
 
 
@@ -501,7 +483,6 @@ def load(
     A required source with no file at all is reported as a failure too.
     """
     report = LoadReport(batch_id)
-    registry = _registry(warehouse)
     for spec in specs:
         paths = spec.files(landing_dir)
         if not paths and spec.required:
@@ -510,16 +491,25 @@ def load(
                            status="failed",
                            message=f"no file matches {spec.path} in {landing_dir}")
             )
-        for path in paths:
-            result = load_file(
-                warehouse, spec, path, batch_id, registry.get((spec.name, str(path)))
-            )
-            log.info(
-                "%s %s: %s read=%d loaded=%d rejected=%d %s", spec.name, path.name,
-                result.status, result.rows_read, result.rows_loaded, result.rows_rejected,
-                result.message,
-            )
-            report.files.append(result)
+        # One warehouse session per source: DuckDB has a single writer, and attaching
+        # (then checkpointing on detach) once per source rather than per file is far cheaper.
+        with writer_lock(warehouse):
+            con = connect()
+            try:
+                con.execute(f"attach {quote_literal(warehouse)} as wh")
+                ensure_raw_schema(con, "wh")
+                registry = _registry(con, spec.name)
+                for path in paths:
+                    result = load_file(con, spec, path, batch_id, registry.get(str(path)))
+                    log.info(
+                        "%s %s: %s read=%d loaded=%d rejected=%d %s", spec.name, path.name,
+                        result.status, result.rows_read, result.rows_loaded,
+                        result.rows_rejected, result.message,
+                    )
+                    report.files.append(result)
+                con.execute("detach wh")
+            finally:
+                con.close()
     if report.failed:
         details = "\n".join(f"  {f.source_file}: {f.message}" for f in report.failed)
         raise LoadError(

@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from cxkpi import demo, pipeline  # noqa: E402
-from cxkpi.config import load_settings  # noqa: E402
+from cxkpi import demo, pipeline
+from cxkpi.config import load_settings
 
 
 def bench(scale: float, workdir: Path) -> None:
@@ -48,8 +48,10 @@ def bench(scale: float, workdir: Path) -> None:
                 extra = f"  {read:>10,} rows  {read / seconds:>12,.0f} rows/s"
             print(f"    {stage:<10} {seconds:7.2f}s{extra}")
         if label == "cold":
-            print(f"    => load {loaded / (result.seconds['load_x'] + result.seconds['load_o']):,.0f}"
-                  f" rows/s; end to end {rows / total:,.0f} landing rows/s")
+            print(
+                f"    => load {loaded / (result.seconds['load_x'] + result.seconds['load_o']):,.0f}"
+                f" rows/s; end to end {rows / total:,.0f} landing rows/s"
+            )
 
 
 def main() -> None:

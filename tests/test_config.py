@@ -1,11 +1,10 @@
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from cxkpi.config import load_settings
 from cxkpi.errors import ConfigError
-
-from conftest import REPO
 
 
 def test_defaults_resolve_against_the_config_file(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from conftest import REPO, make_settings
 
 from cxkpi import demo, pipeline
 from cxkpi.errors import DbtError, GateFailed
-from conftest import REPO, make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
 
@@ -70,9 +70,15 @@ def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> N
     shutil.copytree(REPO / "expectations", suites)
     suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
     # A stricter bound than the data meets: NPS values may not go below 0.
-    suite["checks"].append({"expect": "column_values_to_be_between", "column": "value",
-                            "min_value": 0, "row_condition": 'kpi_id == "nps"',
-                            "condition_parser": "pandas"})
+    suite["checks"].append(
+        {
+            "expect": "column_values_to_be_between",
+            "column": "value",
+            "min_value": 0,
+            "row_condition": 'kpi_id == "nps"',
+            "condition_parser": "pandas",
+        }
+    )
     (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
     strict = settings.with_overrides(expectations_dir=suites)
     before = sha256(settings.published_path)
@@ -91,12 +97,21 @@ def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path
     suites = tmp_path / "expectations"
     shutil.copytree(REPO / "expectations", suites)
     suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
-    suite["checks"].append({"expect": "column_values_to_be_between", "column": "value",
-                            "min_value": 0, "row_condition": 'kpi_id == "nps"',
-                            "condition_parser": "pandas", "severity": "warn"})
+    suite["checks"].append(
+        {
+            "expect": "column_values_to_be_between",
+            "column": "value",
+            "min_value": 0,
+            "row_condition": 'kpi_id == "nps"',
+            "condition_parser": "pandas",
+            "severity": "warn",
+        }
+    )
     (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
-    result = pipeline.run_all(settings.with_overrides(expectations_dir=suites),
-                              pipeline.RunContext.new("warn-night", "2026-10-31"))
+    result = pipeline.run_all(
+        settings.with_overrides(expectations_dir=suites),
+        pipeline.RunContext.new("warn-night", "2026-10-31"),
+    )
     assert result.stages["gate"]["warned"] == 1
     assert result.stages["publish"]["version"] == 2
 
@@ -122,8 +137,13 @@ def test_cli_exits_non_zero_and_names_the_check(published_once, tmp_path: Path) 
     before = sha256(settings.published_path)
     inject_out_of_range_nps(settings.warehouse_path)
     cli = Path(sys.executable).parent / "cxkpi"
-    done = subprocess.run([str(cli), "--config", str(config), "run"], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [str(cli), "--config", str(config), "run"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert "dbt build failed" in done.stderr and "accepted_range" in done.stderr
     assert "Traceback" not in done.stderr

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from cxkpi import pipeline
 from conftest import REPO, make_settings
 from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, write_landing
+
+from cxkpi import pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
 
@@ -60,14 +60,14 @@ def test_status_against_targets(published: Path) -> None:
 def test_day_and_week_grains(published: Path) -> None:
     con = duckdb.connect(str(published), read_only=True)
     try:
-        rows = dict(
-            (tuple(r[:2]), r[2])
+        rows = {
+            tuple(r[:2]): r[2]
             for r in con.execute(
                 """select period_grain, period_start::varchar, value from kpi_values
                    where kpi_id = 'on_time_delivery' and org_unit_id = 'S1'
                      and channel = 'all' and period_grain in ('day', 'week')"""
             ).fetchall()
-        )
+        }
         weeks = con.execute(
             """select distinct period_start::varchar from kpi_values
                where kpi_id = 'nps' and period_grain = 'week'"""
@@ -75,8 +75,11 @@ def test_day_and_week_grains(published: Path) -> None:
     finally:
         con.close()
     # D1 arrived on time on 3 Oct, D2 late on 4 Oct; both in the ISO week of 28 Sep.
-    assert rows == {("day", "2026-10-03"): 100.0, ("day", "2026-10-04"): 0.0,
-                    ("week", "2026-09-28"): 50.0}
+    assert rows == {
+        ("day", "2026-10-03"): 100.0,
+        ("day", "2026-10-04"): 0.0,
+        ("week", "2026-09-28"): 50.0,
+    }
     assert weeks == [("2026-10-05",)]
 
 

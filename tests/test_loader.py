@@ -75,15 +75,17 @@ def test_bad_rows_are_rejected_with_reasons_and_counts_reconcile(env) -> None:
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (11, 2, 9)
     assert result.rows_read == result.rows_loaded + result.rows_rejected
 
-    loaded = query(warehouse, "select response_id, responded_at::varchar, nps, csat, comment "
-                              "from raw.survey_responses order by 1")
+    loaded = query(
+        warehouse,
+        "select response_id, responded_at::varchar, nps, csat, comment "
+        "from raw.survey_responses order by 1",
+    )
     # 10:00 in Berlin summer time is 08:00 UTC; labels are mapped; quoting survives.
     assert loaded == [
         ("R1", "2026-07-01 08:00:00", 9, 5, 'multi, "quoted"\nline'),
         ("R9", "2026-07-01 08:00:00", None, None, None),
     ]
-    reasons = dict(query(warehouse, "select coalesce(source_record, -source_line), reason "
-                                    "from raw.load_rejects"))
+    reasons = dict(query(warehouse, "select source_record, reason from raw.load_rejects"))
     assert reasons[2] == "nps: 11 is above the maximum 10"
     assert reasons[3] == (
         "responded_at: 'yesterday' is not a valid timestamp in format %Y-%m-%d %H:%M:%S"
@@ -93,8 +95,10 @@ def test_bad_rows_are_rejected_with_reasons_and_counts_reconcile(env) -> None:
     assert reasons[6] == "duplicate response_id R1 within the file (first at record 1)"
     assert reasons[7].startswith("channel: 'fax' is not one of store, web")
     assert reasons[8] == "nps: '7.5' is not a valid integer"
-    assert reasons[-10].startswith("malformed CSV record: Expected Number of Columns: 6 Found: 2")
-    assert reasons[9] == "csat: 'Bad label' is not a valid integer"
+    assert reasons[9].startswith("malformed CSV record: Expected Number of Columns: 6 Found: 2")
+    assert reasons[10] == (
+        "csat: 'Bad label' is not a valid integer nor a value of its values: map"
+    )
     raw = json.loads(
         query(warehouse, "select raw_values from raw.load_rejects where source_record = 4")[0][0]
     )
@@ -113,27 +117,33 @@ def test_reloading_the_same_file_adds_nothing(env) -> None:
 
 def test_changed_file_with_same_name_replaces_its_rows(env) -> None:
     spec, landing, warehouse = env
-    path = write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n"
-                 + "R2,web,2026-07-01 10:00:00,x,,\n")
+    path = write(
+        landing / "surveys" / "a.csv",
+        HEADER + "R1,web,2026-07-01 10:00:00,9,,\n" + "R2,web,2026-07-01 10:00:00,x,,\n",
+    )
     load(warehouse, landing, [spec], "b1")
     write(path, HEADER + "R1,web,2026-07-01 10:00:00,3,,\nR3,app,2026-07-02 10:00:00,10,,\n")
     report = load(warehouse, landing, [spec], "b2")
     assert report.files[0].status == "replaced"
     assert query(warehouse, "select response_id, nps from raw.survey_responses order by 1") == [
-        ("R1", 3), ("R3", 10)
+        ("R1", 3),
+        ("R3", 10),
     ]
     # the old file's reject went with it; the registry keeps both versions
     assert query(warehouse, "select count(*) from raw.load_rejects") == [(0,)]
     assert query(warehouse, "select status from raw.load_files order by loaded_at") == [
-        ("loaded",), ("replaced",)
+        ("loaded",),
+        ("replaced",),
     ]
 
 
 def test_duplicate_id_across_files_is_rejected(env) -> None:
     spec, landing, warehouse = env
     write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
-    write(landing / "surveys" / "b.csv", HEADER + "R1,web,2026-07-02 10:00:00,2,,\n"
-          + "R2,web,2026-07-02 10:00:00,2,,\n")
+    write(
+        landing / "surveys" / "b.csv",
+        HEADER + "R1,web,2026-07-02 10:00:00,2,,\n" + "R2,web,2026-07-02 10:00:00,2,,\n",
+    )
     report = load(warehouse, landing, [spec], "b1")
     assert [(f.rows_loaded, f.rows_rejected) for f in report.files] == [(1, 0), (1, 1)]
     [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
@@ -143,8 +153,10 @@ def test_duplicate_id_across_files_is_rejected(env) -> None:
 
 def test_renamed_column_rejects_every_row_and_names_the_column(env) -> None:
     spec, landing, warehouse = env
-    write(landing / "surveys" / "a.csv",
-          HEADER.replace("NPS", "LikelyToRecommend") + "R1,web,2026-07-01 10:00:00,9,,\n")
+    write(
+        landing / "surveys" / "a.csv",
+        HEADER.replace("NPS", "LikelyToRecommend") + "R1,web,2026-07-01 10:00:00,9,,\n",
+    )
     report = load(warehouse, landing, [spec], "b1")
     assert (report.files[0].rows_loaded, report.files[0].rows_rejected) == (0, 1)
     [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
@@ -174,8 +186,12 @@ def test_garbled_line_is_rejected_alone(env) -> None:
 def test_unreadable_file_fails_the_load_and_is_recorded(tmp_path: Path) -> None:
     landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
     spec = parse_source(
-        {"name": "o", "entity": "orders", "path": "o/*.parquet",
-         "columns": {"order_id": "id", "customer_id": "c", "ordered_at": "ts"}},
+        {
+            "name": "o",
+            "entity": "orders",
+            "path": "o/*.parquet",
+            "columns": {"order_id": "id", "customer_id": "c", "ordered_at": "ts"},
+        },
         tmp_path / "o.yml",
     )
     (landing / "o").mkdir(parents=True)
@@ -221,8 +237,12 @@ def test_jsonl_and_parquet_sources(tmp_path: Path) -> None:
             "name": "o",
             "entity": "orders",
             "path": "o/*.parquet",
-            "columns": {"order_id": "id", "customer_id": "cust", "ordered_at": "ts",
-                        "amount": "amount"},
+            "columns": {
+                "order_id": "id",
+                "customer_id": "cust",
+                "ordered_at": "ts",
+                "amount": "amount",
+            },
         },
         tmp_path / "o.yml",
     )
@@ -238,8 +258,13 @@ def test_jsonl_and_parquet_sources(tmp_path: Path) -> None:
     report = load(warehouse, landing, [tickets, orders], "b1")
     counts = [(f.entity, f.rows_read, f.rows_loaded, f.rows_rejected) for f in report.files]
     assert counts == [("tickets", 4, 1, 3), ("orders", 2, 1, 1)]
-    rejects = dict(query(warehouse, "select coalesce(source_line, source_record), reason "
-                                    "from raw.load_rejects where entity = 'tickets'"))
+    rejects = dict(
+        query(
+            warehouse,
+            "select coalesce(source_line, source_record), reason "
+            "from raw.load_rejects where entity = 'tickets'",
+        )
+    )
     assert rejects == {
         3: "not a JSON object on this line",
         4: "reopened: 'maybe' is not a valid boolean",
@@ -248,3 +273,33 @@ def test_jsonl_and_parquet_sources(tmp_path: Path) -> None:
     assert query(warehouse, "select order_id, ordered_at::varchar from raw.orders") == [
         ("O1", "2026-01-01 10:00:00")
     ]
+
+
+def test_record_numbers_count_malformed_records_too(env) -> None:
+    spec, landing, warehouse = env
+    write(
+        landing / "surveys" / "a.csv",
+        HEADER
+        + "R1,web\n"  # record 1: malformed
+        + 'R2,web,2026-07-01 10:00:00,9,,"two\nlines"\n'  # record 2
+        + "R3,web,2026-07-01 10:00:00,99,,\n",  # record 3: out of range
+    )
+    load(warehouse, landing, [spec], "b1")
+    assert query(warehouse, "select _source_record from raw.survey_responses") == [(2,)]
+    assert query(warehouse, "select source_record from raw.load_rejects order by 1") == [
+        (1,),
+        (3,),
+    ]
+
+
+def test_windows_1252_export_is_transcoded(tmp_path: Path) -> None:
+    spec = parse_source(
+        {**SURVEY_SOURCE, "csv": {"delimiter": ";", "encoding": "cp1252"}}, tmp_path / "s.yml"
+    )
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    (landing / "surveys").mkdir(parents=True)
+    text = HEADER.replace(",", ";") + "R1;web;2026-07-01 10:00:00;9;;Preis 5 € – “gut”\n"
+    (landing / "surveys" / "a.csv").write_bytes(text.encode("cp1252"))
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.rows_loaded, result.rows_rejected) == (1, 0)
+    assert query(warehouse, "select comment from raw.survey_responses") == [("Preis 5 € – “gut”",)]

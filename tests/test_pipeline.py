@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import make_settings
 
 from cxkpi import demo, pipeline
 from cxkpi.config import Settings
-from conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
 
@@ -61,13 +61,14 @@ def test_every_row_is_loaded_or_rejected(demo_run) -> None:
 
 
 def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
-    settings, (first, _) = demo_run
+    settings, _ = demo_run
     con = duckdb.connect(str(settings.published_path), read_only=True)
     try:
         tables = {r[0] for r in con.execute("show tables").fetchall()}
         kpis = {r[0] for r in con.execute("select distinct kpi_id from kpi_values").fetchall()}
-        log = con.execute("select version, run_id, logical_date::varchar from publish_log "
-                          "order by version").fetchall()
+        log = con.execute(
+            "select version, run_id, logical_date::varchar from publish_log order by version"
+        ).fetchall()
         unreliable = con.execute(
             "select count(*) from kpi_values where not is_reliable and status = 'not_reliable'"
         ).fetchone()[0]
@@ -112,8 +113,12 @@ def test_published_file_opens_in_another_process_read_only(demo_run) -> None:
         "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
         "print(c.execute('select count(*) from kpi_values').fetchone()[0])"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(settings.published_path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(settings.published_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert int(out.stdout) > 0
 
 

@@ -163,7 +163,7 @@ def test_bad_rows_are_rejected_with_reasons_and_raw_values(loaded) -> None:
         "from raw.load_rejects order by source_record",
     )
     assert [(r[0], r[1]) for r in rejects] == [
-        (5, "csat: '5 Sterne' is not a valid integer"),
+        (5, "csat: '5 Sterne' is not a valid integer nor a value of its values: map"),
         (7, BAD_DATE_REASON),
     ]
     assert {(r[3], r[4]) for r in rejects} == {("acme_reviews", "survey_responses")}

@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = pipeline.run_all(settings, ctx, progress)
     total = time.perf_counter() - started
-    print(f"\nStage timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+    print("\nStage timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
     loaded = sum(result.stages[s]["rows_loaded"] for s in ("load_x", "load_o"))
     print(f"Total {total:.2f}s; {loaded:,} rows loaded this run")
     _print_summary(pipeline.kpi_summary(settings.published_path))

@@ -95,11 +95,16 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
     project = str(settings.dbt_project_dir)
     full_args = [
         *args,
-        "--project-dir", project,
-        "--profiles-dir", project,
-        "--target", settings.dbt_target,
-        "--target-path", str(settings.dbt_target_dir),
-        "--log-path", str(settings.runs_dir / "dbt_logs"),
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.dbt_target,
+        "--target-path",
+        str(settings.dbt_target_dir),
+        "--log-path",
+        str(settings.runs_dir / "dbt_logs"),
     ]
     if not log.isEnabledFor(logging.INFO):
         full_args.insert(1, "--quiet")

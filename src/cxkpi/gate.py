@@ -152,7 +152,9 @@ def _read_tables(warehouse: Path, tables: list[str]):
             con.close()
 
 
-def run_gate(warehouse: Path, expectations_dir: Path, evidence_dir: Path | None = None) -> GateReport:
+def run_gate(
+    warehouse: Path, expectations_dir: Path, evidence_dir: Path | None = None
+) -> GateReport:
     """Validate every suite; write GX results to ``evidence_dir``; raise GateFailed on errors."""
     import great_expectations as gx
 

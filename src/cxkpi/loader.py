@@ -27,7 +27,7 @@ import duckdb
 
 from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column, Entity, entity
 from cxkpi.errors import LoadError
-from cxkpi.sources import SourceSpec
+from cxkpi.sources import NATIVE_ENCODINGS, SourceSpec
 from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
 
 log = logging.getLogger(__name__)
@@ -120,28 +120,52 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
     """
     file_literal = quote_literal(path)
     con.execute(
-        "create temp table structural_rejects (source_line bigint, raw_values varchar, "
-        "reason varchar)"
+        "create temp table structural_rejects (source_record bigint, source_line bigint, "
+        "raw_values varchar, reason varchar)"
     )
     if spec.format == "csv":
         header = _csv_header(path, spec)
+        encoding, transcoded = spec.csv.encoding, None
+        if encoding not in NATIVE_ENCODINGS:
+            transcoded = _transcode_to_utf8(path, encoding)
+            file_literal, encoding = quote_literal(transcoded), "utf-8"
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise LoadError(f"header repeats column name(s) {dupes}")
         columns = "{" + ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in header) + "}"
-        con.execute(
-            f"""create temp table src as select * from read_csv({file_literal},
-                columns={columns}, auto_detect=false, header=true,
-                delim={quote_literal(spec.csv.delimiter)}, quote={quote_literal(spec.csv.quote)},
-                escape={quote_literal(spec.csv.escape)}, encoding={quote_literal(spec.csv.encoding)},
-                store_rejects=true, rejects_table='csv_reject_errors',
-                rejects_scan='csv_reject_scans', max_line_size=10000000)"""
-        )
+        try:
+            con.execute(
+                f"""create temp table parsed as select * from read_csv({file_literal},
+                    columns={columns}, auto_detect=false, header=true,
+                    delim={quote_literal(spec.csv.delimiter)}, quote={quote_literal(spec.csv.quote)},
+                    escape={quote_literal(spec.csv.escape)}, encoding={quote_literal(encoding)},
+                    store_rejects=true, rejects_table='csv_reject_errors',
+                    rejects_scan='csv_reject_scans', max_line_size=10000000)"""
+            )
+        finally:
+            if transcoded is not None:
+                transcoded.unlink(missing_ok=True)
+        # DuckDB numbers a malformed record by its position among records, header = 1
+        # (not by physical line: quoted fields may span lines).
         con.execute(
             """insert into structural_rejects
-               select line, to_json({'line': any_value(csv_line)}),
+               select line - 1, null, to_json({'line': any_value(csv_line)}),
                       'malformed CSV record: ' || arg_min(error_message, column_idx)
                from csv_reject_errors group by line order by line"""
+        )
+        # The parsed rows take the record numbers the malformed ones left free, in order.
+        con.execute(
+            """create temp table src as
+               with record_numbers as (
+                   select r as record, row_number() over (order by r) - 1 as parsed_rowid
+                   from range(1, (select count(*) from parsed)
+                                 + (select count(*) from structural_rejects) + 1) as t(r)
+                   where r not in (select source_record from structural_rejects)
+               )
+               select parsed.*, record_numbers.record as _source_record
+               from parsed
+               inner join record_numbers on parsed.rowid = record_numbers.parsed_rowid
+               order by _source_record"""
         )
         return header
     if spec.format == "jsonl":
@@ -156,10 +180,12 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
                select rowid + 1 as source_line, line from lines"""
         )
         # json_type() raises on invalid JSON and AND does not short-circuit: guard with CASE.
-        is_object = "coalesce(json_type(case when json_valid(line) then line end) = 'OBJECT', false)"
+        is_object = (
+            "coalesce(json_type(case when json_valid(line) then line end) = 'OBJECT', false)"
+        )
         con.execute(
             f"""insert into structural_rejects
-                select source_line, to_json({{'line': line}}),
+                select source_line, source_line, to_json({{'line': line}}),
                        'not a JSON object on this line'
                 from numbered where nullif(trim(line), '') is not null and not ({is_object})"""
         )
@@ -172,7 +198,7 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
         )
         con.execute(
             f"""create temp table src as
-                select {extracted}, line as _line, source_line as _source_line
+                select {extracted}, line as _line, source_line as _source_record
                 from numbered where nullif(trim(line), '') is not null and {is_object}
                 order by source_line"""
         )
@@ -187,9 +213,31 @@ def _read_into_src(con: duckdb.DuckDBPyConnection, path: Path, spec: SourceSpec)
         # has no records to tell, and nothing to lose.
         return [k for k in keys if k in present or not present]
     if spec.format == "parquet":
-        con.execute(f"create temp table src as select * from read_parquet({file_literal})")
-        return [row[0] for row in con.execute("describe src").fetchall()]
+        con.execute(
+            f"""create temp table src as
+                select * exclude (file_row_number), file_row_number + 1 as _source_record
+                from read_parquet({file_literal}, file_row_number=true)"""
+        )
+        return [row[0] for row in con.execute("describe src").fetchall()][:-1]
     raise LoadError(f"unsupported format {spec.format}")
+
+
+def _transcode_to_utf8(path: Path, encoding: str) -> Path:
+    """Copy a file in a codec DuckDB lacks to UTF-8 (strictly: a bad byte fails the file)."""
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="cxkpi-", suffix=".csv")
+    target = Path(name)
+    try:
+        with (
+            open(path, encoding=encoding, newline="") as source,
+            open(handle, "w", encoding="utf-8", newline="") as sink,
+        ):
+            sink.writelines(iter(lambda: source.read(1 << 20), ""))
+    except UnicodeDecodeError:
+        target.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _json_key(key: str) -> str:
@@ -250,6 +298,8 @@ def _checks(col: Column, text: str, typed: str, spec: SourceSpec) -> list[str]:
         what = col.type
         if col.type == "timestamp" and spec.timestamp_format:
             what = f"timestamp in format {spec.timestamp_format}"
+        if spec.values.get(col.name):
+            what += " nor a value of its values: map"
         checks.append(
             f"case when {text} is not null and {typed} is null "
             f"then '{name}: ' || {shown} || ' is not a valid {what}' end"
@@ -291,14 +341,15 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str])
         selects.append(f"{typed} as {col.name}")
         checks.extend(_checks(col, text, typed, spec))
     if spec.format == "jsonl":
-        record, line, raw = "src._source_line", "src._source_line", "to_json({'line': src._line})"
+        line, raw = "src._source_record", "to_json({'line': src._line})"
     else:
-        record, line = "src.rowid + 1", "null::bigint"
-        raw = "to_json(src)"
+        line = "null::bigint"
+        fields = ", ".join(f"{quote_literal(c)}: src.{quote_ident(c)}" for c in present)
+        raw = f"to_json({{{fields}}})" if present else "'{}'"
     con.execute(
         f"""create temp table staged as
             select {", ".join(selects)},
-                   {record} as _source_record, {line} as _source_line,
+                   src._source_record, {line} as _source_line,
                    {raw}::varchar as _raw_values,
                    concat_ws('; ', {", ".join(checks) or "null"}) as _reason
             from src"""
@@ -319,7 +370,13 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str])
 
 
 _TEMP_TABLES = (
-    "src", "staged", "structural_rejects", "lines", "numbered", "csv_reject_errors",
+    "src",
+    "parsed",
+    "staged",
+    "structural_rejects",
+    "lines",
+    "numbered",
+    "csv_reject_errors",
     "csv_reject_scans",
 )
 
@@ -383,7 +440,7 @@ def _commit_file(
                 from staged where _reason <> ''
                 union all
                 select {batch_lit}, {source_lit}, {quote_literal(ent.name)}, {path_lit},
-                       {sha_lit}, null, source_line, raw_values, reason, {now_lit}
+                       {sha_lit}, source_record, source_line, raw_values, reason, {now_lit}
                 from structural_rejects"""
         )
         counts = con.execute(
@@ -408,9 +465,18 @@ def _commit_file(
 
 def _record_file(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id: str) -> None:
     values = [
-        batch_id, result.source_name, result.entity, result.source_file, result.file_sha256,
-        result.file_bytes, result.status, result.rows_read, result.rows_loaded,
-        result.rows_rejected, result.message, _utc_now(),
+        batch_id,
+        result.source_name,
+        result.entity,
+        result.source_file,
+        result.file_sha256,
+        result.file_bytes,
+        result.status,
+        result.rows_read,
+        result.rows_loaded,
+        result.rows_rejected,
+        result.message,
+        _utc_now(),
     ]
     con.execute(
         f"insert into wh.{RAW_SCHEMA}.load_files select "
@@ -424,8 +490,18 @@ def _record_failure(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id
     con.execute("begin")
     con.execute(
         f"insert into wh.{RAW_SCHEMA}.load_rejects values (?,?,?,?,?,?,?,?,?,?)",
-        [batch_id, result.source_name, result.entity, result.source_file,
-         result.file_sha256, None, None, None, result.message, _utc_now()],
+        [
+            batch_id,
+            result.source_name,
+            result.entity,
+            result.source_file,
+            result.file_sha256,
+            None,
+            None,
+            None,
+            result.message,
+            _utc_now(),
+        ],
     )
     _record_file(con, result, batch_id)
     con.execute("commit")
@@ -458,7 +534,7 @@ def load_file(
     try:
         present = _read_into_src(con, path, spec)
         _stage(con, spec, present)
-    except (duckdb.Error, UnicodeDecodeError, LoadError, OSError) as exc:
+    except (duckdb.Error, UnicodeError, LoadError, OSError) as exc:
         result.status = "failed"
         result.message = f"file could not be read as {spec.format}: {exc}".strip()
         _record_failure(con, result, batch_id)
@@ -475,9 +551,7 @@ def load_file(
     return result
 
 
-def load(
-    warehouse: Path, landing_dir: Path, specs: list[SourceSpec], batch_id: str
-) -> LoadReport:
+def load(warehouse: Path, landing_dir: Path, specs: list[SourceSpec], batch_id: str) -> LoadReport:
     """Load every file of ``specs``; raise LoadError at the end if any file was unreadable.
 
     A required source with no file at all is reported as a failure too.
@@ -487,9 +561,15 @@ def load(
         paths = spec.files(landing_dir)
         if not paths and spec.required:
             report.files.append(
-                FileResult(spec.name, spec.entity, str(landing_dir / spec.path), "", 0,
-                           status="failed",
-                           message=f"no file matches {spec.path} in {landing_dir}")
+                FileResult(
+                    spec.name,
+                    spec.entity,
+                    str(landing_dir / spec.path),
+                    "",
+                    0,
+                    status="failed",
+                    message=f"no file matches {spec.path} in {landing_dir}",
+                )
             )
         # One warehouse session per source: DuckDB has a single writer, and attaching
         # (then checkpointing on detach) once per source rather than per file is far cheaper.
@@ -502,9 +582,14 @@ def load(
                 for path in paths:
                     result = load_file(con, spec, path, batch_id, registry.get(str(path)))
                     log.info(
-                        "%s %s: %s read=%d loaded=%d rejected=%d %s", spec.name, path.name,
-                        result.status, result.rows_read, result.rows_loaded,
-                        result.rows_rejected, result.message,
+                        "%s %s: %s read=%d loaded=%d rejected=%d %s",
+                        spec.name,
+                        path.name,
+                        result.status,
+                        result.rows_read,
+                        result.rows_loaded,
+                        result.rows_rejected,
+                        result.message,
                     )
                     report.files.append(result)
                 con.execute("detach wh")

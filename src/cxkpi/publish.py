@@ -90,12 +90,12 @@ def publish(
         with writer_lock(settings.warehouse_path):
             con = connect(temporary)
             try:
-                con.execute(
-                    f"attach {quote_literal(settings.warehouse_path)} as wh (read_only)"
-                )
+                con.execute(f"attach {quote_literal(settings.warehouse_path)} as wh (read_only)")
                 for model in models:
                     source = f"wh.{quote_ident(model['schema'])}.{quote_ident(model['name'])}"
-                    con.execute(f"create table {quote_ident(model['name'])} as select * from {source}")
+                    con.execute(
+                        f"create table {quote_ident(model['name'])} as select * from {source}"
+                    )
                     count = con.execute(
                         f"select count(*) from {quote_ident(model['name'])}"
                     ).fetchone()
@@ -109,7 +109,10 @@ def publish(
                 con.execute(
                     "insert into publish_log values (?,?,?,?,?,?,?,?)",
                     [
-                        version, run_id, logical_date, started_at.replace(tzinfo=None),
+                        version,
+                        run_id,
+                        logical_date,
+                        started_at.replace(tzinfo=None),
                         datetime.now(UTC).replace(tzinfo=None),
                         json.dumps([m["name"] for m in models]),
                         json.dumps(row_counts, sort_keys=True),

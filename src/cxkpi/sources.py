@@ -6,6 +6,7 @@ Every mistake in a declaration is reported with the file and the offending field
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,20 @@ from cxkpi.canonical import ENTITIES, entity
 from cxkpi.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "jsonl")
-# Encodings DuckDB decodes natively; anything else would need an extension download.
-ENCODINGS = ("utf-8", "utf-16", "latin-1")
+# Encodings DuckDB decodes natively (others would need an extension download); any other
+# codec Python knows (cp1252, iso-8859-15, shift_jis, ...) is transcoded to UTF-8 first.
+NATIVE_ENCODINGS = ("utf-8", "utf-16", "latin-1")
 _SOURCE_KEYS = {
-    "name", "entity", "description", "path", "format", "csv", "columns", "values",
-    "timestamps", "required",
+    "name",
+    "entity",
+    "description",
+    "path",
+    "format",
+    "csv",
+    "columns",
+    "values",
+    "timestamps",
+    "required",
 }
 _CSV_KEYS = {"delimiter", "quote", "escape", "encoding", "header"}
 
@@ -102,6 +112,13 @@ def parse_source(data: Any, where: Path) -> SourceSpec:
             raise _fail(where, f"values: {canonical!r} is not a mapped column")
         if not isinstance(mapping, dict):
             raise _fail(where, f"values.{canonical} must be a mapping of source value to value")
+        for key in mapping:
+            if isinstance(key, bool) or key is None:
+                raise _fail(
+                    where,
+                    f"values.{canonical}: key {key!r} is what YAML makes of an unquoted "
+                    'yes/no/on/off/true/false/null; quote the source value, e.g. "Yes": true',
+                )
 
     timestamps = data.get("timestamps") or {}
     timezone = str(timestamps.get("timezone", "UTC"))
@@ -122,8 +139,12 @@ def parse_source(data: Any, where: Path) -> SourceSpec:
         escape=str(csv_data.get("escape", csv_data.get("quote", '"'))),
         encoding=str(csv_data.get("encoding", "utf-8")).lower().replace("utf8", "utf-8"),
     )
-    if csv_options.encoding not in ENCODINGS:
-        raise _fail(where, f"csv.encoding {csv_options.encoding!r}: use one of {list(ENCODINGS)}")
+    try:
+        codecs.lookup(csv_options.encoding)
+    except LookupError:
+        raise _fail(
+            where, f"csv.encoding {csv_options.encoding!r} is not a known encoding"
+        ) from None
     if len(csv_options.delimiter) != 1:
         raise _fail(where, "csv.delimiter must be a single character")
 
@@ -157,8 +178,10 @@ def load_sources(sources_dir: Path) -> list[SourceSpec]:
     seen: dict[str, Path | None] = {}
     for spec in specs:
         if spec.name in seen:
-            raise _fail(spec.declared_in or sources_dir,
-                        f"source name {spec.name!r} also declared in {seen[spec.name]}")
+            raise _fail(
+                spec.declared_in or sources_dir,
+                f"source name {spec.name!r} also declared in {seen[spec.name]}",
+            )
         seen[spec.name] = spec.declared_in
     if not specs:
         raise ConfigError(f"no source declarations (*.yml) found in {sources_dir}")

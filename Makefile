@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 # Nothing may phone home: Airflow, cosmos, dbt and friends are told so here and in code.
 export DO_NOT_TRACK := 1
-export SCARF_ANALYTICS := false
+export SCARF_NO_ANALYTICS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.update(
     {
         "DO_NOT_TRACK": "1",
-        "SCARF_ANALYTICS": "false",
+        "SCARF_NO_ANALYTICS": "true",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 TELEMETRY_OFF = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DO_NOT_TRACK": "1",
-    "SCARF_ANALYTICS": "false",
+    "SCARF_NO_ANALYTICS": "true",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
 }
 
 

@@ -1,0 +1,72 @@
+"""cx_nightly: load X-data and O-data, build the KPI marts with dbt, audit, publish.
+
+Wiring only: every task calls a function of the cxkpi package (see cxkpi.pipeline).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+from cosmos import DbtTaskGroup
+
+from cxkpi import orchestration, pipeline
+
+PROJECT = orchestration.settings()
+
+DOC = """
+### CX nightly KPI run
+1. **prepare** checks source declarations, KPI definitions and suites; writes the KPI
+   definitions to the warehouse.
+2. **load_x_data** / **load_o_data** load new landing files into `raw.*`; bad rows go to
+   `raw.load_rejects` with their reason (rows read = loaded + rejected).
+3. **dbt** builds staging, intermediate and mart models; each model's tests run right
+   after it (a failing test stops the night).
+4. **quality_gate** runs the Great Expectations suites of `expectations/` on the marts.
+5. **publish** swaps a complete new `published/cx.duckdb` in, atomically.
+
+A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
+"""
+
+
+@dag(
+    dag_id="cx_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC,
+    tags=["cxkpi", "cx"],
+    default_args={"retries": 0},
+)
+def cx_nightly():
+    @task
+    def prepare() -> dict:
+        return pipeline.prepare(PROJECT, orchestration.run_context(get_current_context()))
+
+    @task
+    def load_x_data() -> dict:
+        ctx = orchestration.run_context(get_current_context())
+        return pipeline.load(PROJECT, ctx, "x")
+
+    @task
+    def load_o_data() -> dict:
+        ctx = orchestration.run_context(get_current_context())
+        return pipeline.load(PROJECT, ctx, "o")
+
+    dbt = DbtTaskGroup(group_id="dbt", **orchestration.cosmos_configs(PROJECT))
+
+    @task
+    def quality_gate() -> dict:
+        return pipeline.audit(PROJECT, orchestration.run_context(get_current_context()))
+
+    @task
+    def publish(audit_summary: dict) -> dict:
+        ctx = orchestration.run_context(get_current_context())
+        return pipeline.publish_marts(PROJECT, ctx, audit_summary)
+
+    gate = quality_gate()
+    prepare() >> [load_x_data(), load_o_data()] >> dbt >> gate
+    publish(gate)
+
+
+cx_nightly()

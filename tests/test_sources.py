@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from cxkpi.errors import ConfigError
 from cxkpi.sources import load_sources, parse_source
-
-from conftest import REPO
 
 BASE = {
     "name": "s",

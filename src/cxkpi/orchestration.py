@@ -67,6 +67,8 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            # a relationships test runs once both of its models exist
+            should_detach_multiple_parents_tests=True,
         ),
         "execution_config": ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,

@@ -1,0 +1,56 @@
+"""An isolated Airflow installation for tests: temp AIRFLOW_HOME, this repo's dags/, and a
+cxkpi project whose mutable paths live under the test's tmp folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def write_project_config(tmp: Path) -> Path:
+    config = tmp / "cxkpi.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "landing_dir": str(tmp / "landing"),
+                "warehouse_path": str(tmp / "warehouse" / "cx.duckdb"),
+                "published_dir": str(tmp / "published"),
+                "runs_dir": str(tmp / "runs"),
+                "dbt_target_dir": str(tmp / "dbt_target"),
+                "sources_dir": str(REPO / "sources"),
+                "kpi_definitions_dir": str(REPO / "kpi_definitions"),
+                "expectations_dir": str(REPO / "expectations"),
+                "dbt_project_dir": str(REPO / "dbt_project"),
+            }
+        )
+    )
+    return config
+
+
+def airflow_environment(tmp: Path, config: Path) -> dict[str, str]:
+    home = tmp / "airflow_home"
+    home.mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "DO_NOT_TRACK": "1",
+        "SCARF_NO_ANALYTICS": "true",
+        "CXKPI_CONFIG": str(config),
+    }
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=900
+    )

@@ -1,0 +1,124 @@
+"""The Airflow DAG: a DagBag integrity test, and a real `airflow dags test` night."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+from airflow_env import BIN, airflow_environment, run, write_project_config
+from conftest import REPO, make_settings
+
+pytestmark = pytest.mark.e2e
+
+MODELS = (
+    "stg_surveys__responses",
+    "stg_surveys__factor_ratings",
+    "stg_ops__customers",
+    "stg_ops__orders",
+    "stg_ops__deliveries",
+    "stg_ops__tickets",
+    "stg_ops__org_units",
+    "stg_kpi__definitions",
+    "int_org_hierarchy",
+    "int_survey_responses_enriched",
+    "int_kpi_daily",
+    "kpi_values",
+    "dim_org_units",
+    "kpi_catalog",
+)
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("dagbag")
+    config = write_project_config(tmp)
+    settings = make_settings(tmp)
+    from cxkpi import dbt_runner
+
+    dbt_runner.parse(settings)  # the manifest the DAG renders from
+    env = airflow_environment(tmp, config)
+    mp = pytest.MonkeyPatch()
+    for key in (
+        "AIRFLOW_HOME",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "CXKPI_CONFIG",
+        "AIRFLOW__COSMOS__CACHE_DIR",
+    ):
+        mp.setenv(key, env[key])
+    spawned: list = []
+    original = subprocess.Popen.__init__
+
+    def spy(self, *args, **kwargs):
+        spawned.append(args[0] if args else kwargs.get("args"))
+        return original(self, *args, **kwargs)
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    mp.setattr(subprocess.Popen, "__init__", spy)
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    mp.undo()
+    bag.spawned_while_parsing = [c for c in spawned if "file" not in str(c)]
+    return bag
+
+
+def test_dags_import_without_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == {"cx_nightly"}
+
+
+def test_parsing_runs_no_dbt_or_other_process(dagbag) -> None:
+    # croniter runs `file -b python` on import of Airflow itself; nothing else may
+    assert dagbag.spawned_while_parsing == []
+
+
+def test_task_ids_and_wiring(dagbag) -> None:
+    dag = dagbag.dags["cx_nightly"]
+    ids = set(dag.task_ids)
+    assert {"prepare", "load_x_data", "load_o_data", "quality_gate", "publish"} <= ids
+    for model in MODELS:
+        assert f"dbt.{model}.run" in ids, model
+        assert f"dbt.{model}.test" in ids, model
+    assert dag.get_task("prepare").downstream_task_ids == {"load_x_data", "load_o_data"}
+    assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
+    upstream_of_gate = dag.get_task("quality_gate").upstream_task_ids
+    assert upstream_of_gate and all(t.startswith("dbt.") for t in upstream_of_gate)
+    assert {t.pool for t in dag.tasks if t.task_id.startswith("dbt.")} == {"cxkpi_warehouse"}
+    assert dag.doc_md and "publish" in dag.doc_md
+
+
+def test_dag_has_no_cycles(dagbag) -> None:
+    dagbag.dags["cx_nightly"].check_cycle()  # raises on a cycle
+
+
+def test_airflow_dags_test_runs_a_night_and_publishes(tmp_path: Path) -> None:
+    from cxkpi import dbt_runner, demo
+
+    config = write_project_config(tmp_path)
+    settings = make_settings(tmp_path)
+    demo.generate(settings.landing_dir, scale=0.2)
+    dbt_runner.parse(settings)
+    env = airflow_environment(tmp_path, config)
+    migrate = run([str(BIN / "airflow"), "db", "migrate"], env, tmp_path)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    night = run([str(BIN / "airflow"), "dags", "test", "cx_nightly", "2026-10-31"], env, tmp_path)
+    output = night.stdout + night.stderr
+    assert night.returncode == 0, output[-5000:]
+    assert "state=success" in output, output[-5000:]
+
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("show tables").fetchall()}
+        kpi_rows = con.execute("select count(*) from kpi_values").fetchone()[0]
+        log = con.execute(
+            "select version, run_id, logical_date::varchar, audit_summary from publish_log"
+        ).fetchall()
+    finally:
+        con.close()
+    assert {"kpi_values", "dim_org_units", "kpi_catalog", "publish_log"} <= tables
+    assert kpi_rows > 0
+    [(version, run_id, logical_date, audit)] = log
+    assert version == 1 and run_id.startswith("manual__") and logical_date == "2026-10-31"
+    assert '"failed": 0' in audit

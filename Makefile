@@ -38,7 +38,7 @@ run: install demo-data
 	$(BIN)/cxkpi run
 
 test: install
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests dags bench

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cxkpi.config import Settings, load_settings
@@ -46,3 +47,12 @@ def settings(tmp_path: Path) -> Settings:
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, dirs_exist_ok=True)
     return target
+
+
+def query(database: Path, sql: str) -> list[tuple]:
+    """Run ``sql`` on a DuckDB file through a short read-only connection."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

@@ -54,6 +54,25 @@ def inject_out_of_range_nps(warehouse: Path) -> None:
         con.close()
 
 
+def nps_never_negative(tmp_path: Path, severity: str) -> Path:
+    """The repository's suites plus a bound the demo data does not meet: NPS >= 0."""
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
+    suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
+    suite["checks"].append(
+        {
+            "expect": "column_values_to_be_between",
+            "column": "value",
+            "min_value": 0,
+            "row_condition": 'kpi_id == "nps"',
+            "condition_parser": "pandas",
+            "severity": severity,
+        }
+    )
+    (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
+    return suites
+
+
 def test_failing_dbt_test_blocks_publish(published_once) -> None:
     settings = published_once
     before = sha256(settings.published_path)
@@ -66,21 +85,7 @@ def test_failing_dbt_test_blocks_publish(published_once) -> None:
 
 def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> None:
     settings = published_once
-    suites = tmp_path / "expectations"
-    shutil.copytree(REPO / "expectations", suites)
-    suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
-    # A stricter bound than the data meets: NPS values may not go below 0.
-    suite["checks"].append(
-        {
-            "expect": "column_values_to_be_between",
-            "column": "value",
-            "min_value": 0,
-            "row_condition": 'kpi_id == "nps"',
-            "condition_parser": "pandas",
-        }
-    )
-    (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
-    strict = settings.with_overrides(expectations_dir=suites)
+    strict = settings.with_overrides(expectations_dir=nps_never_negative(tmp_path, "error"))
     before = sha256(settings.published_path)
     with pytest.raises(GateFailed) as failure:
         pipeline.run_all(strict, pipeline.RunContext.new("bad-night", "2026-10-31"))
@@ -94,20 +99,7 @@ def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> N
 
 def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path: Path) -> None:
     settings = published_once
-    suites = tmp_path / "expectations"
-    shutil.copytree(REPO / "expectations", suites)
-    suite = yaml.safe_load((suites / "kpi_values.yml").read_text())
-    suite["checks"].append(
-        {
-            "expect": "column_values_to_be_between",
-            "column": "value",
-            "min_value": 0,
-            "row_condition": 'kpi_id == "nps"',
-            "condition_parser": "pandas",
-            "severity": "warn",
-        }
-    )
-    (suites / "kpi_values.yml").write_text(yaml.safe_dump(suite))
+    suites = nps_never_negative(tmp_path, "warn")
     result = pipeline.run_all(
         settings.with_overrides(expectations_dir=suites),
         pipeline.RunContext.new("warn-night", "2026-10-31"),

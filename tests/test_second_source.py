@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
+from conftest import query
 
 from cxkpi.loader import load
 from cxkpi.sources import load_sources
@@ -24,14 +24,6 @@ CSV_FILE = LANDING / "reviews" / "acme_reviews_2026-10.csv"
 BAD_DATE_REASON = (
     "responded_at: '31.09.2026 14:10' is not a valid timestamp in format %d.%m.%Y %H:%M"
 )
-
-
-def query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,8 @@ def find_config(start: Path | None = None) -> Path:
 
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
     path = (config_path or find_config()).resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

@@ -1,0 +1,44 @@
+"""The command line: clean configuration validates; problems are named, exit 1."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from cxkpi.cli import main
+
+
+def test_validate_passes_on_the_repository(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--config", str(REPO / "cxkpi.yml"), "validate"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    sources: 7 source declarations" in out
+    assert "ok    kpis: 5 KPIs" in out
+
+
+def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(REPO / "sources", sources)
+    broken = sources / "demo" / "orders.yml"
+    broken.write_text(broken.read_text().replace("entity: orders", "entity: ordres"))
+    config = tmp_path / "cxkpi.yml"
+    config.write_text(
+        (REPO / "cxkpi.yml")
+        .read_text()
+        .replace("sources_dir: sources", f"sources_dir: {sources}")
+        .replace(
+            "kpi_definitions_dir: kpi_definitions",
+            f"kpi_definitions_dir: {REPO / 'kpi_definitions'}",
+        )
+        .replace("expectations_dir: expectations", f"expectations_dir: {REPO / 'expectations'}")
+    )
+    assert main(["--config", str(config), "validate"]) == 1
+    out = capsys.readouterr().out
+    assert f"error sources: {broken}: entity 'ordres' unknown" in out
+
+
+def test_errors_print_without_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["--config", str(tmp_path / "missing.yml"), "summary"]) == 1
+    assert "Traceback" not in capsys.readouterr().err

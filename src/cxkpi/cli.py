@@ -84,31 +84,52 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cxkpi import gate, kpis
+    """Check KPI definitions (all problems at once), and with no paths also the sources
+    and the quality suites of the project."""
+    from cxkpi import gate, kpi_spec
     from cxkpi.sources import load_sources
 
     settings = _settings(args)
-    problems = []
-    checks = (
-        ("sources", lambda: f"{len(load_sources(settings.sources_dir))} source declarations"),
-        ("kpis", lambda: f"{len(kpis.load_definitions(settings.kpi_definitions_dir))} KPIs"),
-        ("expectations", lambda: f"{len(gate.load_suites(settings.expectations_dir))} suites"),
+    paths = [Path(p) for p in args.paths] or [settings.kpi_definitions_dir]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise CxkpiError(f"no such file or folder: {', '.join(map(str, missing))}")
+    catalog = kpi_spec.load_catalog(paths, settings.min_sample)
+    for problem in sorted(catalog.problems, key=lambda p: (str(p.file), p.line, p.column)):
+        print(problem)
+    failed = bool(catalog.problems)
+    kinds = {k: sum(d.kind == k for d in catalog.definitions) for k in kpi_spec.KINDS}
+    print(
+        f"{'error' if failed else 'ok   '} kpi definitions: {kinds['goal']} goals, "
+        f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems"
     )
-    for name, check in checks:
-        try:
-            print(f"ok    {name}: {check()}")
-        except CxkpiError as exc:
-            problems.append(str(exc))
-            print(f"error {name}: {exc}")
-    return 1 if problems else 0
+    if not args.paths:
+        checks = (
+            ("sources", lambda: f"{len(load_sources(settings.sources_dir))} source declarations"),
+            ("expectations", lambda: f"{len(gate.load_suites(settings.expectations_dir))} suites"),
+        )
+        for name, check in checks:
+            try:
+                print(f"ok    {name}: {check()}")
+            except CxkpiError as exc:
+                failed = True
+                print(f"error {name}: {exc}")
+    return 1 if failed else 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from cxkpi import dbt_runner, dbt_sources
+    from cxkpi import dbt_runner, pipeline
 
     settings = _settings(args)
-    print(f"wrote {dbt_sources.write(settings.dbt_project_dir)}")
-    print(f"wrote {dbt_runner.parse(settings)}")
+    started = time.perf_counter()
+    summary = pipeline.compile_catalog(settings)
+    print(
+        f"compiled {summary['kpis']} KPIs ({summary['goals']} goals, {summary['factors']} "
+        f"factors) into {settings.dbt_project_dir / 'models' / 'kpis'}: "
+        f"{summary['models_changed']} file(s) changed in {time.perf_counter() - started:.2f}s"
+    )
+    if not args.no_parse:
+        print(f"wrote {dbt_runner.parse(settings)}")
     return 0
 
 
@@ -146,10 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="folder to write (default: landing_dir)")
     demo.set_defaults(func=cmd_demo_data)
 
-    validate = with_paths(sub.add_parser("validate", help="check sources, KPIs and suites"))
+    validate = with_paths(
+        sub.add_parser("validate", help="check KPI definitions (and sources, suites)")
+    )
+    validate.add_argument("paths", nargs="*", help="KPI definition files or folders")
     validate.set_defaults(func=cmd_validate)
 
-    compile_ = with_paths(sub.add_parser("compile", help="render dbt sources, parse dbt"))
+    compile_ = with_paths(
+        sub.add_parser("compile", help="compile KPI definitions into dbt models, parse dbt")
+    )
+    compile_.add_argument("--no-parse", action="store_true", help="skip `dbt parse`")
     compile_.set_defaults(func=cmd_compile)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))

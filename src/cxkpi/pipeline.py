@@ -17,8 +17,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from cxkpi import dbt_runner, dbt_sources, gate, kpis, loader, publish
+from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, publish
 from cxkpi.config import Settings
+from cxkpi.errors import ConfigError
 from cxkpi.sources import load_sources
 from cxkpi.warehouse import connect
 
@@ -45,14 +46,53 @@ class RunContext:
         return settings.runs_dir / safe
 
 
-def prepare(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    """Check the configuration, render dbt sources, write KPI definitions to the warehouse."""
+def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
+    """Validate the KPI definitions and (re)generate the dbt models they compile to.
+
+    With ``write=False`` only check that the generated models are current: the Airflow DAG
+    renders its dbt tasks from a manifest compiled at deploy time, so a night must not run
+    definitions that changed since (run ``cxkpi compile`` and redeploy).
+    """
+    catalog = kpi_spec.load_catalog([settings.kpi_definitions_dir], settings.min_sample)
+    if catalog.problems:
+        shown = "\n".join(f"  {p}" for p in catalog.problems[:50])
+        more = len(catalog.problems) - 50
+        raise ConfigError(
+            f"{len(catalog.problems)} problem(s) in the KPI definitions "
+            f"(`cxkpi validate` lists them all):\n{shown}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
+    if write:
+        result = kpi_compile.write(catalog, settings.dbt_project_dir, settings.root)
+        dbt_sources.write(settings.dbt_project_dir)
+        changed = result.changed
+    else:
+        rendered = kpi_compile.render(catalog, settings.root)
+        directory = settings.dbt_project_dir / kpi_compile.GENERATED_DIR
+        changed = [
+            name
+            for name, content in rendered.items()
+            if not (directory / name).exists()
+            or (directory / name).read_text(encoding="utf-8") != content
+        ]
+        if changed:
+            raise ConfigError(
+                f"the KPI definitions changed since the dbt models were compiled "
+                f"({', '.join(changed)}): run `cxkpi compile` and redeploy the DAG"
+            )
+    return {
+        "kpis": sum(d.measurable for d in catalog.kpis),
+        "goals": sum(d.kind == "goal" for d in catalog.kpis),
+        "factors": len(catalog.factors),
+        "models_changed": len(changed),
+    }
+
+
+def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str, Any]:
+    """Check sources and suites, compile the KPI definitions into dbt models."""
     specs = load_sources(settings.sources_dir)
-    definitions = kpis.load_definitions(settings.kpi_definitions_dir)
     gate.load_suites(settings.expectations_dir)
-    dbt_sources.write(settings.dbt_project_dir)
-    written = kpis.write_definitions(settings.warehouse_path, definitions)
-    return {"sources": len(specs), "kpi_definitions": written}
+    return {"sources": len(specs), **compile_catalog(settings, write)}
 
 
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,6 @@
--- X-data joined to O-data: each response with its order, delivery punctuality and region.
+{{ config(materialized='table') }}
+-- X-data joined to O-data: each response with its order, delivery punctuality, region,
+-- the customer's segment and whether the customer bought again within 90 days.
 with
 
 responses as (
@@ -10,6 +12,12 @@ responses as (
 orders as (
 
     select * from {{ ref('stg_ops__orders') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_ops__customers') }}
 
 ),
 
@@ -32,6 +40,21 @@ org as (
 
 ),
 
+repurchases as (
+
+    -- responses the customer followed with another order in (responded_at, +90 days]
+    select distinct
+        responses.response_id
+    from responses
+    inner join orders
+        on responses.customer_id = orders.customer_id
+        and orders.ordered_at > responses.responded_at
+        and orders.ordered_at <= {{ dbt.dateadd('day', 90, 'responses.responded_at') }}
+    where responses.order_id is null
+        or orders.order_id <> responses.order_id
+
+),
+
 enriched as (
 
     select
@@ -41,6 +64,8 @@ enriched as (
         responses.store_id,
         org.region_id,
         responses.channel,
+        customers.segment,
+        responses.touchpoint,
         responses.responded_at,
         responses.responded_on,
         responses.nps,
@@ -50,11 +75,19 @@ enriched as (
         orders.amount as order_amount,
         orders.ordered_at,
         deliveries.delivery_count is not null as has_delivery,
-        deliveries.any_late as delivery_was_late
+        deliveries.any_late as delivery_was_late,
+        repurchases.response_id is not null as repurchased_within_90d
     from responses
-    left join orders on responses.order_id = orders.order_id
-    left join deliveries on responses.order_id = deliveries.order_id
-    left join org on responses.store_id = org.store_id
+    left join orders
+        on responses.order_id = orders.order_id
+    left join deliveries
+        on responses.order_id = deliveries.order_id
+    left join org
+        on responses.store_id = org.store_id
+    left join customers
+        on responses.customer_id = customers.customer_id
+    left join repurchases
+        on responses.response_id = repurchases.response_id
 
 )
 

@@ -1,103 +1,89 @@
--- One row per KPI, period (day/week/month), org unit (store, region, HQ) and channel
--- (each channel and 'all'), summed from the daily grain so every roll-up is exact.
+-- One row per KPI, period (day, ISO week or month), org unit (store, region, HQ) and
+-- breakdown (channel, segment or touchpoint; 'all' where not broken down), for the grains,
+-- levels and breakdowns each KPI declares, with its target in force and status.
 with
 
-daily as (
+base as (
 
-    select * from {{ ref('int_kpi_daily') }}
-
-),
-
-org as (
-
-    select * from {{ ref('int_org_hierarchy') }}
+    select * from {{ ref('int_kpi__values_base') }}
 
 ),
 
-hq as (
+derived as (
 
-    select org_unit_id as hq_id
-    from {{ ref('stg_ops__org_units') }}
-    where org_level = 'hq'
+    select * from {{ ref('int_kpi__values_derived') }}
 
 ),
 
 definitions as (
 
-    select * from {{ ref('stg_kpi__definitions') }}
+    select * from {{ ref('int_kpi__definitions') }}
 
 ),
 
-by_org_unit as (
+milestones as (
 
-    select daily.*, 'store' as org_level, daily.store_id as org_unit_id
-    from daily
-    where daily.store_id is not null
-
-    union all
-
-    select daily.*, 'region' as org_level, org.region_id as org_unit_id
-    from daily
-    inner join org on daily.store_id = org.store_id
-
-    union all
-
-    select daily.*, 'hq' as org_level, hq.hq_id as org_unit_id
-    from daily
-    cross join hq
+    select * from {{ ref('int_kpi__milestones') }}
 
 ),
 
-by_channel as (
-
-    select kpi_id, metric_date, org_level, org_unit_id, channel, numerator, denominator, n
-    from by_org_unit
-    where channel is not null
-
-    union all
-
-    select kpi_id, metric_date, org_level, org_unit_id, 'all', numerator, denominator, n
-    from by_org_unit
-
-),
-
-by_period as (
-
-    {% for grain in ['day', 'week', 'month'] %}
-    select
-        kpi_id,
-        '{{ grain }}' as period_grain,
-        cast({{ dbt.date_trunc(grain, 'metric_date') }} as date) as period_start,
-        org_level,
-        org_unit_id,
-        channel,
-        sum(numerator) as numerator,
-        sum(denominator) as denominator,
-        sum(n) as n
-    from by_channel
-    group by 1, 2, 3, 4, 5, 6
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-
-),
-
-valued as (
+all_values as (
 
     select
-        by_period.*,
+        kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
+        touchpoint, numerator, denominator, n, value
+    from base
+
+    union all
+
+    select
+        kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
+        touchpoint, numerator, denominator, n, value
+    from derived
+
+),
+
+declared as (
+
+    -- keep the grains, levels and breakdowns the KPI's YAML asks for
+    select
+        all_values.*,
         definitions.kpi_label,
         definitions.unit,
         definitions.direction,
-        definitions.target,
-        definitions.at_risk_margin,
-        definitions.min_sample,
-        -- NPS is in points (-100..100) and rates in percent; means stay on their scale
-        by_period.numerator / nullif(by_period.denominator, 0)
-            * case when definitions.unit in ('percent', 'points') then 100 else 1 end
-            as value,
-        by_period.n >= definitions.min_sample as is_reliable
-    from by_period
-    inner join definitions on by_period.kpi_id = definitions.kpi_id
+        definitions.on_track,
+        definitions.at_risk,
+        definitions.min_sample
+    from all_values
+    inner join definitions on all_values.kpi_id = definitions.kpi_id
+    where ',' || definitions.time_grains || ',' like '%,' || all_values.period_grain || ',%'
+      and ',' || definitions.org_levels || ',' like '%,' || all_values.org_level || ',%'
+      and (all_values.channel = 'all'
+           or ',' || definitions.breakdowns || ',' like '%,channel,%')
+      and (all_values.segment = 'all'
+           or ',' || definitions.breakdowns || ',' like '%,segment,%')
+      and (all_values.touchpoint = 'all'
+           or ',' || definitions.breakdowns || ',' like '%,touchpoint,%')
+
+),
+
+targeted as (
+
+    -- the target in force: the first milestone not yet due at the start of the period,
+    -- else the final target
+    select
+        declared.*,
+        milestones.target_value as target,
+        row_number() over (
+            partition by declared.kpi_id, declared.period_grain, declared.period_start,
+                declared.org_level, declared.org_unit_id, declared.channel, declared.segment,
+                declared.touchpoint
+            order by milestones.due_order
+        ) as milestone_rank
+    from declared
+    left join milestones
+        on declared.kpi_id = milestones.kpi_id
+        and (milestones.due_date is null or milestones.due_date >= declared.period_start)
 
 ),
 
@@ -105,24 +91,16 @@ assessed as (
 
     select
         *,
-        case
-            when target is null then 'no_target'
-            when not is_reliable then 'not_reliable'
-            when direction = 'higher' and value >= target then 'on_track'
-            when direction = 'lower' and value <= target then 'on_track'
-            when direction = 'higher' and value >= target - coalesce(at_risk_margin, 0)
-                then 'at_risk'
-            when direction = 'lower' and value <= target + coalesce(at_risk_margin, 0)
-                then 'at_risk'
-            else 'off_track'
-        end as status
-    from valued
+        n >= min_sample as is_reliable,
+        coalesce(on_track, target) as on_track_from
+    from targeted
+    where milestone_rank = 1
 
 )
 
 select
-    {{ key_of(['kpi_id', 'period_grain', 'period_start', 'org_level', 'org_unit_id', 'channel']) }}
-        as kpi_value_id,
+    {{ key_of(['kpi_id', 'period_grain', 'period_start', 'org_level', 'org_unit_id',
+               'channel', 'segment', 'touchpoint']) }} as kpi_value_id,
     kpi_id,
     kpi_label,
     period_grain,
@@ -130,6 +108,8 @@ select
     org_level,
     org_unit_id,
     channel,
+    segment,
+    touchpoint,
     numerator,
     denominator,
     cast(n as bigint) as n,
@@ -137,7 +117,16 @@ select
     unit,
     direction,
     target,
-    status,
+    case
+        when on_track_from is null then 'no_target'
+        when not is_reliable then 'not_reliable'
+        when value is null then 'no_value'
+        when direction = 'higher' and value >= on_track_from then 'on_track'
+        when direction = 'lower' and value <= on_track_from then 'on_track'
+        when direction = 'higher' and value >= at_risk then 'at_risk'
+        when direction = 'lower' and value <= at_risk then 'at_risk'
+        else 'off_track'
+    end as status,
     is_reliable,
     cast(min_sample as integer) as min_sample
 from assessed

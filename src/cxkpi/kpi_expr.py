@@ -1,0 +1,279 @@
+"""Analysts' SQL fragments, parsed and checked so YAML can never run arbitrary SQL.
+
+An expression is one SQL *fragment* (no statement): columns of the KPI's source,
+literals, arithmetic, comparisons, boolean logic, CASE, and a short list of portable
+functions. Anything else is refused, naming the offending token and its offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+MAX_LENGTH = 2000
+
+# Node types an expression may contain; everything else (subqueries, statements, stars,
+# table-qualified columns, unknown functions, ...) is refused.
+_ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Neg,
+    exp.Not,
+    exp.And,
+    exp.Or,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.Case,
+    exp.If,
+    exp.Coalesce,
+    exp.Nullif,
+    exp.Abs,
+    exp.Round,
+    exp.Floor,
+    exp.Ceil,
+    exp.Greatest,
+    exp.Least,
+    exp.Lower,
+    exp.Upper,
+    exp.Length,
+    exp.Cast,
+    exp.DataType,
+)
+_ALLOWED_CASTS = {"INT", "BIGINT", "DOUBLE", "DECIMAL", "FLOAT", "TEXT", "VARCHAR", "BOOLEAN"}
+ALLOWED_FUNCTIONS = (
+    "abs",
+    "ceil",
+    "coalesce",
+    "floor",
+    "greatest",
+    "least",
+    "length",
+    "lower",
+    "nullif",
+    "round",
+    "upper",
+    "cast",
+)
+_PREDICATES = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.And,
+    exp.Or,
+    exp.Not,
+)
+
+
+class ExpressionError(ValueError):
+    """An expression was refused; ``offset`` is the 0-based position in its text."""
+
+    def __init__(self, message: str, offset: int = 0, hint: str = "") -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Expression:
+    text: str
+    tree: exp.Expression
+
+    @property
+    def columns(self) -> list[str]:
+        return sorted({c.name for c in self.tree.find_all(exp.Column)})
+
+    def is_predicate(self, boolean_columns: set[str]) -> bool:
+        node = self.tree.unnest()
+        if isinstance(node, _PREDICATES):
+            return True
+        return isinstance(node, exp.Column) and node.name in boolean_columns
+
+    def sql(self) -> str:
+        return self.tree.sql(dialect="postgres")
+
+
+def _offset_of(text: str, node: exp.Expression) -> int:
+    meta = getattr(node, "meta", None) or {}
+    if "start" in meta:
+        return int(meta["start"])
+    for part in (node.sql(dialect="postgres"), node.name if hasattr(node, "name") else ""):
+        if part and part.lower() in text.lower():
+            return text.lower().index(part.lower())
+    return 0
+
+
+def _token_of(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return node.name
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    return node.sql(dialect="postgres")[:40]
+
+
+def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
+    """Parse and check one fragment; ``allowed_columns`` None means any bare column."""
+    if not isinstance(text, str | int | float) or isinstance(text, bool):
+        raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
+    text = str(text)
+    if not text.strip():
+        raise ExpressionError("the expression is empty")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters")
+    for token, why in (
+        (";", "';' would end the fragment: one expression, no statements"),
+        ("--", "comments ('--') are not allowed in expressions"),
+        ("/*", "comments ('/*') are not allowed in expressions"),
+    ):
+        if token in text:
+            raise ExpressionError(why, text.index(token))
+    try:
+        tree = sqlglot.parse_one(text, dialect="duckdb")
+    except (ParseError, TokenError) as exc:
+        errors = getattr(exc, "errors", None) or [{}]
+        first = errors[0] if errors else {}
+        column = int(first.get("col", 1) or 1)
+        highlight = first.get("highlight") or ""
+        detail = f" near '{highlight}'" if highlight else ""
+        raise ExpressionError(f"not a valid SQL expression{detail}", max(column - 1, 0)) from None
+    if not isinstance(tree, exp.Expression) or tree.find(exp.Query, exp.Command) is not None:
+        raise ExpressionError("only an expression is allowed, not a query or statement")
+    for node in tree.walk():
+        if not isinstance(node, _ALLOWED_NODES):
+            token = _token_of(node)
+            if isinstance(node, exp.Func):
+                message = f"function '{token}' is not allowed"
+                hint = "allowed functions: " + ", ".join(ALLOWED_FUNCTIONS)
+            elif isinstance(node, exp.Subquery | exp.Select | exp.Query):
+                message, hint = "subqueries are not allowed", ""
+            elif isinstance(node, exp.Star):
+                message, hint = "'*' is not allowed: name the columns", ""
+            else:
+                message = f"'{token}' is not allowed in an expression"
+                hint = "use columns, literals, arithmetic, comparisons, and/or/not, case"
+            raise ExpressionError(message, _offset_of(text, node), hint)
+        if isinstance(node, exp.Column) and node.table:
+            raise ExpressionError(
+                f"'{node.sql()}': write the column without a table name",
+                _offset_of(text, node),
+            )
+        if isinstance(node, exp.DataType) and node.this.name not in _ALLOWED_CASTS:
+            raise ExpressionError(
+                f"cast to '{node.sql()}' is not allowed",
+                _offset_of(text, node),
+                "cast to int, bigint, double, decimal, text, varchar or boolean",
+            )
+        if isinstance(node, exp.In) and node.args.get("query") is not None:
+            raise ExpressionError("subqueries are not allowed", _offset_of(text, node))
+    expression = Expression(text, tree)
+    if allowed_columns is not None:
+        for column in tree.find_all(exp.Column):
+            if column.name not in allowed_columns:
+                raise ExpressionError(
+                    f"unknown column '{column.name}'",
+                    _offset_of(text, column),
+                    _did_you_mean(column.name, allowed_columns),
+                )
+    return expression
+
+
+def _did_you_mean(name: str, candidates: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "known: " + ", ".join(sorted(candidates))
+
+
+def signs_of_references(tree: exp.Expression) -> dict[str, int]:
+    """For a formula over KPI ids: +1 or -1 per referenced id, by how it moves the result
+    (a reference under a minus, a negative factor or a denominator moves it the other
+    way). 0 when a reference appears with both signs."""
+    signs: dict[str, int] = {}
+
+    def visit(node: exp.Expression, sign: int) -> None:
+        if isinstance(node, exp.Column):
+            previous = signs.get(node.name)
+            signs[node.name] = sign if previous in (None, sign) else 0
+            return
+        if isinstance(node, exp.Neg):
+            visit(node.this, -sign)
+        elif isinstance(node, exp.Sub) or isinstance(node, exp.Div):
+            visit(node.this, sign)
+            visit(node.expression, -sign)
+        elif isinstance(node, exp.Mul):
+            factor = sign
+            for side in (node.this, node.expression):
+                if _is_negative_literal(side):
+                    factor = -factor
+            for side in (node.this, node.expression):
+                visit(side, factor)
+        else:
+            for child in node.iter_expressions():
+                visit(child, sign)
+
+    visit(tree, 1)
+    return signs
+
+
+def _is_negative_literal(node: exp.Expression) -> bool:
+    node = node.unnest()
+    return isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal)
+
+
+def added_pairs(tree: exp.Expression) -> list[tuple[str, str]]:
+    """Pairs of KPI references added or subtracted directly (``a + b``, ``2 * a - b``)."""
+    pairs = []
+    for node in tree.find_all(exp.Add, exp.Sub):
+        left = _lone_reference(node.this)
+        right = _lone_reference(node.expression)
+        if left and right:
+            pairs.append((left, right))
+    return pairs
+
+
+def _lone_reference(node: exp.Expression) -> str | None:
+    node = node.unnest()
+    if isinstance(node, exp.Column):
+        return node.name
+    if isinstance(node, exp.Mul):
+        columns = [
+            c for c in (node.this.unnest(), node.expression.unnest()) if isinstance(c, exp.Column)
+        ]
+        literals = [
+            c
+            for c in (node.this.unnest(), node.expression.unnest())
+            if isinstance(c, exp.Literal | exp.Neg)
+        ]
+        if len(columns) == 1 and len(literals) == 1:
+            return columns[0].name
+    return None

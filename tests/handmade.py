@@ -50,13 +50,79 @@ D3,O3,2026-10-03 12:00:00,2026-10-03 12:00:00
 D4,O4,2026-10-03 12:00:00,2026-10-02 12:00:00
 D5,O5,2026-10-03 12:00:00,
 """
-TICKETS = [  # ticket, store, closed?, first-contact resolution
-    ("T1", "S1", True, True),
-    ("T2", "S1", True, False),
-    ("T3", "S3", True, True),
-    ("T4", "S3", False, None),
-    ("T5", "S2", True, True),
+TICKETS = [  # ticket, store, hours to close (None: open), first-contact resolution
+    ("T1", "S1", 2, True),
+    ("T2", "S1", 10, False),
+    ("T3", "S3", 4, True),
+    ("T4", "S3", None, None),
+    ("T5", "S2", 30, True),
 ]
+
+# The KPIs of this fixture, one of each kind the checks below cover.
+KPIS = """
+id: nps
+type: nps
+source: survey_responses
+measure: nps
+target: 30
+thresholds: {at_risk: 25}
+min_sample: 1
+---
+id: csat
+type: top_box
+source: survey_responses
+measure: csat
+target: 80
+thresholds: {at_risk: 75}
+min_sample: 1
+---
+id: ces
+type: mean
+source: survey_responses
+measure: ces
+direction: lower
+target: 3
+thresholds: {at_risk: 3.5}
+min_sample: 1
+---
+id: on_time_delivery
+type: ratio
+source: deliveries
+numerator: is_on_time
+denominator: is_delivered
+filters: [is_delivered]
+date: delivered_at
+target: 90
+thresholds: {at_risk: 87}
+min_sample: 1
+---
+id: first_contact_resolution
+type: share
+source: tickets
+condition: first_contact_resolution
+filters: [is_closed]
+date: closed_at
+target: 75
+thresholds: {at_risk: 70}
+min_sample: 1
+---
+id: median_hours_to_close
+type: percentile
+source: tickets
+measure: hours_to_close
+percentile: 0.5
+date: closed_at
+unit: hours
+direction: lower
+min_sample: 1
+---
+id: service_index
+type: derived
+formula: 0.5 * csat + 0.5 * on_time_delivery
+unit: percent
+target: 70
+min_sample: 4
+"""
 
 # (kpi, org_level, org_unit, channel) -> (value, n) for October 2026, worked out by hand.
 EXPECTED_MONTH = {
@@ -85,15 +151,23 @@ EXPECTED_MONTH = {
     # first-contact resolution = 100 * resolved first time / closed
     ("first_contact_resolution", "store", "S1", "all"): (50.0, 2),
     ("first_contact_resolution", "hq", "HQ", "all"): (75.0, 4),
+    # median hours to close (percentile_cont): a median of all tickets, never of medians
+    ("median_hours_to_close", "store", "S1", "all"): (6.0, 2),  # 2, 10
+    ("median_hours_to_close", "region", "R1", "all"): (10.0, 3),  # 2, 10, 30
+    ("median_hours_to_close", "hq", "HQ", "all"): (7.0, 4),  # 2, 4, 10, 30
+    # service index = 0.5 * csat + 0.5 * on-time delivery, n = the smaller n
+    ("service_index", "store", "S1", "all"): (0.5 * 50 + 0.5 * 50, 2),
+    ("service_index", "hq", "HQ", "all"): (0.5 * 100 * 6 / 11 + 0.5 * 75, 4),
 }
-# With min_sample 1: status against the starter targets (nps 30 +-5, csat 80 +-5,
-# ces 3 lower-better +0.5, on-time 90 +-3, fcr 75 +-5) at HQ for October.
+# Status at HQ for October against the targets and at-risk thresholds in KPIS.
 EXPECTED_HQ_STATUS = {
     "nps": "off_track",  # 16.7 < 25
     "csat": "off_track",  # 54.5 < 75
     "ces": "at_risk",  # 3.45 within 3 + 0.5
     "on_time_delivery": "off_track",  # 75 < 87
     "first_contact_resolution": "on_track",  # 75 >= 75
+    "service_index": "off_track",  # 64.8 < 70, no at-risk band
+    "median_hours_to_close": "no_target",
 }
 
 
@@ -141,11 +215,13 @@ def write_landing(landing: Path) -> None:
             "channel": "support",
             "category": "delivery",
             "opened_at": "2026-10-02 08:00:00",
-            "closed_at": "2026-10-03 08:00:00" if closed else None,
+            "closed_at": None
+            if hours is None
+            else f"2026-10-{2 + (8 + hours) // 24:02d} {(8 + hours) % 24:02d}:00:00",
             "first_contact_resolution": fcr,
             "reopened": False,
         }
-        for t, store, closed, fcr in TICKETS
+        for t, store, hours, fcr in TICKETS
     ]
     (landing / "support" / "tickets_2026-10.jsonl").write_text(
         "".join(json.dumps(t) + "\n" for t in tickets)

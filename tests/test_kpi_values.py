@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import REPO, make_settings
-from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, write_landing
+from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, write_landing
 
 from cxkpi import pipeline
 
@@ -19,10 +19,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("handmade")
     kpi_dir = tmp / "kpi_definitions"
-    shutil.copytree(REPO / "kpi_definitions", kpi_dir)
-    core = kpi_dir / "core.yml"
-    core.write_text(core.read_text().replace("min_sample: 30", "min_sample: 1"))
-    settings = make_settings(tmp, kpi_definitions_dir=kpi_dir)
+    kpi_dir.mkdir()
+    (kpi_dir / "handmade.yml").write_text(KPIS)
+    # the generated models go to a copy of the dbt project, not the repository's
+    dbt_dir = shutil.copytree(
+        REPO / "dbt_project", tmp / "dbt_project", ignore=shutil.ignore_patterns("target", "logs")
+    )
+    suites = tmp / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
+    settings = make_settings(
+        tmp, kpi_definitions_dir=kpi_dir, dbt_project_dir=dbt_dir, expectations_dir=suites
+    )
     write_landing(settings.landing_dir)
     result = pipeline.run_all(settings, pipeline.RunContext.new("handmade", "2026-10-31"))
     assert result.stages["load_x"]["rows_rejected"] == 0
@@ -36,7 +43,8 @@ def month_values(published: Path) -> dict[tuple, tuple]:
         rows = con.execute(
             """select kpi_id, org_level, org_unit_id, channel, value, n, status
                from kpi_values
-               where period_grain = 'month' and period_start = date '2026-10-01'"""
+               where period_grain = 'month' and period_start = date '2026-10-01'
+                 and segment = 'all' and touchpoint = 'all'"""
         ).fetchall()
     finally:
         con.close()
@@ -83,7 +91,11 @@ def test_day_and_week_grains(published: Path) -> None:
     assert weeks == [("2026-10-05",)]
 
 
-def test_small_samples_are_marked_not_reliable(tmp_path: Path, published: Path) -> None:
+def test_small_samples_are_marked_not_reliable(published: Path) -> None:
+    actual = month_values(published)
+    # service_index needs n >= 4: S1 has 2 on-time deliveries behind it, HQ has 4
+    assert actual[("service_index", "store", "S1", "all")][2] == "not_reliable"
+    assert actual[("service_index", "hq", "HQ", "all")][2] == "off_track"
     con = duckdb.connect(str(published), read_only=True)
     try:
         assert con.execute(

@@ -89,12 +89,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from cxkpi import gate, kpi_spec
     from cxkpi.sources import load_sources
 
-    settings = _settings(args)
+    try:
+        settings: Settings | None = _settings(args)
+    except CxkpiError:
+        if not args.paths:
+            raise
+        settings = None  # checking given files needs no project
     paths = [Path(p) for p in args.paths] or [settings.kpi_definitions_dir]
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise CxkpiError(f"no such file or folder: {', '.join(map(str, missing))}")
-    catalog = kpi_spec.load_catalog(paths, settings.min_sample)
+    catalog = kpi_spec.load_catalog(paths, settings.min_sample if settings else 30)
     for problem in sorted(catalog.problems, key=lambda p: (str(p.file), p.line, p.column)):
         print(problem)
     failed = bool(catalog.problems)
@@ -103,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{'error' if failed else 'ok   '} kpi definitions: {kinds['goal']} goals, "
         f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems"
     )
-    if not args.paths:
+    if settings is not None and not args.paths:
         checks = (
             ("sources", lambda: f"{len(load_sources(settings.sources_dir))} source declarations"),
             ("expectations", lambda: f"{len(gate.load_suites(settings.expectations_dir))} suites"),
@@ -130,6 +135,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     )
     if not args.no_parse:
         print(f"wrote {dbt_runner.parse(settings)}")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from cxkpi.scaffold import new_definition
+
+    settings = _settings(args)
+    path = new_definition(args.kind, args.id, settings.kpi_definitions_dir)
+    print(f"wrote {path}: edit it, then run `cxkpi validate`")
     return 0
 
 
@@ -178,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument("--no-parse", action="store_true", help="skip `dbt parse`")
     compile_.set_defaults(func=cmd_compile)
+
+    new = with_paths(sub.add_parser("new", help="write a commented KPI/goal/factor template"))
+    new.add_argument("kind", choices=("kpi", "goal", "factor"))
+    new.add_argument("id", help="id of the new definition, e.g. delivery_csat")
+    new.set_defaults(func=cmd_new)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
     summary.set_defaults(func=cmd_summary)

@@ -227,7 +227,7 @@ def signs_of_references(tree: exp.Expression) -> dict[str, int]:
             return
         if isinstance(node, exp.Neg):
             visit(node.this, -sign)
-        elif isinstance(node, exp.Sub) or isinstance(node, exp.Div):
+        elif isinstance(node, (exp.Sub, exp.Div)):
             visit(node.this, sign)
             visit(node.expression, -sign)
         elif isinstance(node, exp.Mul):

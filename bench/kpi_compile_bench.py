@@ -30,8 +30,10 @@ SHAPES = [
     "type: count\nsource: orders\nunit: count",
     "type: count_distinct\nsource: orders\nmeasure: customer_id",
     "type: sum\nsource: orders\nmeasure: amount\nunit: currency",
-    "type: percentile\nsource: tickets\nmeasure: hours_to_close\npercentile: 0.9\n"
-    "direction: lower\nunit: hours",
+    (
+        "type: percentile\nsource: tickets\nmeasure: hours_to_close\npercentile: 0.9\n"
+        "direction: lower\nunit: hours"
+    ),
 ]
 
 

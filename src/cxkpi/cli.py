@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_summary(rows: list[dict[str, Any]]) -> None:
-    print("\nHeadline KPIs (HQ, all channels, latest month with a reliable value)")
+    print("\nGoals and outcome KPIs (HQ, all channels, latest month with a reliable value)")
     header = f"  {'KPI':<28} {'month':<8} {'value':>8} {'n':>7} {'target':>7}  status"
     print(header)
     print("  " + "-" * (len(header) - 2))

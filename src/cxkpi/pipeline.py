@@ -192,24 +192,28 @@ def write_run_log(settings: Settings, result: RunResult) -> Path:
 
 
 def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
-    """Headline KPIs: the latest complete month at HQ over all channels."""
+    """Goals and outcome KPIs: the latest month with a reliable value, HQ, no breakdown."""
     con = connect(published_path, read_only=True)
     try:
         cursor = con.execute(
             """
             with hq_months as (
-                select * from kpi_values
-                where period_grain = 'month' and org_level = 'hq' and channel = 'all'
+                select v.*, c.kpi_level
+                from kpi_values v
+                inner join kpi_catalog c using (kpi_id)
+                where v.period_grain = 'month' and v.org_level = 'hq' and v.channel = 'all'
+                  and v.segment = 'all' and v.touchpoint = 'all'
+                  and c.kpi_level in ('goal', 'outcome')
             ),
             latest as (
                 select kpi_id, max(period_start) as period_start
                 from hq_months where is_reliable group by kpi_id
             )
-            select v.kpi_id, v.kpi_label, v.period_start, v.value, v.unit, v.n,
+            select v.kpi_id, v.kpi_label, v.kpi_level, v.period_start, v.value, v.unit, v.n,
                    v.target, v.status
             from hq_months v
             inner join latest using (kpi_id, period_start)
-            order by v.kpi_id
+            order by v.kpi_level = 'outcome', v.kpi_id
             """
         )
         names = [d[0] for d in cursor.description]

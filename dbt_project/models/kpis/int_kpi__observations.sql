@@ -5,6 +5,10 @@ select * from {{ ref('int_kpi_obs__deliveries') }}
 
 union all
 
+select * from {{ ref('int_kpi_obs__factor_ratings') }}
+
+union all
+
 select * from {{ ref('int_kpi_obs__orders') }}
 
 union all

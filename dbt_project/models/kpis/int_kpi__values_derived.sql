@@ -13,24 +13,41 @@ pivoted as (
 
     select
         period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint,
+        max(case when kpi_id = 'ces_easy_share' then value end) as k__ces_easy_share,
+        min(case when kpi_id = 'ces_easy_share' then n end) as n__ces_easy_share,
         max(case when kpi_id = 'csat' then value end) as k__csat,
         min(case when kpi_id = 'csat' then n end) as n__csat,
-        max(case when kpi_id = 'retain_customers' then value end) as k__retain_customers,
-        min(case when kpi_id = 'retain_customers' then n end) as n__retain_customers
+        max(case when kpi_id = 'price_experience' then value end) as k__price_experience,
+        min(case when kpi_id = 'price_experience' then n end) as n__price_experience,
+        max(case when kpi_id = 'product_experience' then value end) as k__product_experience,
+        min(case when kpi_id = 'product_experience' then n end) as n__product_experience,
+        max(case when kpi_id = 'service_quality' then value end) as k__service_quality,
+        min(case when kpi_id = 'service_quality' then n end) as n__service_quality
     from base
-    where kpi_id in ('csat', 'retain_customers')
+    where kpi_id in ('ces_easy_share', 'csat', 'price_experience', 'product_experience', 'service_quality')
     group by period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint
 
 ),
 
 step_1 as (
 
-    -- cx_index: Cx index = 0.5 * csat + 0.5 * retain_customers
+    -- cx_index: CX index = 0.40 * csat + 0.35 * service_quality + 0.25 * ces_easy_share
     select
         pivoted.*,
-        case when k__csat is not null and k__retain_customers is not null then 0.5 * k__csat + 0.5 * k__retain_customers end as k__cx_index,
-        case when k__csat is not null and k__retain_customers is not null then least(n__csat, n__retain_customers) end as n__cx_index
+        case when k__ces_easy_share is not null and k__csat is not null and k__service_quality is not null then 0.40 * k__csat + 0.35 * k__service_quality + 0.25 * k__ces_easy_share end as k__cx_index,
+        case when k__ces_easy_share is not null and k__csat is not null and k__service_quality is not null then least(n__ces_easy_share, n__csat, n__service_quality) end as n__cx_index
     from pivoted
+
+),
+
+step_2 as (
+
+    -- product_quality_value: Product quality & value = 0.6 * product_experience + 0.4 * price_experience
+    select
+        step_1.*,
+        case when k__price_experience is not null and k__product_experience is not null then 0.6 * k__product_experience + 0.4 * k__price_experience end as k__product_quality_value,
+        case when k__price_experience is not null and k__product_experience is not null then least(n__price_experience, n__product_experience) end as n__product_quality_value
+    from step_1
 
 )
 
@@ -39,5 +56,15 @@ select 'cx_index' as kpi_id, period_grain, period_start, org_level, org_unit_id,
     cast(1 as double precision) as denominator,
     cast(n__cx_index as bigint) as n,
     cast(k__cx_index as double precision) as value
-from step_1
+from step_2
 where k__cx_index is not null
+
+union all
+
+select 'product_quality_value' as kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint,
+    cast(k__product_quality_value as double precision) as numerator,
+    cast(1 as double precision) as denominator,
+    cast(n__product_quality_value as bigint) as n,
+    cast(k__product_quality_value as double precision) as value
+from step_2
+where k__product_quality_value is not null

@@ -10,23 +10,40 @@ source as (
 
 observations as (
 
-    -- on_time: On time (ratio, declared at /tmp/kt2/a.yml:59)
+    -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:59)
     select
-        'on_time' as kpi_id,
+        'inventory_management' as kpi_id,
+        cast(promised_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when is_delivered AND hours_late <= 24 then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where promised_at is not null
+
+    union all
+
+    -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/operational/delivery.yml:3)
+    select
+        'on_time_delivery' as kpi_id,
         cast(promised_at as date) as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
         cast(case when is_on_time then 1 else 0 end as double precision) as numerator,
-        cast(case when is_delivered then 1 else 0 end as double precision) as denominator,
+        cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
         cast(null as double precision) as percentile,
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where promised_at is not null
           and (is_delivered)
-          and is_delivered is not null
 
 )
 

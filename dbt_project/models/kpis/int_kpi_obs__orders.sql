@@ -10,13 +10,13 @@ source as (
 
 observations as (
 
-    -- active_customers: Active customers (count_distinct, declared at /tmp/kt2/a.yml:48)
+    -- active_customers: Active customers (count_distinct, declared at kpi_definitions/operational/commerce.yml:53)
     select
         'active_customers' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
         channel,
-        cast(null as {{ dbt.type_string() }}) as segment,
+        segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
@@ -29,13 +29,126 @@ observations as (
 
     union all
 
-    -- retain_customers: Retain 80% of active customers (share, declared at /tmp/kt2/a.yml:1)
+    -- average_order_value: Average order value (mean, declared at kpi_definitions/operational/commerce.yml:5)
     select
-        'retain_customers' as kpi_id,
+        'average_order_value' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(amount as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+          and amount is not null
+
+    union all
+
+    -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/outcomes/loyalty.yml:5)
+    select
+        'churn_rate' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when NOT repurchased_within_90d then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+          and (is_observable_90d)
+
+    union all
+
+    -- order_count: Orders (count, declared at kpi_definitions/operational/commerce.yml:42)
+    select
+        'order_count' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(1 as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+
+    union all
+
+    -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/operational/commerce.yml:24)
+    select
+        'purchase_interval' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(days_since_previous_order as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+          and (is_repeat_purchase)
+          and days_since_previous_order is not null
+
+    union all
+
+    -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/outcomes/loyalty.yml:45)
+    select
+        'relationship_duration' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(customer_tenure_days as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+          and customer_tenure_days is not null
+
+    union all
+
+    -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/outcomes/loyalty.yml:28)
+    select
+        'repeat_purchase_rate' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when is_repeat_purchase then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where ordered_at is not null
+
+    union all
+
+    -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/goals/retain_active_customers.yml:8)
+    select
+        'retain_active_customers' as kpi_id,
+        cast(ordered_at as date) as metric_date,
+        store_id,
+        channel,
+        segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
         cast(case when repurchased_within_90d then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
@@ -48,7 +161,7 @@ observations as (
 
     union all
 
-    -- revenue: Revenue (sum, declared at /tmp/kt2/a.yml:53)
+    -- revenue: Revenue (sum, declared at kpi_definitions/operational/commerce.yml:69)
     select
         'revenue' as kpi_id,
         cast(ordered_at as date) as metric_date,

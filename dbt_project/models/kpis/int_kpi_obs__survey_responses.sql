@@ -10,14 +10,14 @@ source as (
 
 observations as (
 
-    -- ces: Ces (mean, declared at /tmp/kt2/a.yml:25)
+    -- ces: Customer effort score (mean, declared at kpi_definitions/outcomes/voice_of_customer.yml:49)
     select
         'ces' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        touchpoint,
         cast(ces as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -29,9 +29,87 @@ observations as (
 
     union all
 
-    -- csat: Csat (top_box, declared at /tmp/kt2/a.yml:18)
+    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/outcomes/voice_of_customer.yml:69)
+    select
+        'ces_easy_share' as kpi_id,
+        cast(responded_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when ces <= 2 then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where responded_at is not null
+          and (NOT ces IS NULL)
+
+    union all
+
+    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/outcomes/voice_of_customer.yml:28)
     select
         'csat' as kpi_id,
+        cast(responded_at as date) as metric_date,
+        store_id,
+        cast(null as {{ dbt.type_string() }}) as channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        touchpoint,
+        cast(case when csat >= 4 then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where responded_at is not null
+          and csat is not null
+
+    union all
+
+    -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/operational/delivery.yml:27)
+    select
+        'csat_after_late_delivery' as kpi_id,
+        cast(responded_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when csat >= 4 then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where responded_at is not null
+          and (has_delivery)
+          and (delivery_was_late)
+          and csat is not null
+
+    union all
+
+    -- nps: Net Promoter Score (nps, declared at kpi_definitions/outcomes/voice_of_customer.yml:4)
+    select
+        'nps' as kpi_id,
+        cast(responded_at as date) as metric_date,
+        store_id,
+        channel,
+        segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when nps >= 9 then 1 when nps <= 6 then -1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where responded_at is not null
+          and nps is not null
+
+    union all
+
+    -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/goals/satisfaction_ranking.yml:10)
+    select
+        'satisfaction_ranking' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
         channel,
@@ -45,25 +123,6 @@ observations as (
     from source
     where responded_at is not null
           and csat is not null
-
-    union all
-
-    -- nps: Nps (nps, declared at /tmp/kt2/a.yml:10)
-    select
-        'nps' as kpi_id,
-        cast(responded_at as date) as metric_date,
-        store_id,
-        channel,
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as touchpoint,
-        cast(case when nps >= 9 then 1 when nps <= 6 then -1 else 0 end as double precision) as numerator,
-        cast(1 as double precision) as denominator,
-        cast(null as double precision) as measure_value,
-        cast(null as double precision) as percentile,
-        cast(null as {{ dbt.type_string() }}) as distinct_key
-    from source
-    where responded_at is not null
-          and nps is not null
 
 )
 

@@ -10,9 +10,104 @@ source as (
 
 observations as (
 
-    -- hours_p90: Hours p90 (percentile, declared at /tmp/kt2/a.yml:40)
+    -- case_closure_rate: Case closure rate (share, declared at kpi_definitions/operational/support.yml:29)
     select
-        'hours_p90' as kpi_id,
+        'case_closure_rate' as kpi_id,
+        cast(opened_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when is_closed then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where opened_at is not null
+
+    union all
+
+    -- first_contact_resolution: First-contact resolution (share, declared at kpi_definitions/operational/support.yml:5)
+    select
+        'first_contact_resolution' as kpi_id,
+        cast(opened_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when first_contact_resolution then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where opened_at is not null
+          and (is_closed)
+          and (NOT first_contact_resolution IS NULL)
+
+    union all
+
+    -- response_speed: Tickets closed within 24 hours (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:7)
+    select
+        'response_speed' as kpi_id,
+        cast(opened_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when is_closed AND hours_to_close <= 24 then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where opened_at is not null
+
+    union all
+
+    -- ticket_reopen_rate: Ticket reopen rate (share, declared at kpi_definitions/operational/support.yml:84)
+    select
+        'ticket_reopen_rate' as kpi_id,
+        cast(opened_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(case when reopened then 1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where opened_at is not null
+          and (is_closed)
+
+    union all
+
+    -- time_to_close: Time to close (mean hours) (mean, declared at kpi_definitions/operational/support.yml:46)
+    select
+        'time_to_close' as kpi_id,
+        cast(opened_at as date) as metric_date,
+        store_id,
+        channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(hours_to_close as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    where opened_at is not null
+          and (is_closed)
+          and hours_to_close is not null
+
+    union all
+
+    -- time_to_close_p90: Time to close (90th percentile) (percentile, declared at kpi_definitions/operational/support.yml:65)
+    select
+        'time_to_close_p90' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
         channel,
@@ -25,6 +120,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
+          and (is_closed)
           and hours_to_close is not null
 
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, make_settings
 
-from cxkpi import dbt_runner, dbt_sources
+from cxkpi import dbt_runner, dbt_sources, kpi_compile, kpi_spec
 
 RULES = REPO.parent / "shared" / "tools" / "dbt_project_rules.py"
 
@@ -41,3 +42,23 @@ def test_published_models_are_tagged_and_contracted(tmp_path: Path) -> None:
     dbt_runner.parse(settings)
     names = [m["name"] for m in dbt_runner.published_models(settings)]
     assert names == ["dim_org_units", "kpi_catalog", "kpi_values"]
+
+
+def test_committed_kpi_models_match_the_catalog() -> None:
+    """The generated KPI models in the repository are what `cxkpi compile` produces now:
+    the Airflow DAG renders its tasks from them, so they must never lag the YAML."""
+    catalog = kpi_spec.load_catalog([REPO / "kpi_definitions"])
+    assert not catalog.problems
+    rendered = kpi_compile.render(catalog, REPO)
+    directory = REPO / "dbt_project" / kpi_compile.GENERATED_DIR
+    on_disk = {p.name for p in directory.iterdir() if p.suffix in (".sql", ".yml")}
+    assert on_disk == set(rendered), "run `cxkpi compile` and commit dbt_project/models/kpis"
+    for name, content in rendered.items():
+        assert (directory / name).read_text(encoding="utf-8") == content, name
+
+
+def test_compilation_is_deterministic(tmp_path: Path) -> None:
+    first = kpi_compile.render(kpi_spec.load_catalog([REPO / "kpi_definitions"]), REPO)
+    shutil.copytree(REPO / "kpi_definitions", tmp_path / "kpi_definitions")
+    again = kpi_compile.render(kpi_spec.load_catalog([tmp_path / "kpi_definitions"]), tmp_path)
+    assert first == again

@@ -103,3 +103,30 @@ def test_small_samples_are_marked_not_reliable(published: Path) -> None:
         ).fetchone() == (True,)
     finally:
         con.close()
+
+
+def test_an_analyst_adds_a_kpi_with_one_yaml_file(published: Path, tmp_path: Path) -> None:
+    """One new YAML file, one run: the KPI is compiled, computed and published."""
+    project = shutil.copytree(published.parents[1], tmp_path / "project")
+    settings = make_settings(
+        project,
+        kpi_definitions_dir=project / "kpi_definitions",
+        dbt_project_dir=project / "dbt_project",
+        expectations_dir=project / "expectations",
+    )
+    (settings.kpi_definitions_dir / "web_nps.yml").write_text(
+        "id: web_nps\n"
+        "label: NPS of web customers\n"
+        "type: nps\n"
+        "source: survey_responses\n"
+        "measure: nps\n"
+        "filters: [\"channel = 'web'\"]\n"
+        "min_sample: 1\n"
+    )
+    pipeline.run_all(settings, pipeline.RunContext.new("with-web-nps", "2026-10-31"))
+    actual = month_values(settings.published_path)
+    # web answers: S1 10, 9, 8, 3 and S3 9, 9 -> 4 promoters, 1 detractor of 6
+    assert actual[("web_nps", "hq", "HQ", "all")][:2] == (pytest.approx(50.0), 6)
+    assert actual[("web_nps", "store", "S3", "all")][:2] == (pytest.approx(100.0), 2)
+    generated = settings.dbt_project_dir / "models" / "kpis" / "int_kpi_obs__survey_responses.sql"
+    assert "-- web_nps: NPS of web customers" in generated.read_text()

@@ -59,6 +59,7 @@ _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
     exp.Length,
     exp.Cast,
     exp.DataType,
+    exp.DataTypeParam,
 )
 _ALLOWED_CASTS = {"INT", "BIGINT", "DOUBLE", "DECIMAL", "FLOAT", "TEXT", "VARCHAR", "BOOLEAN"}
 ALLOWED_FUNCTIONS = (
@@ -110,6 +111,11 @@ class Expression:
     @property
     def columns(self) -> list[str]:
         return sorted({c.name for c in self.tree.find_all(exp.Column)})
+
+    def bare_column(self) -> str | None:
+        """The column name when the expression is just one column."""
+        node = self.tree.unnest()
+        return node.name if isinstance(node, exp.Column) else None
 
     def is_predicate(self, boolean_columns: set[str]) -> bool:
         node = self.tree.unnest()
@@ -191,6 +197,8 @@ def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
                 _offset_of(text, node),
                 "cast to int, bigint, double, decimal, text, varchar or boolean",
             )
+        if isinstance(node, exp.In) and not node.expressions and node.args.get("query") is None:
+            raise ExpressionError("'in ()' needs at least one value", _offset_of(text, node))
         if isinstance(node, exp.In) and node.args.get("query") is not None:
             raise ExpressionError("subqueries are not allowed", _offset_of(text, node))
     expression = Expression(text, tree)

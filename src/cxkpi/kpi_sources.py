@@ -20,6 +20,7 @@ class KpiSource:
     model: str  # dbt model name
     description: str
     date_column: str  # default timestamp for the time grains
+    key: str  # the model's primary key: one observation per KPI and key
     columns: dict[str, str]  # column -> logical type
     # (low, high) of a bounded numeric column: targets of means are checked against it
     scales: dict[str, tuple[float, float]]
@@ -45,6 +46,7 @@ SOURCES: dict[str, KpiSource] = {
             "int_survey_responses_enriched",
             "One row per survey response, joined to its order, delivery and customer.",
             "responded_at",
+            "response_id",
             {
                 "response_id": TEXT,
                 "customer_id": TEXT,
@@ -67,6 +69,7 @@ SOURCES: dict[str, KpiSource] = {
             "int_factor_ratings_enriched",
             "One row per response and experience factor, with the response's context.",
             "responded_at",
+            "factor_rating_id",
             {
                 "response_id": TEXT,
                 "customer_id": TEXT,
@@ -86,6 +89,7 @@ SOURCES: dict[str, KpiSource] = {
             "int_order_history",
             "One row per order with the customer's purchase history up to it.",
             "ordered_at",
+            "order_id",
             {
                 "order_id": TEXT,
                 "customer_id": TEXT,
@@ -106,6 +110,7 @@ SOURCES: dict[str, KpiSource] = {
             "int_deliveries_enriched",
             "One row per delivery with its order's store and channel.",
             "promised_at",
+            "delivery_id",
             {
                 "delivery_id": TEXT,
                 "order_id": TEXT,
@@ -124,6 +129,7 @@ SOURCES: dict[str, KpiSource] = {
             "int_tickets_enriched",
             "One row per support ticket with resolution times.",
             "opened_at",
+            "ticket_id",
             {
                 "ticket_id": TEXT,
                 "customer_id": TEXT,

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from cxkpi import kpi_expr
-from cxkpi.kpi_sources import SOURCES
+from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES
 
 KINDS = ("kpi", "goal", "factor")
 LEVELS = ("goal", "outcome", "driver", "operational")
@@ -159,8 +159,21 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {self.message}{hint}"
 
 
-def _walk_marks(node: yaml.Node, path: Path_, marks: dict) -> None:
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+class _AliasFound(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+
+
+def _walk_marks(node: yaml.Node, path: Path_, marks: dict, seen: set[int]) -> None:
+    # A node met twice is a YAML alias (*name): refused, so that a definition is what it
+    # reads like and "billion laughs" documents cannot blow up the validator.
+    if id(node) in seen:
+        raise _AliasFound(node)
+    seen.add(id(node))
+    line, column = node.start_mark.line + 1, node.start_mark.column + 1
+    if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+        column += 1  # positions inside a quoted value count from after the quote
+    marks[path] = (line, column)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
@@ -168,10 +181,10 @@ def _walk_marks(node: yaml.Node, path: Path_, marks: dict) -> None:
                     key.start_mark.line + 1,
                     key.start_mark.column + 1,
                 )
-                _walk_marks(value, (*path, key.value), marks)
+                _walk_marks(value, (*path, key.value), marks, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk_marks(item, (*path, index), marks)
+            _walk_marks(item, (*path, index), marks, seen)
 
 
 def _duplicate_keys(node: yaml.Node, file: Path, problems: list[Problem]) -> None:
@@ -206,10 +219,35 @@ def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is None:
                 continue
-            loader = yaml.SafeLoader("")
-            data = loader.construct_document(node)
             marks: dict = {}
-            _walk_marks(node, (), marks)
+            try:
+                _walk_marks(node, (), marks, set())
+            except _AliasFound as alias:
+                mark = alias.node.start_mark
+                problems.append(
+                    Problem(
+                        file,
+                        mark.line + 1,
+                        mark.column + 1,
+                        "YAML anchors and aliases (&name, *name) are not allowed",
+                        "write the value out where it is used",
+                    )
+                )
+                continue
+            try:
+                data = yaml.SafeLoader("").construct_document(node)
+            except (ValueError, TypeError, yaml.YAMLError) as exc:
+                mark = getattr(exc, "problem_mark", None) or node.start_mark
+                problems.append(
+                    Problem(
+                        file,
+                        mark.line + 1,
+                        mark.column + 1,
+                        f"a value cannot be read: {exc}",
+                        "dates are YYYY-MM-DD; numbers are plain digits",
+                    )
+                )
+                continue
             _duplicate_keys(node, file, problems)
             documents.append(Document(file, data, marks, node.start_mark.line + 1))
     except yaml.MarkedYAMLError as exc:
@@ -346,7 +384,7 @@ class _Checker:
             return None
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)
-        self.problem(path, f"{path[-1]} must be text, got {type(value).__name__}")
+        self.problem(path, f"{_label(path)} must be text, got {type(value).__name__}")
         return None
 
     def number(self, path: Path_, value: Any, integer: bool = False) -> float | None:
@@ -354,10 +392,10 @@ class _Checker:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             what = "a whole number" if integer else "a number"
-            self.problem(path, f"{path[-1]} must be {what}, got {value!r}")
+            self.problem(path, f"{_label(path)} must be {what}, got {value!r}")
             return None
         if integer and not float(value).is_integer():
-            self.problem(path, f"{path[-1]} must be a whole number, got {value!r}")
+            self.problem(path, f"{_label(path)} must be a whole number, got {value!r}")
             return None
         return float(value)
 
@@ -367,7 +405,7 @@ class _Checker:
         if value not in options:
             close = difflib.get_close_matches(str(value), options, n=1)
             hint = f"did you mean '{close[0]}'?" if close else "one of " + ", ".join(options)
-            self.problem(path, f"{path[-1]} {value!r} is not one of {', '.join(options)}", hint)
+            self.problem(path, f"{_label(path)} {value!r} is not one of {', '.join(options)}", hint)
             return None
         return str(value)
 
@@ -381,19 +419,21 @@ class _Checker:
                 return dt.date.fromisoformat(value)
             except ValueError:
                 pass
-        self.problem(path, f"{path[-1]} must be a date like 2027-12-31, got {value!r}")
+        self.problem(path, f"{_label(path)} must be a date like 2027-12-31, got {value!r}")
         return None
 
     def mapping_keys(self, path: Path_, value: Any, allowed: dict) -> dict:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.problem(path, f"{path[-1]} must be a mapping with keys " + ", ".join(allowed))
+            self.problem(path, f"{_label(path)} must be a mapping with keys " + ", ".join(allowed))
             return {}
         for key in value:
             if key not in allowed:
                 self.key_problem(
-                    (*path, key), f"unknown key '{key}' in {path[-1]}", _suggest(str(key), allowed)
+                    (*path, key),
+                    f"unknown key '{key}' in {_label(path)}",
+                    _suggest(str(key), allowed),
                 )
         return value
 
@@ -401,7 +441,7 @@ class _Checker:
         try:
             return kpi_expr.parse(value, columns)
         except kpi_expr.ExpressionError as exc:
-            self.problem(path, f"{path[-1]}: {exc}", exc.hint, _offset_in_scalar(exc.offset))
+            self.problem(path, f"{_label(path)}: {exc}", exc.hint, _offset_in_scalar(exc.offset))
             return None
 
     # --- the document ---
@@ -520,11 +560,13 @@ class _Checker:
         d.source = source_name
         source = SOURCES[source_name]
         columns = set(source.columns)
+        booleans = {c for c, kind in source.columns.items() if kind == BOOLEAN}
         for key in needed:
             if key in data:
                 expression = self.expression((key,), data[key], columns)
                 if expression is not None:
                     d.expressions[key] = expression
+                    self._check_kind(key, expression, d, source, booleans)
         filters = data.get("filters")
         if isinstance(filters, str):
             filters = [filters]
@@ -535,6 +577,12 @@ class _Checker:
         for path, text in zip(paths, filters, strict=True):
             expression = self.expression(path, text, columns)
             if expression is not None:
+                if not expression.is_predicate(booleans):
+                    self.problem(
+                        path,
+                        f"{_label(path)}: '{expression.text}' is not a condition",
+                        "a filter is true or false, e.g. amount > 0",
+                    )
                 d.filters.append(expression)
         d.date = data.get("date", source.date_column)
         if d.date not in source.timestamp_columns:
@@ -565,11 +613,46 @@ class _Checker:
         self._dimensions(data.get("dimensions"), d)
         self._targets(data, d)
 
+    def _check_kind(self, key: str, expression, d: Definition, source, booleans) -> None:
+        """Conditions must be true/false; measures numbers; an NPS a 0-10 answer."""
+        column = expression.bare_column()
+        kind = source.columns.get(column) if column else None
+        if key == "condition":
+            if not expression.is_predicate(booleans):
+                self.problem(
+                    (key,),
+                    f"condition: '{expression.text}' is not a condition",
+                    "share counts rows where it is true, e.g. amount > 100",
+                )
+            return
+        if key in ("measure", "numerator", "denominator") and d.type != "count_distinct":
+            if (
+                kind is not None
+                and kind not in (NUMBER,)
+                and not (key != "measure" and kind == BOOLEAN)
+            ):
+                self.problem((key,), f"{key}: '{column}' is {kind}; type {d.type} needs a number")
+                return
+            if key == "measure" and expression.is_predicate(booleans):
+                self.problem(
+                    (key,),
+                    f"measure: '{expression.text}' is a condition; type {d.type} needs a number",
+                    "for a share of rows use type share with a condition",
+                )
+                return
+        if d.type == "nps" and column in source.scales and source.scales[column] != (0, 10):
+            low, high = source.scales[column]
+            self.problem(
+                (key,),
+                f"measure: nps needs a 0-10 answer; '{column}' runs {low:g}-{high:g}",
+                "use top_box or mean for this scale",
+            )
+
     def _list(self, path: Path_, value: Any) -> list:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.problem(path, f"{path[-1]} must be a list")
+            self.problem(path, f"{_label(path)} must be a list")
             return []
         return value
 
@@ -598,8 +681,9 @@ class _Checker:
         if scale is None:
             measure = d.expressions.get("measure")
             bounds = SOURCES[d.source].scales if d.source else {}
-            if measure is not None and measure.columns and measure.columns[0] in bounds:
-                d.scale = bounds[measure.columns[0]]
+            column = measure.bare_column() if measure is not None else None
+            if column in bounds:
+                d.scale = bounds[column]
             else:
                 self.problem((), f"type {d.type} needs 'scale: [min, max]' for this measure")
             return
@@ -725,6 +809,16 @@ def _bounds(d: Definition) -> tuple[float, float] | None:
         ):
             return scales[measure.columns[0]]
     return None
+
+
+def _label(path: Path_) -> str:
+    """How a problem names the field: 'filters[0]', 'target.milestones[1].value'."""
+    text = ""
+    for part in path:
+        if part == "<key>":
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "document"
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:

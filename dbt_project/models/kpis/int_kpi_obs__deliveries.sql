@@ -12,6 +12,8 @@ observations as (
 
     -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:59)
     select
+        'inventory_management|' || cast(delivery_id as {{ dbt.type_string() }})
+            as observation_id,
         'inventory_management' as kpi_id,
         cast(promised_at as date) as metric_date,
         store_id,
@@ -30,6 +32,8 @@ observations as (
 
     -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/operational/delivery.yml:3)
     select
+        'on_time_delivery|' || cast(delivery_id as {{ dbt.type_string() }})
+            as observation_id,
         'on_time_delivery' as kpi_id,
         cast(promised_at as date) as metric_date,
         store_id,

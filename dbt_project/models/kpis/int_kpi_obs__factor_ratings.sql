@@ -12,6 +12,8 @@ observations as (
 
     -- brand_awareness: Brand image (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:53)
     select
+        'brand_awareness|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'brand_awareness' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -32,6 +34,8 @@ observations as (
 
     -- brand_image_experience: Brand image experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:77)
     select
+        'brand_image_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'brand_image_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -52,6 +56,8 @@ observations as (
 
     -- convenience_experience: Convenience experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:56)
     select
+        'convenience_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'convenience_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -72,6 +78,8 @@ observations as (
 
     -- convenience_gap: Convenience satisfaction gap (mean, declared at kpi_definitions/drivers/factor_scores.yml:110)
     select
+        'convenience_gap|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'convenience_gap' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -92,6 +100,8 @@ observations as (
 
     -- personalisation: Personalisation (relationship top-3-box) (top_box, declared at kpi_definitions/drivers/service_quality_drivers.yml:33)
     select
+        'personalisation|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'personalisation' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -112,6 +122,8 @@ observations as (
 
     -- price_experience: Price experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:93)
     select
+        'price_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'price_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -132,6 +144,8 @@ observations as (
 
     -- product_experience: Product experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:9)
     select
+        'product_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'product_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -152,6 +166,8 @@ observations as (
 
     -- relationship_experience: Relationship experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:39)
     select
+        'relationship_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'relationship_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -172,6 +188,8 @@ observations as (
 
     -- service_experience: Service experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:24)
     select
+        'service_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'service_experience' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -192,6 +210,8 @@ observations as (
 
     -- service_quality: Service quality (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:27)
     select
+        'service_quality|' || cast(factor_rating_id as {{ dbt.type_string() }})
+            as observation_id,
         'service_quality' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,

@@ -12,6 +12,8 @@ observations as (
 
     -- active_customers: Active customers (count_distinct, declared at kpi_definitions/operational/commerce.yml:53)
     select
+        'active_customers|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'active_customers' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -31,6 +33,8 @@ observations as (
 
     -- average_order_value: Average order value (mean, declared at kpi_definitions/operational/commerce.yml:5)
     select
+        'average_order_value|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'average_order_value' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -50,6 +54,8 @@ observations as (
 
     -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/outcomes/loyalty.yml:5)
     select
+        'churn_rate|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'churn_rate' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -69,6 +75,8 @@ observations as (
 
     -- order_count: Orders (count, declared at kpi_definitions/operational/commerce.yml:42)
     select
+        'order_count|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'order_count' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -87,6 +95,8 @@ observations as (
 
     -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/operational/commerce.yml:24)
     select
+        'purchase_interval|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'purchase_interval' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -107,6 +117,8 @@ observations as (
 
     -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/outcomes/loyalty.yml:45)
     select
+        'relationship_duration|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'relationship_duration' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -126,6 +138,8 @@ observations as (
 
     -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/outcomes/loyalty.yml:28)
     select
+        'repeat_purchase_rate|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'repeat_purchase_rate' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -144,6 +158,8 @@ observations as (
 
     -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/goals/retain_active_customers.yml:8)
     select
+        'retain_active_customers|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'retain_active_customers' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,
@@ -163,6 +179,8 @@ observations as (
 
     -- revenue: Revenue (sum, declared at kpi_definitions/operational/commerce.yml:69)
     select
+        'revenue|' || cast(order_id as {{ dbt.type_string() }})
+            as observation_id,
         'revenue' as kpi_id,
         cast(ordered_at as date) as metric_date,
         store_id,

@@ -12,6 +12,8 @@ observations as (
 
     -- ces: Customer effort score (mean, declared at kpi_definitions/outcomes/voice_of_customer.yml:49)
     select
+        'ces|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'ces' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -31,6 +33,8 @@ observations as (
 
     -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/outcomes/voice_of_customer.yml:69)
     select
+        'ces_easy_share|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'ces_easy_share' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -50,6 +54,8 @@ observations as (
 
     -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/outcomes/voice_of_customer.yml:28)
     select
+        'csat|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'csat' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -69,6 +75,8 @@ observations as (
 
     -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/operational/delivery.yml:27)
     select
+        'csat_after_late_delivery|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'csat_after_late_delivery' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -90,6 +98,8 @@ observations as (
 
     -- nps: Net Promoter Score (nps, declared at kpi_definitions/outcomes/voice_of_customer.yml:4)
     select
+        'nps|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'nps' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,
@@ -109,6 +119,8 @@ observations as (
 
     -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/goals/satisfaction_ranking.yml:10)
     select
+        'satisfaction_ranking|' || cast(response_id as {{ dbt.type_string() }})
+            as observation_id,
         'satisfaction_ranking' as kpi_id,
         cast(responded_at as date) as metric_date,
         store_id,

@@ -12,6 +12,8 @@ observations as (
 
     -- case_closure_rate: Case closure rate (share, declared at kpi_definitions/operational/support.yml:29)
     select
+        'case_closure_rate|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'case_closure_rate' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
@@ -30,6 +32,8 @@ observations as (
 
     -- first_contact_resolution: First-contact resolution (share, declared at kpi_definitions/operational/support.yml:5)
     select
+        'first_contact_resolution|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'first_contact_resolution' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
@@ -50,6 +54,8 @@ observations as (
 
     -- response_speed: Tickets closed within 24 hours (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:7)
     select
+        'response_speed|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'response_speed' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
@@ -68,6 +74,8 @@ observations as (
 
     -- ticket_reopen_rate: Ticket reopen rate (share, declared at kpi_definitions/operational/support.yml:84)
     select
+        'ticket_reopen_rate|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'ticket_reopen_rate' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
@@ -87,6 +95,8 @@ observations as (
 
     -- time_to_close: Time to close (mean hours) (mean, declared at kpi_definitions/operational/support.yml:46)
     select
+        'time_to_close|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'time_to_close' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,
@@ -107,6 +117,8 @@ observations as (
 
     -- time_to_close_p90: Time to close (90th percentile) (percentile, declared at kpi_definitions/operational/support.yml:65)
     select
+        'time_to_close_p90|' || cast(ticket_id as {{ dbt.type_string() }})
+            as observation_id,
         'time_to_close_p90' as kpi_id,
         cast(opened_at as date) as metric_date,
         store_id,

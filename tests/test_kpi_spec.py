@@ -33,132 +33,268 @@ SIX_FACTORS = {"product", "service", "relationship", "convenience", "brand_image
 
 _FUNCTIONS_HINT = "allowed functions: abs, ceil, coalesce"
 _NOT_A_QUERY = "only an expression is allowed, not a query or statement"
+_UNREADABLE = "a value cannot be read: "
+_UNREADABLE_HINT = "dates are YYYY-MM-DD; numbers are plain digits"
 
 # entry of tests/kpi_corpus -> (line, column, fragment of "message (hint)")
 EXPECTED: dict[str, tuple[int, int, str]] = {
     # --- SQL injection and other hostile expressions ---
     "01_semicolon_measure.yml": (
-        5, 13, "measure: ';' would end the fragment: one expression, no statements"),
+        5,
+        13,
+        "measure: ';' would end the fragment: one expression, no statements",
+    ),
     "02_line_comment_filter.yml": (
-        7, 22, "0: comments ('--') are not allowed in expressions"),
+        7,
+        22,
+        "filters[0]: comments ('--') are not allowed in expressions",
+    ),
     "03_block_comment_condition.yml": (
-        5, 22, "condition: comments ('/*') are not allowed in expressions"),
+        5,
+        22,
+        "condition: comments ('/*') are not allowed in expressions",
+    ),
     "04_union_select_numerator.yml": (6, 12, f"numerator: {_NOT_A_QUERY}"),
     "05_subquery_filter.yml": (6, 10, f"filters: {_NOT_A_QUERY}"),
     "06_scalar_subquery_formula.yml": (9, 10, f"formula: {_NOT_A_QUERY}"),
     "07_read_csv_measure.yml": (
-        5, 10, f"measure: function 'read_csv' is not allowed ({_FUNCTIONS_HINT}"),
+        5,
+        10,
+        f"measure: function 'read_csv' is not allowed ({_FUNCTIONS_HINT}",
+    ),
     "08_pg_sleep_condition.yml": (5, 12, "condition: function 'pg_sleep' is not allowed"),
     "09_copy_to_filter.yml": (
-        7, 5, "0: 'COPY survey_responses TO '/tmp/out.csv'' is not allowed in an expression"),
+        7,
+        5,
+        "filters[0]: 'COPY survey_responses TO '/tmp/out.csv'' is not allowed in an expression",
+    ),
     "10_attach_measure.yml": (
-        5, 10, "measure: 'ATTACH '/tmp/evil.duckdb'' is not allowed in an expression"),
+        5,
+        10,
+        "measure: 'ATTACH '/tmp/evil.duckdb'' is not allowed in an expression",
+    ),
     "11_table_qualified_column.yml": (
-        6, 10, "measure: 'raw.payments.amount': write the column without a table name"),
-    "12_star_count_distinct.yml": (5, 10, "measure: '*' is not allowed: name the columns"),
+        6,
+        10,
+        "measure: 'raw.payments.amount': write the column without a table name",
+    ),
+    "12_star_count_distinct.yml": (5, 11, "measure: '*' is not allowed: name the columns"),
     "13_disallowed_cast.yml": (
-        5, 10, "measure: cast to 'VARBINARY' is not allowed (cast to int, bigint, double"),
+        5,
+        10,
+        "measure: cast to 'VARBINARY' is not allowed (cast to int, bigint, double",
+    ),
     "14_string_concatenation.yml": (
-        6, 19, "filters: ''prod' || 'uct'' is not allowed in an expression"),
-    "50_exists_subquery_filter.yml": (7, 5, f"0: {_NOT_A_QUERY}"),
+        6,
+        19,
+        "filters: ''prod' || 'uct'' is not allowed in an expression",
+    ),
+    "50_exists_subquery_filter.yml": (7, 5, f"filters[0]: {_NOT_A_QUERY}"),
     "51_getenv_function.yml": (5, 10, "measure: function 'getenv' is not allowed"),
-    "61_dollar_quoted_string.yml": (
-        6, 19, "filters: ''product'' is not allowed in an expression"),
+    "61_dollar_quoted_string.yml": (6, 19, "filters: ''product'' is not allowed in an expression"),
     "65_cast_to_date.yml": (5, 22, "filters: cast to 'DATE' is not allowed"),
     "66_metadata_function.yml": (5, 10, "filters: function 'current_setting' is not allowed"),
     # --- columns, fields, types ---
     "15_unknown_column_did_you_mean.yml": (
-        7, 10, "measure: unknown column 'hours_to_clos' (did you mean 'hours_to_close'?)"),
+        7,
+        10,
+        "measure: unknown column 'hours_to_clos' (did you mean 'hours_to_close'?)",
+    ),
     "63_column_from_other_source.yml": (
-        6, 10, "filters: unknown column 'hours_late' (known: ces, channel, csat"),
+        6,
+        10,
+        "filters: unknown column 'hours_late' (known: ces, channel, csat",
+    ),
     "16_unknown_field_did_you_mean.yml": (
-        6, 1, "unknown field 'descripton' (did you mean 'description'?)"),
+        6,
+        1,
+        "unknown field 'descripton' (did you mean 'description'?)",
+    ),
     "17_text_where_number.yml": (6, 9, "target must be a number, got 'thirty'"),
     "18_list_where_mapping.yml": (
-        6, 13, "dimensions must be a mapping with keys time_grains, org_levels, breakdowns"),
+        6,
+        13,
+        "dimensions must be a mapping with keys time_grains, org_levels, breakdowns",
+    ),
     "19_boolean_where_number.yml": (6, 13, "min_sample must be a whole number, got True"),
     "62_list_where_text.yml": (3, 8, "label must be text, got list"),
     "20_unknown_source.yml": (
-        3, 9, "source 'survey_response' is not one of survey_responses, factor_ratings, "
-        "orders, deliveries, tickets (did you mean 'survey_responses'?)"),
+        3,
+        9,
+        (
+            "source 'survey_response' is not one of survey_responses, factor_ratings, "
+            "orders, deliveries, tickets (did you mean 'survey_responses'?)"
+        ),
+    ),
     "21_unknown_type.yml": (4, 7, "type 'averag' is not one of nps, top_box, bottom_box, mean"),
     "22_missing_id.yml": (2, 1, "missing 'id' (every definition needs an id, e.g. id: nps)"),
     "23_bad_id_format.yml": (
-        2, 5, "id 'NPS-Score' must be lowercase letters, digits and underscores"),
+        2,
+        5,
+        "id 'NPS-Score' must be lowercase letters, digits and underscores",
+    ),
     "24_duplicate_id": (
-        2, 5, "id 'on_time_delivery' is already defined at "
-        f"{CORPUS / '24_duplicate_id' / 'first.yml'}:2"),
+        2,
+        5,
+        f"id 'on_time_delivery' is already defined at {CORPUS / '24_duplicate_id' / 'first.yml'}:2",
+    ),
     "42_expression_not_for_type.yml": (
-        6, 10, "'measure' does not apply to type share (it needs condition)"),
+        6,
+        10,
+        "'measure' does not apply to type share (it needs condition)",
+    ),
     "45_field_not_for_factor.yml": (5, 1, "'target' does not apply to a factor"),
     "46_kpi_without_type.yml": (2, 1, "KPI 'brand_awareness' has no 'type'"),
     "47_derived_with_source.yml": (
-        10, 9, "a derived KPI has no source: its formula uses other KPIs"),
+        10,
+        9,
+        "a derived KPI has no source: its formula uses other KPIs",
+    ),
     "48_date_not_timestamp.yml": (
-        5, 7, "date 'amount' is not a timestamp column of orders (one of ordered_at)"),
+        5,
+        7,
+        "date 'amount' is not a timestamp column of orders (one of ordered_at)",
+    ),
     "52_unknown_key_in_target.yml": (
-        8, 3, "unknown key 'milestone' in target (did you mean 'milestones'?)"),
+        8,
+        3,
+        "unknown key 'milestone' in target (did you mean 'milestones'?)",
+    ),
     "53_benchmark_bad_kind.yml": (
-        7, 32, "kind 'competition' is not one of competitor, industry, adjacent_industry, "
-        "internal (did you mean 'competitor'?)"),
+        7,
+        32,
+        (
+            "kind 'competition' is not one of competitor, industry, adjacent_industry, "
+            "internal (did you mean 'competitor'?)"
+        ),
+    ),
     "55_ratio_missing_denominator.yml": (2, 1, "type ratio needs 'denominator'"),
-    "56_bad_breakdown.yml": (7, 25, "1 'region' is not one of channel, segment, touchpoint"),
-    "59_empty_expression.yml": (5, 10, "measure: the expression is empty"),
+    "56_bad_breakdown.yml": (
+        7,
+        25,
+        "dimensions.breakdowns[1] 'region' is not one of channel, segment, touchpoint",
+    ),
+    "59_empty_expression.yml": (5, 11, "measure: the expression is empty"),
     "60_percentile_missing.yml": (2, 1, "type percentile needs 'percentile', e.g. 0.9"),
     "64_document_not_mapping.yml": (2, 1, "a definition must be a mapping of fields"),
     # --- the KPI tree ---
     "25_unknown_parent.yml": (
-        6, 11, "unknown parent 'retain_active_customer' "
-        "(did you mean 'retain_active_customers'?)"),
+        6,
+        11,
+        "unknown parent 'retain_active_customer' (did you mean 'retain_active_customers'?)",
+    ),
     "26_cycle_two_nodes.yml": (
-        3, 10, "cycle in the KPI tree: service_quality -> response_speed -> service_quality"),
-    "27_cycle_three_nodes.yml": (
-        3, 10, "cycle in the KPI tree: kpi_a -> kpi_b -> kpi_c -> kpi_a"),
+        3,
+        10,
+        "cycle in the KPI tree: service_quality -> response_speed -> service_quality",
+    ),
+    "27_cycle_three_nodes.yml": (3, 10, "cycle in the KPI tree: kpi_a -> kpi_b -> kpi_c -> kpi_a"),
     "28_formula_unknown_kpi.yml": (10, 10, "formula: unknown KPI 'service_qualty'"),
     "29_direction_mismatch.yml": (
-        16, 10, "formula: direction mismatch: service_index is higher-is-better but it moves "
-        "with reopen_rate (lower-is-better) the wrong way"),
+        16,
+        10,
+        (
+            "formula: direction mismatch: service_index is higher-is-better but it moves "
+            "with reopen_rate (lower-is-better) the wrong way"
+        ),
+    ),
     "30_unit_mismatch.yml": (
-        14, 10, "formula: unit mismatch: adds nps (points) and csat (percent)"),
+        14,
+        10,
+        "formula: unit mismatch: adds nps (points) and csat (percent)",
+    ),
     "49_parent_is_factor.yml": (7, 11, "parent 'convenience' is a factor, not a goal or KPI"),
     "58_negative_parent_weight.yml": (7, 43, "a weight must be positive"),
     # --- targets, thresholds, scales ---
     "31_nps_target_150.yml": (
-        6, 9, "target 150 is outside the possible range -100..100 of this points KPI"),
+        6,
+        9,
+        "target 150 is outside the possible range -100..100 of this points KPI",
+    ),
     "32_percent_target_negative.yml": (
-        7, 9, "target -5 is outside the possible range 0..100 of this percent KPI"),
+        7,
+        9,
+        "target -5 is outside the possible range 0..100 of this percent KPI",
+    ),
     "33_csat_mean_target_6.yml": (
-        6, 9, "target 6 is outside the possible range 1..5 of this score KPI"),
+        6,
+        9,
+        "target 6 is outside the possible range 1..5 of this score KPI",
+    ),
     "34_milestones_out_of_order.yml": (10, 5, "milestones must be in date order, one per date"),
     "35_milestone_after_target_date.yml": (
-        10, 5, "a milestone (2029-06-30) falls after the target date 2028-12-31"),
+        10,
+        5,
+        "a milestone (2029-06-30) falls after the target date 2028-12-31",
+    ),
     "36_percentile_out_of_range.yml": (
-        8, 13, "percentile 90 must be between 0 and 1 (0.9 is the 90th percentile)"),
+        8,
+        13,
+        "percentile 90 must be between 0 and 1 (0.9 is the 90th percentile)",
+    ),
     "37_box_not_fitting_scale.yml": (7, 6, "box 6 does not fit the scale [1, 5]"),
     "54_scale_inverted.yml": (6, 8, "scale must be [min, max] with min < max, e.g. [1, 5]"),
     "43_at_risk_wrong_side.yml": (
-        10, 12, "at_risk 12 is on the wrong side of 24 for direction lower"),
+        10,
+        12,
+        "at_risk 12 is on the wrong side of 24 for direction lower",
+    ),
     "44_factor_ideal_out_of_range.yml": (4, 8, "ideal 12 is outside the 0-10 rating scale"),
     # --- YAML itself ---
     "38_yaml_tab_indentation.yml": (
-        7, 1, "not valid YAML: found character '\\t' that cannot start any token"),
+        7,
+        1,
+        "not valid YAML: found character '\\t' that cannot start any token",
+    ),
     "39_yaml_unclosed_quote.yml": (9, 1, "not valid YAML: found unexpected end of stream"),
     "40_yaml_bad_mapping.yml": (5, 1, "not valid YAML: could not find expected ':'"),
     "41_duplicate_key.yml": (7, 1, "'target' is given twice in this mapping"),
-    # --- known bugs: load_catalog raises instead of reporting (see KNOWN_CRASHES) ---
-    "57_invalid_date.yml": (8, 7, "2027-13-01"),
-    "67_yaml_recursive_alias.yml": (6, 10, "alias"),
-    "68_yaml_bad_float_tag.yml": (6, 9, "thirty"),
-}
-
-# Entries on which load_catalog currently raises (kpi_spec.read_documents catches only
-# yaml.MarkedYAMLError; constructing the document raises ValueError / RecursionError).
-# The expectation above is a guess at the fixed behaviour: once fixed, the test fails
-# (XPASS strict, or a wrong-guess assertion): then re-freeze and drop the entry here.
-KNOWN_CRASHES: dict[str, type[BaseException]] = {
-    "57_invalid_date.yml": ValueError,
-    "67_yaml_recursive_alias.yml": RecursionError,
-    "68_yaml_bad_float_tag.yml": ValueError,
+    "67_yaml_recursive_alias.yml": (
+        6,
+        10,
+        "YAML anchors and aliases (&name, *name) are not allowed",
+    ),
+    # a value the YAML loader cannot construct is reported at the start of its document
+    "57_invalid_date.yml": (2, 1, f"{_UNREADABLE}month must be in 1..12 ({_UNREADABLE_HINT})"),
+    "68_yaml_bad_float_tag.yml": (
+        2,
+        1,
+        f"{_UNREADABLE}could not convert string to float: 'thirty' ({_UNREADABLE_HINT})",
+    ),
+    # --- what an expression means: conditions, column types, scales ---
+    "69_condition_not_a_predicate.yml": (
+        5,
+        12,
+        "condition: 'amount' is not a condition (share counts rows where it is true",
+    ),
+    "70_filter_not_a_predicate.yml": (
+        6,
+        5,
+        "filters[0]: 'customer_id' is not a condition (a filter is true or false",
+    ),
+    "71_mean_of_text_column.yml": (
+        5,
+        10,
+        "measure: 'customer_id' is text; type mean needs a number",
+    ),
+    "72_nps_on_1_to_5_column.yml": (
+        5,
+        10,
+        "measure: nps needs a 0-10 answer; 'csat' runs 1-5 (use top_box or mean",
+    ),
+    # the scale is inferred only from a bare column: csat + 1 runs 2..6, not 1..5
+    "73_top_box_scale_from_expression.yml": (
+        2,
+        1,
+        "type top_box needs 'scale: [min, max]' for this measure",
+    ),
+    "74_empty_in_list.yml": (6, 5, "filters[0]: 'in ()' needs at least one value"),
+    # in a quoted value, the column counts from after the opening quote
+    "75_quoted_scalar_semicolon.yml": (
+        5,
+        14,
+        "measure: ';' would end the fragment: one expression, no statements",
+    ),
 }
 
 # In a directory entry, the file the problem belongs to.
@@ -167,19 +303,6 @@ PROBLEM_FILE = {"24_duplicate_id": "second.yml"}
 
 def corpus_entries() -> list[str]:
     return sorted(p.name for p in CORPUS.iterdir() if p.is_dir() or p.suffix == ".yml")
-
-
-def _param(name: str):
-    if name in KNOWN_CRASHES:
-        return pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                raises=KNOWN_CRASHES[name],
-                strict=True,
-                reason=f"kpi_spec.read_documents lets {KNOWN_CRASHES[name].__name__} escape",
-            ),
-        )
-    return name
 
 
 def _text(problem: kpi_spec.Problem) -> str:
@@ -197,7 +320,7 @@ def test_corpus_is_complete() -> None:
     assert sorted(p.name for p in pair.iterdir()) == ["first.yml", "second.yml"]
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in sorted(EXPECTED)])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_corpus_entry_reports_its_one_problem(name: str) -> None:
     line, column, fragment = EXPECTED[name]
     catalog = kpi_spec.load_catalog([CORPUS / name])
@@ -216,9 +339,9 @@ def test_corpus_entry_reports_its_one_problem(name: str) -> None:
 
 
 def test_corpus_as_one_catalog_reports_every_file() -> None:
-    """Loading the whole corpus at once (minus the known crashes) still finds a problem
-    in every file: one bad document never hides the others."""
-    paths = [CORPUS / n for n in corpus_entries() if n not in KNOWN_CRASHES]
+    """Loading the whole corpus at once still finds a problem in every file: one bad
+    document never hides the others."""
+    paths = [CORPUS / n for n in corpus_entries()]
     catalog = kpi_spec.load_catalog(paths)
     files = {p.file for p in catalog.problems}
     for path in paths:
@@ -254,7 +377,7 @@ def test_validation_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     corpus_before = snapshot(CORPUS)
     targets = [Path("/tmp/out.csv"), Path("/tmp/evil.duckdb")]
     existed = {t: t.exists() for t in targets}
-    paths = [CORPUS / n for n in corpus_entries() if n not in KNOWN_CRASHES]
+    paths = [CORPUS / n for n in corpus_entries()]
     for path in paths:
         kpi_spec.load_catalog([path])
     kpi_spec.load_catalog(paths)
@@ -267,35 +390,33 @@ def test_validation_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
     file = tmp_path / "many.yml"
-    file.write_text(
-        "\n".join(
-            [
-                "id: nps",  # 1
-                "descripton: typo",  # 2: unknown field
-                "source: survey_responses",  # 3
-                "type: nps",  # 4
-                "measure: nps; drop table x",  # 5: injection
-                "target: 150",  # 6: outside -100..100
-                "min_sample: many",  # 7: not a number
-                "dimensions:",  # 8
-                "  breakdowns: [region]",  # 9: not a breakdown
-                "parents: [no_such_goal]",  # 10: unknown parent
-                "---",  # 11
-                "id: ces",  # 12
-                "source: survey_responses",  # 13
-                "type: mean",  # 14
-                "measure: cess",  # 15: unknown column
-                "direction: lower",  # 16
-                "target: 9",  # 17: outside 1..7 - not reached: the measure failed
-                "---",  # 18
-                "id: nps",  # 19: duplicate id
-                "source: orders",  # 20
-                "type: count",  # 21
-            ]
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    yaml_text = """\
+id: nps
+descripton: typo                     # 2: unknown field
+source: survey_responses
+type: nps
+measure: nps; drop table x           # 5: injection
+target: 150                          # 6: outside -100..100
+min_sample: many                     # 7: not a number
+dimensions:
+  breakdowns: [region]               # 9: not a breakdown
+---
+id: ces
+source: survey_responses
+type: mean
+measure: cess                        # 14: unknown column
+direction: lower
+---
+id: order_count
+parents: [no_such_goal]              # 18: unknown parent
+source: orders
+type: count
+---
+id: order_count                      # 22: duplicate id
+source: orders
+type: count
+"""
+    file.write_text(yaml_text, encoding="utf-8")
     catalog = kpi_spec.load_catalog([file])
     found = {(p.line, p.column): p.message for p in catalog.problems}
     expected = {
@@ -303,16 +424,17 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
         (5, 13): "measure: ';' would end the fragment",
         (6, 9): "target 150 is outside the possible range -100..100",
         (7, 13): "min_sample must be a whole number, got 'many'",
-        (9, 16): "0 'region' is not one of channel, segment, touchpoint",
-        (15, 10): "measure: unknown column 'cess'",
-        (19, 5): "id 'nps' is already defined at",
+        (9, 16): "dimensions.breakdowns[0] 'region' is not one of channel, segment, touchpoint",
+        (14, 10): "measure: unknown column 'cess'",
+        (18, 11): "unknown parent 'no_such_goal'",
+        (22, 5): f"id 'order_count' is already defined at {file}:17",
     }
     for where, fragment in expected.items():
         assert where in found, f"{where} {fragment}: got {found}"
         assert fragment in found[where]
     assert len(catalog.problems) == len(expected), "\n".join(map(str, catalog.problems))
-    # the KPI with problems is left out of the catalog, so its parent link is not checked
-    assert [d.id for d in catalog.definitions] == []
+    # documents with problems are left out of the catalog; the first order_count stays
+    assert [d.id for d in catalog.definitions] == ["order_count"]
 
 
 # --- the starter catalog ---------------------------------------------------------------------
@@ -457,5 +579,82 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
 def test_validation_is_fast() -> None:
     start = time.perf_counter()
     kpi_spec.load_catalog([CATALOG])
-    kpi_spec.load_catalog([CORPUS / n for n in corpus_entries() if n not in KNOWN_CRASHES])
+    kpi_spec.load_catalog([CORPUS / n for n in corpus_entries()])
     assert time.perf_counter() - start < 10
+
+
+def test_decimal_with_precision_is_allowed(tmp_path: Path) -> None:
+    """decimal is an allowed cast, also with precision and scale (it was refused once:
+    "'10' is not allowed")."""
+    file = tmp_path / "decimal.yml"
+    file.write_text(
+        "id: g\nsource: orders\ntype: mean\nmeasure: cast(amount as decimal(10, 2))\n",
+        encoding="utf-8",
+    )
+    catalog = kpi_spec.load_catalog([file])
+    assert catalog.problems == [], "\n".join(map(str, catalog.problems))
+    [definition] = catalog.definitions
+    assert definition.expressions["measure"].sql() == "CAST(amount AS DECIMAL(10, 2))"
+
+
+# --- known gaps of the language, documented (fixing one turns its XPASS into a failure:
+# --- then move the case into the corpus with its frozen position) -------------------
+
+_BASE = "source: orders\n"
+KNOWN_GAPS: dict[str, tuple[str, object]] = {
+    # added_pairs only compares two lone references: the third term escapes
+    "unit_mismatch_in_the_third_term": (
+        "id: a\n" + _BASE + "type: mean\nmeasure: amount\nunit: currency\n---\n"
+        "id: b\n" + _BASE + "type: mean\nmeasure: amount\nunit: currency\n---\n"
+        "id: c\n" + _BASE + "type: count\n---\n"
+        "id: g\ntype: derived\nunit: currency\nformula: a + b + c\n",
+        lambda ps: any("unit mismatch" in p.message for p in ps),
+    ),
+    # a duplicate id is not reported when the first copy has a problem of its own
+    "duplicate_of_a_definition_with_problems": (
+        "id: g\n" + _BASE + "type: count\ntarget: lots\n---\nid: g\n" + _BASE + "type: count\n",
+        lambda ps: any("already defined" in p.message for p in ps),
+    ),
+    # the column in a quoted value is the offset in the *unescaped* text plus one:
+    # each escape before the token ('' or \t) makes it one short (';' is at 5:28,
+    # reported at 5:26)
+    "column_after_an_escape_in_a_quoted_scalar": (
+        "id: g\nsource: survey_responses\ntype: nps\nmeasure: nps\n"
+        + "filters: 'channel = ''web''; drop table x'\n",
+        lambda ps: [(p.line, p.column) for p in ps] == [(5, 28)],
+    ),
+    # a value over several lines (folded plain or quoted scalar, block scalar | >):
+    # the offset is added to the column of the value's first line (';' is at 5:20,
+    # reported at 4:42, past the end of line 4)
+    "position_in_a_multi_line_value": (
+        "id: g\n" + _BASE + "type: share\n"
+        "condition: amount > 100\n  and amount < 1000; drop table x\n",
+        lambda ps: [(p.line, p.column) for p in ps] == [(5, 20)],
+    ),
+    # is_predicate is syntactic (comparisons, and/or/not, boolean columns): a boolean
+    # coalesce, case or cast is refused as "not a condition" ...
+    "boolean_coalesce_as_condition": (
+        "id: g\n" + _BASE + "type: share\ncondition: coalesce(is_repeat_purchase, false)\n",
+        lambda ps: ps == [],
+    ),
+    "boolean_case_as_filter": (
+        "id: g\n" + _BASE + "type: count\n"
+        "filters: [case when amount > 100 then true else false end]\n",
+        lambda ps: ps == [],
+    ),
+    # ... while and/or/not over a non-boolean column passes
+    "not_of_a_number_as_condition": (
+        "id: g\n" + _BASE + "type: share\ncondition: not amount\n",
+        lambda ps: any("is not a condition" in p.message for p in ps),
+    ),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="known gap of kpi_spec / kpi_expr, see KNOWN_GAPS")
+@pytest.mark.parametrize("name", sorted(KNOWN_GAPS))
+def test_known_gap(name: str, tmp_path: Path) -> None:
+    text, check = KNOWN_GAPS[name]
+    file = tmp_path / f"{name}.yml"
+    file.write_text(text, encoding="utf-8")
+    problems = kpi_spec.load_catalog([file]).problems
+    assert check(problems), "\n".join(map(str, problems)) or "no problem reported"

@@ -84,7 +84,7 @@ def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
     summary = pipeline.kpi_summary(settings.published_path)
     headline = {d.id for d in catalog.kpis if d.measurable and d.level in ("goal", "outcome")}
     assert {r["kpi_id"] for r in summary} == headline
-    assert all(r["n"] >= 30 for r in summary)
+    assert all(r["n"] >= 30 or r["status"] == "not_reliable" for r in summary)
 
 
 def test_rerun_is_idempotent(demo_run) -> None:

@@ -63,11 +63,11 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             + (f"\n  ... and {more} more" if more > 0 else "")
         )
     if write:
-        result = kpi_compile.write(catalog, settings.dbt_project_dir, settings.root)
+        result = kpi_compile.write(catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent)
         dbt_sources.write(settings.dbt_project_dir)
         changed = result.changed
     else:
-        rendered = kpi_compile.render(catalog, settings.root)
+        rendered = kpi_compile.render(catalog, settings.kpi_definitions_dir.parent)
         directory = settings.dbt_project_dir / kpi_compile.GENERATED_DIR
         changed = [
             name
@@ -192,7 +192,8 @@ def write_run_log(settings: Settings, result: RunResult) -> Path:
 
 
 def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
-    """Goals and outcome KPIs: the latest month with a reliable value, HQ, no breakdown."""
+    """Goals and outcome KPIs at HQ without breakdown: the latest month with a reliable
+    value (else the latest month, marked not reliable)."""
     con = connect(published_path, read_only=True)
     try:
         cursor = con.execute(
@@ -206,8 +207,12 @@ def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
                   and c.kpi_level in ('goal', 'outcome')
             ),
             latest as (
-                select kpi_id, max(period_start) as period_start
-                from hq_months where is_reliable group by kpi_id
+                -- the latest month with a reliable value, else the latest month
+                select
+                    kpi_id,
+                    coalesce(max(case when is_reliable then period_start end),
+                             max(period_start)) as period_start
+                from hq_months group by kpi_id
             )
             select v.kpi_id, v.kpi_label, v.kpi_level, v.period_start, v.value, v.unit, v.n,
                    v.target, v.status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import REPO
+
 from cxkpi import kpi_spec
 from cxkpi.kpi_sources import SOURCES
 

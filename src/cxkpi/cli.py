@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # e.g. `cxkpi validate | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
     except CxkpiError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1

@@ -76,22 +76,6 @@ ALLOWED_FUNCTIONS = (
     "upper",
     "cast",
 )
-_PREDICATES = (
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-    exp.And,
-    exp.Or,
-    exp.Not,
-)
 
 
 class ExpressionError(ValueError):
@@ -118,13 +102,39 @@ class Expression:
         return node.name if isinstance(node, exp.Column) else None
 
     def is_predicate(self, boolean_columns: set[str]) -> bool:
-        node = self.tree.unnest()
-        if isinstance(node, _PREDICATES):
-            return True
-        return isinstance(node, exp.Column) and node.name in boolean_columns
+        """True when the expression is true/false: a comparison, a boolean column, or
+        and/or/not, coalesce, case or a cast to boolean made of those."""
+        return _is_boolean(self.tree, boolean_columns)
 
     def sql(self) -> str:
         return self.tree.sql(dialect="postgres")
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
+                exp.Between, exp.Like, exp.ILike)
+
+
+def _is_boolean(node: exp.Expression, boolean_columns: set[str]) -> bool:
+    node = node.unnest()
+    if isinstance(node, (*_COMPARISONS, exp.Boolean)):
+        return True
+    if isinstance(node, exp.Column):
+        return node.name in boolean_columns
+    if isinstance(node, exp.Not):
+        return _is_boolean(node.this, boolean_columns)
+    if isinstance(node, exp.And | exp.Or):
+        return _is_boolean(node.this, boolean_columns) and _is_boolean(
+            node.expression, boolean_columns
+        )
+    if isinstance(node, exp.Coalesce):
+        return all(_is_boolean(a, boolean_columns) for a in [node.this, *node.expressions])
+    if isinstance(node, exp.Case):
+        results = [i.args.get("true") for i in node.args.get("ifs") or []]
+        results.append(node.args.get("default"))
+        return all(r is None or _is_boolean(r, boolean_columns) for r in results)
+    if isinstance(node, exp.Cast):
+        return node.to.this == exp.DataType.Type.BOOLEAN
+    return False
 
 
 def _offset_of(text: str, node: exp.Expression) -> int:

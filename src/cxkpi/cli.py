@@ -147,6 +147,18 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gap(args: argparse.Namespace) -> int:
+    from cxkpi.analysis import gap
+
+    rows = gap.read_input(Path(args.input))
+    results = gap.analyse(rows)
+    print(gap.render_table(results))
+    if args.output:
+        gap.write_output(results, Path(args.output))
+        print(f"\nwrote {args.output}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from cxkpi import pipeline
 
@@ -197,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=("kpi", "goal", "factor"))
     new.add_argument("id", help="id of the new definition, e.g. delivery_csat")
     new.set_defaults(func=cmd_new)
+
+    gap_ = sub.add_parser("gap", help="factor gap analysis of a small CSV (no warehouse)")
+    gap_.add_argument(
+        "--input", required=True, help="CSV: factor, experience, expectation, importance, ideal"
+    )
+    gap_.add_argument("--output", help="write the step-by-step table as CSV")
+    gap_.set_defaults(func=cmd_gap)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
     summary.set_defaults(func=cmd_summary)

@@ -328,6 +328,9 @@ aggregated as (
         grouping(touchpoint) as by_all_touchpoints,
         sum(numerator) as numerator,
         sum(denominator) as denominator,
+        sum(numerator * numerator) as numerator_sq,
+        sum(denominator * denominator) as denominator_sq,
+        sum(numerator * denominator) as numerator_x_denominator,
         count(*) as n,
         count(distinct distinct_key) as distinct_count,
         max(percentile) as percentile{percentile_aggregates}
@@ -359,6 +362,9 @@ sliced as (
         case when by_all_touchpoints = 0 then touchpoint else 'all' end as touchpoint,
         numerator,
         denominator,
+        numerator_sq,
+        denominator_sq,
+        numerator_x_denominator,
         n,
         distinct_count,
         {percentile_value} as percentile_value
@@ -395,7 +401,19 @@ select
         when 'sum' then sliced.numerator
         when 'distinct' then cast(sliced.distinct_count as double precision)
         when 'percentile' then sliced.percentile_value
-    end as value
+    end as value,
+    -- standard error of a ratio of sums (delta method); for one observation per row
+    -- (NPS, top box, share, mean) it is the usual sd / sqrt(n)
+    case
+        when definitions.aggregation = 'ratio' and sliced.n > 1 and sliced.denominator <> 0
+            then sqrt(greatest(
+                sliced.numerator_sq
+                - 2 * (sliced.numerator / sliced.denominator) * sliced.numerator_x_denominator
+                + power(sliced.numerator / sliced.denominator, 2) * sliced.denominator_sq,
+                0
+            ) / (sliced.n * (sliced.n - 1) * power(sliced.denominator / sliced.n, 2)))
+            * definitions.multiplier
+    end as standard_error
 from sliced
 inner join definitions on sliced.kpi_id = definitions.kpi_id
 """
@@ -422,7 +440,8 @@ select
     cast(null as double precision) as numerator,
     cast(null as double precision) as denominator,
     cast(null as bigint) as n,
-    cast(null as double precision) as value
+    cast(null as double precision) as value,
+    cast(null as double precision) as standard_error
 where 1 = 0
 """
     inputs = sorted({name for d in derived for name in d.expressions["formula"].columns})
@@ -463,7 +482,8 @@ where 1 = 0
         f"    cast(k__{d.id} as double precision) as numerator,\n"
         f"    cast(1 as double precision) as denominator,\n"
         f"    cast(n__{d.id} as bigint) as n,\n"
-        f"    cast(k__{d.id} as double precision) as value\n"
+        f"    cast(k__{d.id} as double precision) as value,\n"
+        f"    cast(null as double precision) as standard_error\n"
         f"from {previous}\nwhere k__{d.id} is not null"
         for d in derived
     )
@@ -688,6 +708,7 @@ def _models_yaml(catalog: Catalog, sources: dict[str, list[Definition]]) -> str:
         {"name": "denominator", "description": "Summed denominator."},
         {"name": "n", "description": "Observations behind the value."},
         {"name": "value", "description": "The KPI value."},
+        {"name": "standard_error", "description": "Standard error of the value (ratio KPIs)."},
     ]
     key = ["kpi_id", *_SLICE]
     for name, what in (

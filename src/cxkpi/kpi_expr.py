@@ -110,8 +110,19 @@ class Expression:
         return self.tree.sql(dialect="postgres")
 
 
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
-                exp.Between, exp.Like, exp.ILike)
+_COMPARISONS = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+)
 
 
 def _is_boolean(node: exp.Expression, boolean_columns: set[str]) -> bool:

@@ -63,7 +63,9 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             + (f"\n  ... and {more} more" if more > 0 else "")
         )
     if write:
-        result = kpi_compile.write(catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent)
+        result = kpi_compile.write(
+            catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent
+        )
         dbt_sources.write(settings.dbt_project_dir)
         changed = result.changed
     else:

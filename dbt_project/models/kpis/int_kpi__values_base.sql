@@ -63,6 +63,9 @@ aggregated as (
         grouping(touchpoint) as by_all_touchpoints,
         sum(numerator) as numerator,
         sum(denominator) as denominator,
+        sum(numerator * numerator) as numerator_sq,
+        sum(denominator * denominator) as denominator_sq,
+        sum(numerator * denominator) as numerator_x_denominator,
         count(*) as n,
         count(distinct distinct_key) as distinct_count,
         max(percentile) as percentile,
@@ -130,6 +133,9 @@ sliced as (
         case when by_all_touchpoints = 0 then touchpoint else 'all' end as touchpoint,
         numerator,
         denominator,
+        numerator_sq,
+        denominator_sq,
+        numerator_x_denominator,
         n,
         distinct_count,
         case when percentile = 0.9 then p_0_9 end as percentile_value
@@ -166,6 +172,18 @@ select
         when 'sum' then sliced.numerator
         when 'distinct' then cast(sliced.distinct_count as double precision)
         when 'percentile' then sliced.percentile_value
-    end as value
+    end as value,
+    -- standard error of a ratio of sums (delta method); for one observation per row
+    -- (NPS, top box, share, mean) it is the usual sd / sqrt(n)
+    case
+        when definitions.aggregation = 'ratio' and sliced.n > 1 and sliced.denominator <> 0
+            then sqrt(greatest(
+                sliced.numerator_sq
+                - 2 * (sliced.numerator / sliced.denominator) * sliced.numerator_x_denominator
+                + power(sliced.numerator / sliced.denominator, 2) * sliced.denominator_sq,
+                0
+            ) / (sliced.n * (sliced.n - 1) * power(sliced.denominator / sliced.n, 2)))
+            * definitions.multiplier
+    end as standard_error
 from sliced
 inner join definitions on sliced.kpi_id = definitions.kpi_id

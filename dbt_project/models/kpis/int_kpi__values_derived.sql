@@ -55,7 +55,8 @@ select 'cx_index' as kpi_id, period_grain, period_start, org_level, org_unit_id,
     cast(k__cx_index as double precision) as numerator,
     cast(1 as double precision) as denominator,
     cast(n__cx_index as bigint) as n,
-    cast(k__cx_index as double precision) as value
+    cast(k__cx_index as double precision) as value,
+    cast(null as double precision) as standard_error
 from step_2
 where k__cx_index is not null
 
@@ -65,6 +66,7 @@ select 'product_quality_value' as kpi_id, period_grain, period_start, org_level,
     cast(k__product_quality_value as double precision) as numerator,
     cast(1 as double precision) as denominator,
     cast(n__product_quality_value as bigint) as n,
-    cast(k__product_quality_value as double precision) as value
+    cast(k__product_quality_value as double precision) as value,
+    cast(null as double precision) as standard_error
 from step_2
 where k__product_quality_value is not null

@@ -31,14 +31,14 @@ all_values as (
 
     select
         kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
-        touchpoint, numerator, denominator, n, value
+        touchpoint, numerator, denominator, n, value, standard_error
     from base
 
     union all
 
     select
         kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
-        touchpoint, numerator, denominator, n, value
+        touchpoint, numerator, denominator, n, value, standard_error
     from derived
 
 ),
@@ -96,6 +96,23 @@ assessed as (
     from targeted
     where milestone_rank = 1
 
+),
+
+compared as (
+
+    -- the previous period of the same slice that has a value, for the change test
+    select
+        *,
+        lag(value) over slice_over_time as previous_value,
+        lag(standard_error) over slice_over_time as previous_standard_error,
+        lag(is_reliable) over slice_over_time as previous_is_reliable
+    from assessed
+    window slice_over_time as (
+        partition by kpi_id, period_grain, org_level, org_unit_id, channel, segment,
+            touchpoint
+        order by period_start
+    )
+
 )
 
 select
@@ -128,5 +145,19 @@ select
         else 'off_track'
     end as status,
     is_reliable,
-    cast(min_sample as integer) as min_sample
-from assessed
+    cast(min_sample as integer) as min_sample,
+    standard_error,
+    value - 1.96 * standard_error as ci_low,
+    value + 1.96 * standard_error as ci_high,
+    previous_value,
+    value - previous_value as change,
+    -- a change is only called when both values are reliable and it is significant at 5%
+    -- (two-sided z test of the difference of two independent estimates)
+    case
+        when previous_value is null or standard_error is null
+            or previous_standard_error is null then null
+        when not (is_reliable and previous_is_reliable) then false
+        else abs(value - previous_value)
+            > 1.96 * sqrt(power(standard_error, 2) + power(previous_standard_error, 2))
+    end as change_is_significant
+from compared

@@ -1,0 +1,1 @@
+"""Statistical analyses of CX measures: significance of KPI changes, derived importance."""

@@ -21,8 +21,9 @@ DOC = """
    `raw.load_rejects` with their reason (rows read = loaded + rejected).
 3. **dbt** builds staging, intermediate and mart models; each model's tests run right
    after it (a failing test stops the night).
-4. **quality_gate** runs the Great Expectations suites of `expectations/` on the marts.
-5. **publish** swaps a complete new `published/cx.duckdb` in, atomically.
+4. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
+5. **quality_gate** runs the Great Expectations suites of `expectations/` on the marts.
+6. **publish** swaps a complete new `published/cx.duckdb` in, atomically.
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
 """
@@ -58,6 +59,10 @@ def cx_nightly():
     dbt = DbtTaskGroup(group_id="dbt", **orchestration.cosmos_configs(PROJECT))
 
     @task
+    def analyze() -> dict:
+        return pipeline.analyze(PROJECT, orchestration.run_context(get_current_context()))
+
+    @task
     def quality_gate() -> dict:
         return pipeline.audit(PROJECT, orchestration.run_context(get_current_context()))
 
@@ -67,7 +72,7 @@ def cx_nightly():
         return pipeline.publish_marts(PROJECT, ctx, audit_summary)
 
     gate = quality_gate()
-    prepare() >> [load_x_data(), load_o_data()] >> dbt >> gate
+    prepare() >> [load_x_data(), load_o_data()] >> dbt >> analyze() >> gate
     publish(gate)
 
 

@@ -84,14 +84,15 @@ def test_parsing_runs_no_dbt_or_other_process(dagbag) -> None:
 def test_task_ids_and_wiring(dagbag) -> None:
     dag = dagbag.dags["cx_nightly"]
     ids = set(dag.task_ids)
-    assert {"prepare", "load_x_data", "load_o_data", "quality_gate", "publish"} <= ids
+    assert {"prepare", "load_x_data", "load_o_data", "analyze", "quality_gate", "publish"} <= ids
     for model in MODELS:
         assert f"dbt.{model}.run" in ids, model
         assert f"dbt.{model}.test" in ids, model
     assert dag.get_task("prepare").downstream_task_ids == {"load_x_data", "load_o_data"}
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
-    upstream_of_gate = dag.get_task("quality_gate").upstream_task_ids
-    assert upstream_of_gate and all(t.startswith("dbt.") for t in upstream_of_gate)
+    assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}
+    upstream_of_analysis = dag.get_task("analyze").upstream_task_ids
+    assert upstream_of_analysis and all(t.startswith("dbt.") for t in upstream_of_analysis)
     assert {t.pool for t in dag.tasks if t.task_id.startswith("dbt.")} == {"cxkpi_warehouse"}
     assert dag.doc_md and "publish" in dag.doc_md
 

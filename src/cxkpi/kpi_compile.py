@@ -216,7 +216,7 @@ def _definition_row(d: Definition) -> tuple:
         d.target_by.isoformat() if d.target_by else None,
         d.on_track,
         d.at_risk,
-        d.min_sample if d.kind != "factor" else None,
+        d.min_sample,
         ",".join(d.time_grains),
         ",".join(d.org_levels),
         ",".join(d.breakdowns),

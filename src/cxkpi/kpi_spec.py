@@ -106,7 +106,7 @@ FIELDS: dict[str, FieldSpec] = {
         "mapping", "{on_track: value, at_risk: value}; on_track defaults to the target in force."
     ),
     "benchmarks": FieldSpec("list", "Comparison points: {name, kind, value, period, source}."),
-    "min_sample": FieldSpec("integer", "Minimum n for a reliable value (default 30)."),
+    "min_sample": FieldSpec("integer", "Minimum n for a reliable value (default 30).", None, KINDS),
     "effort": FieldSpec("str", "Effort to move it, for the roadmap.", EFFORTS),
     "actions": FieldSpec("list", "Actions that move it, for the roadmap."),
     "ideal": FieldSpec("number", "Ideal experience level of the factor (0-10).", None, ("factor",)),
@@ -487,6 +487,10 @@ class _Checker:
                 self.problem(("ideal",), f"ideal {ideal:g} is outside the 0-10 rating scale")
             definition.ideal = ideal
             definition.level = "driver"
+            min_sample = self.number(("min_sample",), data.get("min_sample"), integer=True)
+            definition.min_sample = (
+                int(min_sample) if min_sample is not None else self.default_min_sample
+            )
             return definition if self.ok else None
         self._check_kpi(data, definition)
         return definition if self.ok else None

@@ -25,7 +25,7 @@ from cxkpi.warehouse import connect
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "load_x", "load_o", "dbt_build", "gate", "publish")
+STAGES = ("prepare", "load_x", "load_o", "dbt_build", "analyze", "gate", "publish")
 
 
 @dataclass
@@ -115,6 +115,15 @@ def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     return {"dbt": outcome.summary(), "warnings": [w["name"] for w in outcome.warnings]}
 
 
+def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    """Analyses that need more than SQL: derived factor importance per outcome."""
+    from cxkpi.analysis import drivers
+
+    rows = drivers.compute(settings.warehouse_path)
+    drivers.write(settings.warehouse_path, rows)
+    return {"driver_importance_rows": len(rows)}
+
+
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     report = gate.run_gate(
         settings.warehouse_path, settings.expectations_dir, ctx.run_dir(settings) / "gate"
@@ -153,6 +162,7 @@ def run_all(
         ("load_x", lambda: load(settings, ctx, "x")),
         ("load_o", lambda: load(settings, ctx, "o")),
         ("dbt_build", lambda: build(settings, ctx)),
+        ("analyze", lambda: analyze(settings, ctx)),
         ("gate", lambda: audit(settings, ctx)),
         ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),
     ]

@@ -74,7 +74,11 @@ def publish(
     started_at: datetime,
     audit_summary: dict | None = None,
 ) -> PublishResult:
+    from cxkpi.analysis.drivers import TABLE as DRIVER_TABLE
+
     models = published_models(settings)
+    # tables the analyze stage writes next to the dbt marts
+    models.append({"name": DRIVER_TABLE[1], "schema": DRIVER_TABLE[0]})
     if not models:
         raise PublishError("no dbt model is tagged 'published': nothing to publish")
     target = settings.published_path

@@ -11,7 +11,7 @@ gaps as (
 
 samples as (
 
-    select period_start, org_level, org_unit_id, factor, n
+    select period_start, org_level, org_unit_id, factor, n, min_sample
     from {{ ref('int_factor_gap_inputs') }}
 
 )
@@ -35,7 +35,7 @@ select
     gaps.is_key_experience,
     gaps.quadrant,
     cast(samples.n as bigint) as n,
-    samples.n >= {{ var('min_sample') }} as is_reliable
+    samples.n >= samples.min_sample as is_reliable
 from gaps
 inner join samples
     on gaps.period_start = samples.period_start

@@ -25,7 +25,7 @@ hq as (
 
 factors as (
 
-    select kpi_id as factor, ideal
+    select kpi_id as factor, ideal, min_sample
     from {{ ref('int_kpi__definitions') }}
     where kind = 'factor'
 
@@ -72,6 +72,7 @@ select
     {{ key_of(['by_org_unit.period_start', 'by_org_unit.org_level', 'by_org_unit.org_unit_id',
                'by_org_unit.factor']) }} as factor_gap_input_id,
     by_org_unit.*,
-    factors.ideal
+    factors.ideal,
+    coalesce(factors.min_sample, {{ var('min_sample') }}) as min_sample
 from by_org_unit
 left join factors on by_org_unit.factor = factors.factor

@@ -8,11 +8,12 @@ repurchase) across respondents. Two standard measures are reported side by side:
    drivers, ``beta = (Z'Z)^-1 Z'y`` (via :func:`numpy.linalg.lstsq`), with the analytical
    standard errors ``se = sqrt(diag(s^2 (Z'Z)^-1))``, ``s^2 = RSS / (n - p - 1)`` (one degree
    of freedom for the intercept that the centring removed) and two-sided p-values from the
-   normal approximation of the t distribution, ``p = 2 (1 - Phi(|beta / se|))``: with the
-   hundreds of respondents a driver analysis needs, t_{n-p-1} and N(0, 1) agree to the third
-   decimal. Betas answer "what if this factor moved, the others held fixed", and become
-   unstable (large se, even flipped signs) when drivers are collinear, which experience
-   ratings usually are (a halo of overall satisfaction).
+   normal approximation of the t distribution, ``p = 2 (1 - Phi(|t|)) = erfc(|t| / sqrt(2))``
+   with ``t = beta / se``: with the hundreds of respondents a driver analysis needs,
+   t_{n-p-1} and N(0, 1) agree to the third decimal. Betas answer "what if this factor
+   moved, the others held fixed", and become unstable (large se, even flipped signs) when
+   drivers are collinear, which experience ratings usually are (a halo of overall
+   satisfaction).
 
 2. **Relative weights** (Johnson 2000). The drivers X (correlation matrix
    ``R_xx = Q diag(lambda) Q'``) are replaced by their closest orthonormal counterparts
@@ -41,7 +42,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -57,7 +57,6 @@ __all__ = ["FACTOR_RELATION", "DriverImportance", "derived_importance", "factor_
 # The warehouse relation with one row per response and factor, carrying the response's NPS.
 FACTOR_RELATION: Final = "intermediate.int_factor_ratings_enriched"
 
-_STANDARD_NORMAL: Final = NormalDist()
 _EIGEN_TOLERANCE: Final = 1e-12  # relative: eigenvalues below it count as zero (exact collinearity)
 
 
@@ -255,7 +254,7 @@ def _standardized_ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, beta / se, np.nan)
     p_values = np.array(
-        [2.0 * (1.0 - _STANDARD_NORMAL.cdf(abs(v))) if np.isfinite(v) else np.nan for v in t]
+        [math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in t]
     )
     return beta, se, p_values
 

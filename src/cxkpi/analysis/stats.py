@@ -1,8 +1,10 @@
 """Sampling error and significance tests for CX rates: NPS, top-box shares, conversion.
 
-Pure functions on counts, standard library only (the normal distribution comes from
-:class:`statistics.NormalDist`). All intervals and tests use the normal approximation, which
-is sound for the sample sizes at which a KPI is reported at all (see ``min_sample``).
+Pure functions on counts, standard library only: normal quantiles come from
+:class:`statistics.NormalDist`, two-sided tail probabilities
+``2 * (1 - Phi(|z|)) = erfc(|z| / sqrt(2))`` from :func:`math.erfc`. All intervals and tests
+use the normal approximation, which is sound for the sample sizes at which a KPI is
+reported at all (see ``min_sample``).
 
 Conventions
 -----------
@@ -73,14 +75,16 @@ def _z_critical(confidence: float) -> float:
 def _two_sided_test(difference: float, standard_error: float) -> tuple[float, float]:
     """(z, p) for ``difference / standard_error`` against N(0, 1), two-sided.
 
-    p = 2 * (1 - Phi(|z|)); a zero standard error gives the limits described in the module.
+    p = 2 * (1 - Phi(|z|)) = erfc(|z| / sqrt(2)), computed with erfc so that the p-values of
+    large |z| do not cancel to 0; a zero standard error gives the limits described in the
+    module docstring.
     """
     if standard_error == 0.0:
         if difference == 0.0:
             return 0.0, 1.0
         return math.copysign(math.inf, difference), 0.0
     z = difference / standard_error
-    p_value = 2.0 * (1.0 - _STANDARD_NORMAL.cdf(abs(z)))
+    p_value = math.erfc(abs(z) / math.sqrt(2.0))
     return z, p_value
 
 
@@ -144,7 +148,7 @@ def nps_difference_test(counts_a: NpsCounts, counts_b: NpsCounts) -> tuple[float
     """Two-sided z test of NPS_a = NPS_b for two independent samples.
 
     In proportion units, ``z = (nps_a - nps_b) / sqrt(Var_a / n_a + Var_b / n_b)`` with the
-    unpooled variances of :func:`nps_variance`; ``p = 2 * (1 - Phi(|z|))``. A positive z means
+    unpooled variances of :func:`nps_variance`; ``p = 2 * Phi(-|z|)``. A positive z means
     sample a scores higher. Returns (NaN, NaN) when either sample is empty.
     """
     n_a, n_b = sum(counts_a), sum(counts_b)
@@ -189,7 +193,7 @@ def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> tuple[float, fl
     """Two-sided z test of p1 = p2 with the pooled standard error.
 
     p_i = x_i / n_i, pooled p = (x1 + x2) / (n1 + n2),
-    ``z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2))`` and ``p_value = 2 * (1 - Phi(|z|))``
+    ``z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2))`` and ``p_value = 2 * Phi(-|z|)``
     (Agresti 2013, sec. 3.1; equal to the Pearson chi-square test of the 2x2 table without
     continuity correction, chi^2 = z^2). Returns (NaN, NaN) when n1 or n2 is 0.
     """

@@ -1,0 +1,161 @@
+-- Align and analyze (seed 003): what in the catalog is not tied to a goal, not measured or
+-- measured twice. One row per finding; an empty table is a clean catalog.
+with recursive
+
+definitions as (
+
+    select * from {{ ref('int_kpi__definitions') }}
+
+),
+
+edges as (
+
+    select * from {{ ref('int_kpi__edges') }}
+
+),
+
+tree as (
+
+    select * from {{ ref('kpi_tree') }}
+
+),
+
+kpi_values as (
+
+    select * from {{ ref('kpi_values') }}
+
+),
+
+measurable as (
+
+    select *
+    from definitions
+    where kind in ('goal', 'kpi')
+      and kpi_type is not null
+
+),
+
+descendants as (
+
+    -- union, not union all: a cycle adds no new pair, so the walk ends
+    select
+        parent_id as ancestor_id,
+        child_id as descendant_id
+    from edges
+
+    union
+
+    select
+        descendants.ancestor_id,
+        edges.child_id as descendant_id
+    from descendants
+    inner join edges
+        on descendants.descendant_id = edges.parent_id
+
+),
+
+measured_below as (
+
+    select
+        descendants.ancestor_id as kpi_id,
+        count(*) as measurable_descendants
+    from descendants
+    inner join measurable
+        on descendants.descendant_id = measurable.kpi_id
+    group by descendants.ancestor_id
+
+),
+
+kpis_with_values as (
+
+    select distinct kpi_id
+    from kpi_values
+
+),
+
+orphan_kpis as (
+
+    select
+        'orphan_kpi' as finding_type,
+        tree.kpi_id,
+        case
+            when tree.parent_ids is null then 'declares no parent, so it moves no goal'
+            else 'no chain of parents (' || tree.parent_ids || ') leads to a goal'
+        end as detail
+    from tree
+    where tree.kind = 'kpi'
+      and tree.goal_id is null
+
+),
+
+goals_without_kpi as (
+
+    select
+        'goal_without_kpi' as finding_type,
+        definitions.kpi_id,
+        'the goal has no type to measure it and no measurable KPI below it' as detail
+    from definitions
+    left join measured_below
+        on definitions.kpi_id = measured_below.kpi_id
+    where definitions.kind = 'goal'
+      and definitions.kpi_type is null
+      and measured_below.kpi_id is null
+
+),
+
+kpis_without_data as (
+
+    select
+        'kpi_without_data' as finding_type,
+        measurable.kpi_id,
+        'measurable (' || measurable.kpi_type || coalesce(' on ' || measurable.source, '')
+            || ') but kpi_values has no row for it' as detail
+    from measurable
+    left join kpis_with_values
+        on measurable.kpi_id = kpis_with_values.kpi_id
+    where kpis_with_values.kpi_id is null
+
+),
+
+duplicated_measures as (
+
+    select
+        'duplicated_measure' as finding_type,
+        measurable.kpi_id,
+        'same type, source and definition as '
+            || {{ dbt.listagg('twin.kpi_id', "', '", 'order by twin.kpi_id') }}
+            || ' (' || max(measurable.kpi_type) || coalesce(' on ' || max(measurable.source), '')
+            || ': ' || coalesce(max(measurable.definition_sql), '') || ')' as detail
+    from measurable
+    inner join measurable as twin
+        on measurable.kpi_type = twin.kpi_type
+        and coalesce(measurable.source, '') = coalesce(twin.source, '')
+        and coalesce(measurable.definition_sql, '') = coalesce(twin.definition_sql, '')
+        and measurable.kpi_id <> twin.kpi_id
+    group by measurable.kpi_id
+
+),
+
+findings as (
+
+    select finding_type, kpi_id, detail from orphan_kpis
+    union all
+    select finding_type, kpi_id, detail from goals_without_kpi
+    union all
+    select finding_type, kpi_id, detail from kpis_without_data
+    union all
+    select finding_type, kpi_id, detail from duplicated_measures
+
+)
+
+select
+    {{ key_of(['findings.finding_type', 'findings.kpi_id']) }} as finding_id,
+    cast(findings.finding_type as {{ dbt.type_string() }}) as finding_type,
+    findings.kpi_id,
+    definitions.kind,
+    definitions.kpi_label,
+    cast(findings.detail as {{ dbt.type_string() }}) as detail,
+    definitions.declared_in
+from findings
+left join definitions
+    on findings.kpi_id = definitions.kpi_id

@@ -87,28 +87,29 @@ def write(warehouse: Path, rows: list[dict]) -> int:
                     relative_weight_share double, ci_low double, ci_high double,
                     rank integer, n bigint, r_squared double, method varchar)"""
             )
-            con.executemany(
-                f"insert into {schema}.{name} values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
+            if rows:
+                con.executemany(
+                    f"insert into {schema}.{name} values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
-                        f"{r['outcome']}|{r['driver']}",
-                        r["outcome"],
-                        r["driver"],
-                        r["beta"],
-                        r["beta_se"],
-                        r["beta_p_value"],
-                        r["relative_weight"],
-                        r["relative_weight_share"],
-                        r["ci_low"],
-                        r["ci_high"],
-                        r["rank"],
-                        r["n"],
-                        r["r_squared"],
-                        "relative weights (Johnson 2000) + standardized OLS, bootstrap CI",
-                    ]
-                    for r in rows
-                ],
-            )
+                        [
+                            f"{r['outcome']}|{r['driver']}",
+                            r["outcome"],
+                            r["driver"],
+                            r["beta"],
+                            r["beta_se"],
+                            r["beta_p_value"],
+                            r["relative_weight"],
+                            r["relative_weight_share"],
+                            r["ci_low"],
+                            r["ci_high"],
+                            r["rank"],
+                            r["n"],
+                            r["r_squared"],
+                            "relative weights (Johnson 2000) + standardized OLS, bootstrap CI",
+                        ]
+                        for r in rows
+                    ],
+                )
             con.execute("commit")
         finally:
             con.close()

@@ -164,6 +164,7 @@ _DEFINITION_COLUMNS = (
     ("actions", "string"),
     ("parents", "string"),
     ("ideal", "double"),
+    ("internal_rating", "double"),
     ("definition_sql", "string"),
     ("declared_in", "string"),
 )
@@ -224,6 +225,7 @@ def _definition_row(d: Definition) -> tuple:
         json.dumps(d.actions, ensure_ascii=False),
         json.dumps([{"id": p, "weight": w} for p, w in d.parents]),
         d.ideal,
+        d.internal_rating,
         _definition_sql(d),
         d.declared_at,
     )
@@ -759,6 +761,7 @@ _COLUMN_DOCS = {
     "actions": "Actions that move it (JSON list).",
     "parents": "Goals/KPIs it moves, with weights (JSON list).",
     "ideal": "Ideal experience level, for factors.",
+    "internal_rating": "The brand's own rating of a factor (0-10), for the perception gap.",
     "definition_sql": "The checked expressions the KPI is computed with.",
     "declared_in": "File and line of the YAML declaration.",
 }

@@ -110,6 +110,12 @@ FIELDS: dict[str, FieldSpec] = {
     "effort": FieldSpec("str", "Effort to move it, for the roadmap.", EFFORTS),
     "actions": FieldSpec("list", "Actions that move it, for the roadmap."),
     "ideal": FieldSpec("number", "Ideal experience level of the factor (0-10).", None, ("factor",)),
+    "internal_rating": FieldSpec(
+        "number",
+        "The brand's own rating of the factor (0-10), for the perception gap.",
+        None,
+        ("factor",),
+    ),
 }
 _NESTED_KEYS = {
     "dimensions": {"time_grains": TIME_GRAINS, "org_levels": ORG_LEVELS, "breakdowns": BREAKDOWNS},
@@ -317,6 +323,7 @@ class Definition:
     effort: str | None = None
     actions: list[str] = field(default_factory=list)
     ideal: float | None = None
+    internal_rating: float | None = None
     file: Path | None = None
     line: int = 0
 
@@ -486,6 +493,10 @@ class _Checker:
             if ideal is not None and not 0 <= ideal <= 10:
                 self.problem(("ideal",), f"ideal {ideal:g} is outside the 0-10 rating scale")
             definition.ideal = ideal
+            internal = self.number(("internal_rating",), data.get("internal_rating"))
+            if internal is not None and not 0 <= internal <= 10:
+                self.problem(("internal_rating",), f"internal_rating {internal:g} is outside 0-10")
+            definition.internal_rating = internal
             definition.level = "driver"
             min_sample = self.number(("min_sample",), data.get("min_sample"), integer=True)
             definition.min_sample = (

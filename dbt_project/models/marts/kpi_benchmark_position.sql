@@ -60,13 +60,21 @@ compared as (
         benchmarks.benchmark_source,
         benchmarks.benchmark_value,
         -- positive = we are better, whichever way the KPI points
-        (latest_hq.value - benchmarks.benchmark_value)
-            * case when definitions.direction = 'lower' then -1 else 1 end as gap,
+        case
+            when definitions.direction = 'lower'
+                then benchmarks.benchmark_value - latest_hq.value
+            else latest_hq.value - benchmarks.benchmark_value
+        end as gap,
         case
             when definitions.direction = 'lower'
                 then benchmarks.benchmark_value < latest_hq.value
             else benchmarks.benchmark_value > latest_hq.value
-        end as is_ahead_of_us
+        end as is_ahead_of_us,
+        case
+            when definitions.direction = 'lower'
+                then benchmarks.benchmark_value > latest_hq.value
+            else benchmarks.benchmark_value < latest_hq.value
+        end as is_behind_us
     from benchmarks
     inner join definitions
         on benchmarks.kpi_id = definitions.kpi_id
@@ -80,19 +88,21 @@ ranked as (
 
     select
         *,
-        count(*) over (partition by kpi_id) + 1 as field_size,
+        cast(count(*) over (partition by kpi_id) + 1 as integer) as field_size,
         -- 1 + the benchmarks strictly better than us; ties share our rank
-        case
-            when our_value is not null
-                then 1 + sum(case when is_ahead_of_us then 1 else 0 end)
-                    over (partition by kpi_id)
-        end as our_rank,
+        cast(
+            case
+                when our_value is not null
+                    then 1 + sum(case when is_ahead_of_us then 1 else 0 end)
+                        over (partition by kpi_id)
+            end
+            as integer
+        ) as our_rank,
         -- the benchmark's own place among the benchmarks and us (1 = best)
         rank() over (
             partition by kpi_id
             order by benchmark_value * case when direction = 'lower' then -1 else 1 end desc
-        ) + case when our_value is not null and not is_ahead_of_us then 1 else 0 end
-            as benchmark_rank
+        ) + case when is_behind_us then 1 else 0 end as benchmark_rank
     from compared
 
 )

@@ -38,10 +38,25 @@ def test_project_follows_the_dbt_project_evaluator_rules(tmp_path: Path) -> None
 
 @pytest.mark.integration
 def test_published_models_are_tagged_and_contracted(tmp_path: Path) -> None:
+    import json
+
     settings = make_settings(tmp_path)
     dbt_runner.parse(settings)
-    names = [m["name"] for m in dbt_runner.published_models(settings)]
-    assert names == ["dim_org_units", "kpi_catalog", "kpi_values"]
+    names = {m["name"] for m in dbt_runner.published_models(settings)}
+    assert {
+        "kpi_values",
+        "kpi_catalog",
+        "dim_org_units",
+        "kpi_tree",
+        "roadmap",
+        "fct_factor_gaps",
+        "kpi_benchmark_position",
+    } <= names
+    manifest = json.loads(settings.dbt_manifest_path.read_text())
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and "published" in node.get("tags", []):
+            assert node["config"]["contract"]["enforced"], node["name"]
+            assert all(c.get("data_type") for c in node["columns"].values()), node["name"]
 
 
 def test_committed_kpi_models_match_the_catalog() -> None:

@@ -159,6 +159,20 @@ def cmd_gap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from cxkpi import publish
+
+    settings = _settings(args)
+    result = publish.rollback(settings, args.to)
+    history = publish.read_publish_log(settings.published_path)
+    print(
+        f"published version {result.version}: the content of version "
+        f"{history[-1]['source_version']} ({history[-1]['row_counts']})"
+    )
+    print(f"kept versions: {publish.kept_versions(settings)}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from cxkpi import pipeline
 
@@ -216,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gap_.add_argument("--output", help="write the step-by-step table as CSV")
     gap_.set_defaults(func=cmd_gap)
+
+    rollback = with_paths(sub.add_parser("rollback", help="publish an earlier version again"))
+    rollback.add_argument("--to", type=int, help="version to restore (default: the previous)")
+    rollback.set_defaults(func=cmd_rollback)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
     summary.set_defaults(func=cmd_summary)

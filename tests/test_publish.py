@@ -1,0 +1,204 @@
+"""Write-audit-publish: versions, Parquet exports with a manifest, rollback, and
+atomicity under kill -9 and concurrent readers (real processes, real files)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import make_settings
+
+from cxkpi import demo, pipeline, publish
+
+pytestmark = pytest.mark.integration
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("published-once")
+    settings = make_settings(base)
+    demo.generate(settings.landing_dir, scale=0.2)
+    pipeline.run_all(settings, pipeline.RunContext.new("night-1", "2026-10-31"))
+    return base
+
+
+@pytest.fixture
+def project(built: Path, tmp_path: Path):
+    shutil.copytree(built, tmp_path, dirs_exist_ok=True)
+    return make_settings(tmp_path)
+
+
+def publish_again(settings, run_id: str) -> publish.PublishResult:
+    return publish.publish(settings, run_id, "2026-10-31", datetime.now(UTC), {"passed": 1})
+
+
+def test_each_version_has_parquet_exports_and_a_manifest(project) -> None:
+    settings = project
+    manifest = json.loads((settings.published_dir / "latest.json").read_text())
+    folder = settings.published_dir / manifest["path"]
+    assert manifest["version"] == 1 and folder.name == "v000001"
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        for table, meta in manifest["tables"].items():
+            parquet = folder / meta["file"]
+            assert sha256(parquet) == meta["sha256"]
+            rows = con.execute(f"select count(*) from read_parquet('{parquet}')").fetchone()[0]
+            assert (
+                rows == meta["rows"] == con.execute(f"select count(*) from {table}").fetchone()[0]
+            ), table
+            columns = [c[0] for c in con.execute(f"describe {table}").fetchall()]
+            assert [c["name"] for c in meta["columns"]] == columns
+    finally:
+        con.close()
+    assert sha256(folder / "cx.duckdb") == manifest["duckdb"]["sha256"]
+    assert sha256(settings.published_path) == manifest["duckdb"]["sha256"]
+
+
+def test_old_versions_are_pruned_and_rollback_restores_one(project) -> None:
+    settings = project.with_overrides(keep_versions=2)
+    first = sha256(settings.published_path)
+    before = {
+        r[0]
+        for r in duckdb.connect(str(settings.published_path), read_only=True)
+        .execute("select kpi_id from kpi_catalog")
+        .fetchall()
+    }
+    publish_again(settings, "night-2")
+    publish_again(settings, "night-3")
+    assert publish.kept_versions(settings) == [2, 3]
+    result = publish.rollback(settings, 2)
+    assert result.version == 4
+    log = publish.read_publish_log(settings.published_path)
+    assert [(r["version"], r["kind"], r["source_version"]) for r in log] == [
+        (1, "publish", None),
+        (2, "publish", None),
+        (3, "publish", None),
+        (4, "rollback", 2),
+    ]
+    assert publish.kept_versions(settings) == [3, 4]
+    after = {
+        r[0]
+        for r in duckdb.connect(str(settings.published_path), read_only=True)
+        .execute("select kpi_id from kpi_catalog")
+        .fetchall()
+    }
+    assert after == before and sha256(settings.published_path) != first
+    with pytest.raises(publish.PublishError, match="not kept"):
+        publish.rollback(settings, 1)
+
+
+KILLER = r"""
+import json, os, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from conftest import make_settings
+from cxkpi import publish
+
+settings = make_settings(Path(sys.argv[1]))
+point, marker = sys.argv[2], Path(sys.argv[1]) / "marker"
+
+def stall():
+    marker.write_text(point)
+    time.sleep(120)
+
+if point == "build":
+    original = publish._export_parquet
+    def slow_export(*args):
+        stall()
+        return original(*args)
+    publish._export_parquet = slow_export
+else:
+    original_replace = os.replace
+    def slow_replace(src, dst):
+        if Path(dst) == settings.published_path:
+            stall()
+        return original_replace(src, dst)
+    publish.os.replace = slow_replace
+publish.publish(settings, "doomed", "2026-10-31", datetime.now(UTC), {})
+"""
+
+
+@pytest.mark.parametrize("point", ["build", "commit"])
+def test_kill_9_during_publish_leaves_the_previous_version(project, point: str) -> None:
+    settings = project
+    before = sha256(settings.published_path)
+    latest = (settings.published_dir / "latest.json").read_text()
+    script = settings.runs_dir / "killer.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(KILLER)
+    tests_dir = str(Path(__file__).parent)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(settings.landing_dir.parent), point, tests_dir]
+    )
+    marker = settings.landing_dir.parent / "marker"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the publish never reached the kill point"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    # the previous version is intact and readable, for both kinds of reader
+    assert sha256(settings.published_path) == before
+    assert (settings.published_dir / "latest.json").read_text() == latest
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        assert con.execute("select max(version) from publish_log").fetchone() == (1,)
+    finally:
+        con.close()
+    # the next run recovers: leftovers are cleared and a new version is published
+    result = publish_again(settings, "night-2")
+    assert result.version >= 2
+    assert not list(settings.published_dir.glob(".cx.duckdb*"))
+    assert not list((settings.published_dir / "versions").glob(".v*"))
+    manifest = json.loads((settings.published_dir / "latest.json").read_text())
+    assert manifest["version"] == result.version
+
+
+READER = r"""
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+def snapshot(c):
+    return [c.execute("select max(version) from publish_log").fetchone()[0],
+            c.execute("select count(*) from kpi_values").fetchone()[0]]
+print(*snapshot(con), flush=True)
+sys.stdin.readline()                      # the publish happens now
+print(*snapshot(con), flush=True)         # same connection: still the version it opened
+con.close()
+fresh = duckdb.connect(sys.argv[1], read_only=True)
+print(*snapshot(fresh), flush=True)       # reconnected: the new version
+"""
+
+
+def test_a_reader_during_publish_keeps_a_complete_version(project) -> None:
+    settings = project
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(settings.published_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stdin is not None
+    opened = reader.stdout.readline().split()
+    publish_again(settings, "night-2")  # never blocked by the open reader
+    reader.stdin.write("go\n")
+    reader.stdin.flush()
+    during = reader.stdout.readline().split()
+    fresh = reader.stdout.readline().split()
+    reader.wait(timeout=60)
+    assert opened == during and opened[0] == "1"
+    assert fresh[0] == "2"

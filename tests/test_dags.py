@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_dag_has_no_cycles(dagbag) -> None:
     dagbag.dags["cx_nightly"].check_cycle()  # raises on a cycle
 
 
-def test_airflow_dags_test_runs_a_night_and_publishes(tmp_path: Path) -> None:
+def test_airflow_runs_a_good_night_and_blocks_a_bad_one(tmp_path: Path) -> None:
     from cxkpi import dbt_runner, demo
 
     config = write_project_config(tmp_path)
@@ -130,3 +131,25 @@ def test_airflow_dags_test_runs_a_night_and_publishes(tmp_path: Path) -> None:
     [(version, run_id, logical_date, audit)] = log
     assert version == 1 and run_id.startswith("manual__") and logical_date == "2026-10-31"
     assert '"failed": 0' in audit
+
+    # A bad night: a score out of range reaches the warehouse behind the loader's back.
+    # The dbt test task fails, publish never runs, the published files stay as they were.
+    published_before = hashlib.sha256(settings.published_path.read_bytes()).hexdigest()
+    latest_before = (settings.published_dir / "latest.json").read_text()
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.execute(
+            """insert into raw.survey_responses (response_id, channel, responded_at, nps,
+                   store_id, _source_name, _source_file)
+               select 'INJECTED', 'web', timestamp '2026-11-01 10:00', 42,
+                      min(org_unit_id), 'fault-injection', 'none'
+               from raw.org_units where level = 'store'"""
+        )
+    finally:
+        con.close()
+    bad = run([str(BIN / "airflow"), "dags", "test", "cx_nightly", "2026-11-01"], env, tmp_path)
+    output = bad.stdout + bad.stderr
+    assert bad.returncode != 0, output[-3000:]
+    assert "accepted_range" in output and "state=failed" in output
+    assert hashlib.sha256(settings.published_path.read_bytes()).hexdigest() == published_before
+    assert (settings.published_dir / "latest.json").read_text() == latest_before

@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from cxkpi import dbt_runner, demo, pipeline  # noqa: E402
-from cxkpi.config import load_settings  # noqa: E402
-from cxkpi.warehouse import connect  # noqa: E402
+from cxkpi import dbt_runner, demo, pipeline
+from cxkpi.config import load_settings
+from cxkpi.warehouse import connect
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, publish
 from cxkpi.config import Settings
-from cxkpi.errors import ConfigError
+from cxkpi.errors import ConfigError, GateFailed
 from cxkpi.sources import load_sources
 from cxkpi.warehouse import connect
 
@@ -125,9 +125,20 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 
 
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    report = gate.run_gate(
-        settings.warehouse_path, settings.expectations_dir, ctx.run_dir(settings) / "gate"
-    )
+    """Run the quality gate on the built warehouse; tell the notifiers how it went."""
+    try:
+        report = gate.run_gate(
+            settings.warehouse_path,
+            settings.expectations_dir,
+            ctx.run_dir(settings) / "gate",
+            published_path=settings.published_path,
+            run_id=ctx.run_id,
+            logical_date=ctx.logical_date,
+        )
+    except GateFailed as failure:
+        gate.notify(failure, settings)
+        raise
+    gate.notify(report, settings)
     return report.summary()
 
 

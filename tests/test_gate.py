@@ -95,6 +95,10 @@ def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> N
     assert sha256(settings.published_path) == before
     evidence = strict.runs_dir / "bad-night" / "gate" / "kpi_values.json"
     assert '"success": false' in evidence.read_text()
+    from cxkpi.gate import data_docs_index
+
+    docs = data_docs_index(strict.runs_dir / "bad-night" / "gate")
+    assert docs.exists() and "kpi_values" in docs.read_text()
 
 
 def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path: Path) -> None:

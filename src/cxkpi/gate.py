@@ -905,20 +905,33 @@ def check_orphans(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
 # === running the gate =====================================================================
 
 
-def _gx_context():
+def _gx_context(evidence_dir: Path | None):
+    """An ephemeral GX context; with an evidence folder, its stores and Data Docs site
+    live in ``<evidence_dir>/gx`` so every run keeps its own validation results and HTML."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
+        FilesystemStoreBackendDefaults,
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
     )
 
+    stores = (
+        FilesystemStoreBackendDefaults(root_directory=str((evidence_dir / "gx").resolve()))
+        if evidence_dir is not None
+        else InMemoryStoreBackendDefaults()
+    )
     config = DataContextConfig(
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False),
-        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        store_backend_defaults=stores,
     )
     return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def data_docs_index(evidence_dir: Path) -> Path:
+    """Where a run's Great Expectations Data Docs start."""
+    return evidence_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def _run_expectations(
@@ -926,7 +939,7 @@ def _run_expectations(
 ) -> list[CheckResult]:
     import great_expectations as gx
 
-    context = _gx_context()
+    context = _gx_context(evidence_dir)
     datasource = context.data_sources.add_pandas("cxkpi_warehouse")
     results = []
     for suite in suites:
@@ -944,9 +957,19 @@ def _run_expectations(
             gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{suite.name}_validation")
         )
         assert suite.table is not None
-        result = definition.run(
-            batch_parameters={"dataframe": frames[suite.table]}, result_format="SUMMARY"
+        actions = (
+            [] if evidence_dir is None else [gx.checkpoint.UpdateDataDocsAction(name="data_docs")]
         )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{suite.name}_checkpoint",
+                validation_definitions=[definition],
+                actions=actions,
+                result_format="SUMMARY",
+            )
+        )
+        outcome_of_run = checkpoint.run(batch_parameters={"dataframe": frames[suite.table]})
+        [result] = outcome_of_run.run_results.values()
         if evidence_dir is not None:
             (evidence_dir / f"{suite.name}.json").write_text(
                 json.dumps(result.to_json_dict(), indent=2, default=str), encoding="utf-8"

@@ -202,3 +202,40 @@ def test_a_reader_during_publish_keeps_a_complete_version(project) -> None:
     reader.wait(timeout=60)
     assert opened == during and opened[0] == "1"
     assert fresh[0] == "2"
+
+
+def test_late_data_for_an_earlier_night_recomputes_and_publishes_a_new_version(
+    project,
+) -> None:
+    """A backfill: September answers arrive late; re-running September's logical date
+    recomputes September and publishes version 2, leaving October's values alone."""
+    settings = project
+
+    def hq_nps(month: str) -> tuple:
+        return (
+            duckdb.connect(str(settings.published_path), read_only=True)
+            .execute(
+                """select value, n from kpi_values where kpi_id = 'nps' and org_level = 'hq'
+               and period_grain = 'month' and channel = 'all' and segment = 'all'
+               and touchpoint = 'all' and period_start = ?""",
+                [month],
+            )
+            .fetchone()
+        )
+
+    september, october = hq_nps("2026-09-01"), hq_nps("2026-10-01")
+    surveys = settings.landing_dir / "surveys"
+    header = (surveys / "responses_2026-09.csv").read_text().splitlines()[0]
+    late = [header] + [
+        f"LATE{i:02d},SRV-POST-PURCHASE,,,S001,,web,checkout,2026-09-15 12:00:00,10,"
+        "Very satisfied,1,,en,Yes"
+        for i in range(10)
+    ]
+    (surveys / "responses_2026-09_late.csv").write_text("\n".join(late) + "\n")
+    result = pipeline.run_all(settings, pipeline.RunContext.new("backfill", "2026-09-30"))
+    assert result.stages["publish"]["version"] == 2
+    value, n = hq_nps("2026-09-01")
+    assert n == september[1] + 10 and value > september[0]
+    assert hq_nps("2026-10-01") == october
+    log = publish.read_publish_log(settings.published_path)
+    assert (log[-1]["run_id"], str(log[-1]["logical_date"])) == ("backfill", "2026-09-30")

@@ -22,8 +22,10 @@ DOC = """
 3. **dbt** builds staging, intermediate and mart models; each model's tests run right
    after it (a failing test stops the night).
 4. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
-5. **quality_gate** runs the Great Expectations suites of `expectations/` on the marts.
-6. **publish** swaps a complete new `published/cx.duckdb` in, atomically.
+5. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
+   in-database checks (rejects, freshness, volume and KPI movement, orphans, PII).
+6. **publish** swaps a complete new `published/cx.duckdb` in, atomically, with Parquet
+   exports and a manifest per version (`cxkpi rollback` restores one).
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
 """

@@ -99,6 +99,9 @@ def test_failing_expectation_blocks_publish(published_once, tmp_path: Path) -> N
 
     docs = data_docs_index(strict.runs_dir / "bad-night" / "gate")
     assert docs.exists() and "kpi_values" in docs.read_text()
+    # a retry of the same run (an Airflow task retry) audits again, replacing the evidence
+    with pytest.raises(GateFailed):
+        pipeline.audit(strict, pipeline.RunContext.new("bad-night", "2026-10-31"))
 
 
 def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path: Path) -> None:

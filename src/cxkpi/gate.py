@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -916,6 +917,9 @@ def _gx_context(evidence_dir: Path | None):
         ProgressBarsConfig,
     )
 
+    if evidence_dir is not None:
+        # a retried task (same run id) replaces the evidence of the attempt before
+        shutil.rmtree(evidence_dir / "gx", ignore_errors=True)
     stores = (
         FilesystemStoreBackendDefaults(root_directory=str((evidence_dir / "gx").resolve()))
         if evidence_dir is not None

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from cxkpi import dbt_runner, demo, pipeline
-from cxkpi.config import load_settings
+from cxkpi.config import scratch_settings
 from cxkpi.warehouse import connect
 
 
@@ -31,14 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cxkpi-audit-bench-") as name:
         tmp = Path(name)
-        settings = load_settings(
-            REPO / "cxkpi.yml",
-            landing_dir=tmp / "landing",
-            warehouse_path=tmp / "warehouse" / "cx.duckdb",
-            published_dir=tmp / "published",
-            runs_dir=tmp / "runs",
-            dbt_target_dir=tmp / "dbt_target",
-        )
+        settings = scratch_settings(REPO / "cxkpi.yml", tmp)
         demo.generate(settings.landing_dir, scale=args.scale)
         ctx = pipeline.RunContext.new("audit-bench", "2026-10-31")
         pipeline.run_all(settings, ctx)

@@ -19,18 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from cxkpi import demo, pipeline
-from cxkpi.config import load_settings
+from cxkpi.config import scratch_settings
 
 
 def bench(scale: float, workdir: Path) -> None:
-    settings = load_settings(
-        REPO / "cxkpi.yml",
-        landing_dir=workdir / "landing",
-        warehouse_path=workdir / "warehouse" / "cx.duckdb",
-        published_dir=workdir / "published",
-        runs_dir=workdir / "runs",
-        dbt_target_dir=workdir / "dbt_target",
-    )
+    settings = scratch_settings(REPO / "cxkpi.yml", workdir)
     started = time.perf_counter()
     written = demo.generate(settings.landing_dir, scale=scale)
     generate_s = time.perf_counter() - started

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cxkpi.config import Settings, load_settings
+from cxkpi.config import Settings, scratch_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,15 +28,7 @@ os.environ.update(
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Settings of the repository's project with every mutable path under ``tmp_path``."""
-    paths = {
-        "landing_dir": tmp_path / "landing",
-        "warehouse_path": tmp_path / "warehouse" / "cx.duckdb",
-        "published_dir": tmp_path / "published",
-        "runs_dir": tmp_path / "runs",
-        "dbt_target_dir": tmp_path / "dbt_target",
-    }
-    paths.update(overrides)
-    return load_settings(REPO / "cxkpi.yml", **paths)
+    return scratch_settings(REPO / "cxkpi.yml", tmp_path, **overrides)
 
 
 @pytest.fixture

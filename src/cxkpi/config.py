@@ -134,3 +134,17 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     merged.update({k: v for k, v in overrides.items() if v is not None})
     root = path.parent
     return Settings(root=root, **_coerce(root, merged))
+
+
+def scratch_settings(config_path: Path, folder: Path, **overrides: Any) -> Settings:
+    """The project's settings with every path a run writes (landing files, warehouse,
+    published files, run logs, dbt target) under ``folder``: for tests and benchmarks."""
+    paths: dict[str, Any] = {
+        "landing_dir": folder / "landing",
+        "warehouse_path": folder / "warehouse" / "cx.duckdb",
+        "published_dir": folder / "published",
+        "runs_dir": folder / "runs",
+        "dbt_target_dir": folder / "dbt_target",
+    }
+    paths.update(overrides)
+    return load_settings(config_path, **paths)

@@ -15,9 +15,25 @@ from sqlglot.errors import ParseError, TokenError
 
 MAX_LENGTH = 2000
 
+# Comparisons: allowed in expressions, and what makes an expression a condition.
+_COMPARISONS = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+)
+
 # Node types an expression may contain; everything else (subqueries, statements, stars,
 # table-qualified columns, unknown functions, ...) is refused.
 _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    *_COMPARISONS,
     exp.Column,
     exp.Identifier,
     exp.Literal,
@@ -33,17 +49,6 @@ _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
     exp.Mul,
     exp.Div,
     exp.Mod,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
     exp.Case,
     exp.If,
     exp.Coalesce,
@@ -108,21 +113,6 @@ class Expression:
 
     def sql(self) -> str:
         return self.tree.sql(dialect="postgres")
-
-
-_COMPARISONS = (
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-)
 
 
 def _is_boolean(node: exp.Expression, boolean_columns: set[str]) -> bool:

@@ -448,7 +448,7 @@ class _Checker:
         try:
             return kpi_expr.parse(value, columns)
         except kpi_expr.ExpressionError as exc:
-            self.problem(path, f"{_label(path)}: {exc}", exc.hint, _offset_in_scalar(exc.offset))
+            self.problem(path, f"{_label(path)}: {exc}", exc.hint, exc.offset)
             return None
 
     # --- the document ---
@@ -839,10 +839,6 @@ def _label(path: Path_) -> str:
 def _suggest(name: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
-
-
-def _offset_in_scalar(offset: int) -> int:
-    return offset
 
 
 # --- the whole catalog -------------------------------------------------------------------

@@ -23,11 +23,12 @@ reader and driver opens (duckdb 2 writes 69, unreadable by 1.x).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 from cxkpi.config import Settings
 from cxkpi.dbt_runner import published_models
 from cxkpi.errors import PublishError
+from cxkpi.loader import file_sha256
 from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
 
 log = logging.getLogger(__name__)
@@ -88,14 +90,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_publish_log(published_path: Path) -> list[dict]:
     """The publish history in the currently published file (empty if none yet)."""
     if not published_path.exists():
@@ -147,7 +141,7 @@ def _export_parquet(con, tables: list[str], folder: Path) -> dict[str, dict]:
         exported[table] = {
             "file": file.name,
             "rows": int(rows[0]) if rows else 0,
-            "sha256": _sha256(file),
+            "sha256": file_sha256(file),
             "columns": [{"name": c[0], "type": c[1]} for c in described],
         }
     return exported
@@ -199,9 +193,44 @@ def _manifest(version: int, row: dict, exported: dict, database: Path) -> dict:
         "kind": row["kind"],
         "source_version": row["source_version"],
         "finished_at": row["finished_at"].isoformat(),
-        "duckdb": {"file": "cx.duckdb", "sha256": _sha256(database)},
+        "duckdb": {"file": "cx.duckdb", "sha256": file_sha256(database)},
         "tables": exported,
     }
+
+
+@contextmanager
+def _staged_version(settings: Settings, version: int, what: str) -> Iterator[Path]:
+    """The temporary DuckDB file and version folder a new version is built in; on any
+    failure both are removed and the published version stays as it was."""
+    database = settings.published_dir / f".cx.duckdb.v{version}.tmp"
+    staging = _staging_folder(settings, version)
+    staging.mkdir()
+    try:
+        yield database
+    except Exception as exc:
+        database.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PublishError(f"{what} failed ({exc}); the published version is unchanged") from exc
+
+
+def _staging_folder(settings: Settings, version: int) -> Path:
+    return versions_dir(settings) / f".v{version:06d}.tmp"
+
+
+def _seal_and_commit(
+    settings: Settings, version: int, database: Path, history: list[dict], row: dict
+) -> None:
+    """Add the publish log to the staged file, export it as Parquet, commit it."""
+    staging = _staging_folder(settings, version)
+    con = connect(database)
+    try:
+        _write_publish_log(con, history, row)
+        exported = _export_parquet(con, [*json.loads(row["tables"]), "publish_log"], staging)
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    _fsync(database)
+    _commit(settings, version, database, staging, _manifest(version, row, exported, database))
 
 
 def publish(
@@ -223,11 +252,8 @@ def publish(
     _clean_leftovers(settings)
     history = read_publish_log(settings.published_path)
     version = _next_version(settings, history)
-    database = settings.published_dir / f".cx.duckdb.v{version}.tmp"
-    staging = versions_dir(settings) / f".v{version:06d}.tmp"
-    staging.mkdir()
     row_counts: dict[str, int] = {}
-    try:
+    with _staged_version(settings, version, f"publishing version {version}") as database:
         with writer_lock(settings.warehouse_path):
             con = connect(database)
             try:
@@ -242,35 +268,23 @@ def publish(
                     ).fetchone()
                     row_counts[model["name"]] = int(count[0]) if count else 0
                 con.execute("detach wh")
-                finished = datetime.now(UTC).replace(tzinfo=None)
-                row = {
-                    "version": version,
-                    "run_id": run_id,
-                    "logical_date": logical_date,
-                    "started_at": started_at.replace(tzinfo=None),
-                    "finished_at": finished,
-                    "tables": json.dumps([m["name"] for m in models]),
-                    "row_counts": json.dumps(row_counts, sort_keys=True),
-                    "audit_summary": json.dumps(audit_summary or {}, sort_keys=True),
-                    "kind": "publish",
-                    "source_version": None,
-                    "duration_seconds": (
-                        finished - started_at.replace(tzinfo=None)
-                    ).total_seconds(),
-                }
-                _write_publish_log(con, history, row)
-                exported = _export_parquet(con, [*row_counts, "publish_log"], staging)
-                con.execute("checkpoint")
             finally:
                 con.close()
-        _fsync(database)
-        _commit(settings, version, database, staging, _manifest(version, row, exported, database))
-    except Exception as exc:
-        database.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise PublishError(
-            f"publishing version {version} failed ({exc}); the published version is unchanged"
-        ) from exc
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        row = {
+            "version": version,
+            "run_id": run_id,
+            "logical_date": logical_date,
+            "started_at": started_at.replace(tzinfo=None),
+            "finished_at": finished,
+            "tables": json.dumps([m["name"] for m in models]),
+            "row_counts": json.dumps(row_counts, sort_keys=True),
+            "audit_summary": json.dumps(audit_summary or {}, sort_keys=True),
+            "kind": "publish",
+            "source_version": None,
+            "duration_seconds": (finished - started_at.replace(tzinfo=None)).total_seconds(),
+        }
+        _seal_and_commit(settings, version, database, history, row)
     removed = _prune(settings, settings.keep_versions, version)
     log.info("published version %d (%s); pruned %s", version, row_counts, removed)
     return PublishResult(version, settings.published_path, row_counts)
@@ -300,39 +314,22 @@ def rollback(settings: Settings, to_version: int | None = None) -> PublishResult
     _clean_leftovers(settings)
     version = _next_version(settings, history)
     source = version_folder(settings, to_version)
-    database = settings.published_dir / f".cx.duckdb.v{version}.tmp"
-    staging = versions_dir(settings) / f".v{version:06d}.tmp"
-    staging.mkdir()
     started = datetime.now(UTC).replace(tzinfo=None)
-    try:
+    what = f"rollback to version {to_version}"
+    with _staged_version(settings, version, what) as database:
         shutil.copyfile(source / "cx.duckdb", database)
         restored = next(h for h in history if h["version"] == to_version)
-        con = connect(database)
-        try:
-            finished = datetime.now(UTC).replace(tzinfo=None)
-            row = {
-                **restored,
-                "version": version,
-                "run_id": f"rollback-to-v{to_version}",
-                "started_at": started,
-                "finished_at": finished,
-                "kind": "rollback",
-                "source_version": to_version,
-                "duration_seconds": (finished - started).total_seconds(),
-            }
-            _write_publish_log(con, history, row)
-            tables = json.loads(row["tables"])
-            exported = _export_parquet(con, [*tables, "publish_log"], staging)
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        _fsync(database)
-        _commit(settings, version, database, staging, _manifest(version, row, exported, database))
-    except Exception as exc:
-        database.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise PublishError(
-            f"rollback to version {to_version} failed ({exc}); the published version is unchanged"
-        ) from exc
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        row = {
+            **restored,
+            "version": version,
+            "run_id": f"rollback-to-v{to_version}",
+            "started_at": started,
+            "finished_at": finished,
+            "kind": "rollback",
+            "source_version": to_version,
+            "duration_seconds": (finished - started).total_seconds(),
+        }
+        _seal_and_commit(settings, version, database, history, row)
     _prune(settings, settings.keep_versions, version)
     return PublishResult(version, settings.published_path, json.loads(row["row_counts"]))

@@ -295,6 +295,117 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         14,
         "measure: ';' would end the fragment: one expression, no statements",
     ),
+    # Jinja and SQL where only a name, a choice, a date or a number fits, and control
+    # characters in free text: refused with their position (issue 8). Free text with
+    # Jinja or SQL is accepted and published inertly: tests/test_kpi_strings.py.
+    "76_jinja_in_id.yml": (
+        2,
+        6,
+        "id \"{{ env_var('HOME') }}\" must be lowercase letters, digits and under",
+    ),
+    "77_jinja_in_source.yml": (
+        3,
+        10,
+        "source \"{{ ref('stg_ops__customers') }}\" is not one of survey_response",
+    ),
+    "78_jinja_in_type.yml": (
+        4,
+        8,
+        "type \"{% do run_query('drop table raw.load_files') %}\" is not one of n",
+    ),
+    "79_jinja_in_level.yml": (
+        6,
+        9,
+        "level \"{{ 'outcome' }}\" is not one of goal, outcome, driver, operation",
+    ),
+    "80_jinja_in_unit.yml": (
+        6,
+        8,
+        "unit '{# points #}' is not one of points, percent, ratio, score, count",
+    ),
+    "81_sql_in_direction.yml": (
+        6,
+        13,
+        'direction "higher\'; drop table raw.load_files; --" is not one of highe',
+    ),
+    "82_jinja_in_effort.yml": (6, 10, "effort \"{{ 'low' }}\" is not one of low, medium, high"),
+    "83_jinja_in_benchmark_kind.yml": (
+        7,
+        37,
+        "benchmarks[0].kind \"{{ 'industry' }}\" is not one of competitor, indust",
+    ),
+    "84_jinja_in_breakdown.yml": (
+        7,
+        26,
+        "dimensions.breakdowns[1] \"{{ 'segment' }}\" is not one of channel, segm",
+    ),
+    "85_newline_in_time_grain.yml": (
+        7,
+        25,
+        "dimensions.time_grains[1] 'week\\n-- x' is not one of day, week, month",
+    ),
+    "86_jinja_in_parent.yml": (6, 12, "unknown parent '{{ env_var('HOME') }}'"),
+    "87_jinja_in_milestone_date.yml": (
+        10,
+        15,
+        "target.milestones[0].date must be a date like 2027-12-31, got '{{ modu",
+    ),
+    "88_jinja_statement_as_measure.yml": (
+        5,
+        11,
+        "measure: '{%' starts Jinja: expressions are plain SQL",
+    ),
+    "89_jinja_outside_literal_in_filter.yml": (
+        6,
+        12,
+        "filters[0]: '{{' starts Jinja: expressions are plain SQL",
+    ),
+    "90_newline_comment_in_formula.yml": (
+        4,
+        16,
+        "formula: comments ('--') are not allowed in expressions",
+    ),
+    "91_comment_terminator_in_condition.yml": (
+        5,
+        30,
+        "condition: not a valid SQL expression near '/'",
+    ),
+    "92_control_character_in_label.yml": (6, 9, "label holds the control character U+001B"),
+    "93_control_character_in_description.yml": (
+        6,
+        15,
+        "description holds the control character U+0000",
+    ),
+    "94_control_character_in_owner.yml": (6, 9, "owner holds the control character U+0008"),
+    "95_control_character_in_action.yml": (7, 6, "actions[0] holds the control character U+0007"),
+    "96_control_character_in_benchmark_name.yml": (
+        7,
+        13,
+        "benchmarks[0].name holds the control character U+001B",
+    ),
+    "97_list_as_benchmark_source.yml": (7, 38, "benchmarks[0].source must be text, got list"),
+    "98_control_character_in_factor_label.yml": (5, 9, "label holds the control character U+001B"),
+    "99_control_character_in_goal_description.yml": (
+        4,
+        15,
+        "description holds the control character U+007F",
+    ),
+    "100_jinja_as_milestone_value.yml": (
+        10,
+        34,
+        "target.milestones[0].value must be a number, got '{{ 30 }}'",
+    ),
+    "101_jinja_in_date_column.yml": (
+        6,
+        8,
+        "date '{{ 'responded_at' }}' is not a timestamp column of survey_respon",
+    ),
+    "102_jinja_in_kind.yml": (2, 8, "kind \"{{ 'kpi' }}\" is not one of kpi, goal, factor"),
+    "103_control_character_in_benchmark_period.yml": (
+        7,
+        39,
+        "benchmarks[0].period holds the control character U+0000",
+    ),
 }
 
 # In a directory entry, the file the problem belongs to.

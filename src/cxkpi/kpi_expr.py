@@ -7,6 +7,7 @@ functions. Anything else is refused, naming the offending token and its offset.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlglot
@@ -156,6 +157,10 @@ def _token_of(node: exp.Expression) -> str:
     return node.sql(dialect="postgres")[:40]
 
 
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_JINJA_OPENER = re.compile(r"\{[{%#]")
+
+
 def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
     """Parse and check one fragment; ``allowed_columns`` None means any bare column."""
     if not isinstance(text, str | int | float) or isinstance(text, bool):
@@ -172,6 +177,13 @@ def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
     ):
         if token in text:
             raise ExpressionError(why, text.index(token))
+    # Jinja is refused outside string literals (inside one it is data, written inertly)
+    outside_literals = _STRING_LITERAL.sub(lambda m: " " * len(m.group()), text)
+    opener = _JINJA_OPENER.search(outside_literals)
+    if opener:
+        raise ExpressionError(
+            f"'{opener.group()}' starts Jinja: expressions are plain SQL", opener.start()
+        )
     try:
         tree = sqlglot.parse_one(text, dialect="duckdb")
     except (ParseError, TokenError) as exc:

@@ -387,10 +387,21 @@ class _Checker:
         self.ok = False
 
     def text(self, path: Path_, value: Any) -> str | None:
+        """Free text: kept byte for byte (the compiler writes it as data, never as code),
+        but no control character a table or a file could not hold or show."""
         if value is None:
             return None
         if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
+            text = str(value)
+            bad = next((c for c in text if _is_forbidden_control(c)), None)
+            if bad is not None:
+                self.problem(
+                    path,
+                    f"{_label(path)} holds the control character U+{ord(bad):04X}",
+                    "only tabs and line breaks are allowed in text",
+                )
+                return None
+            return text
         self.problem(path, f"{_label(path)} must be text, got {type(value).__name__}")
         return None
 
@@ -796,16 +807,14 @@ class _Checker:
             name = self.text((*path, "name"), item.get("name"))
             value = self.number((*path, "value"), item.get("value"))
             kind = self.choice((*path, "kind"), item.get("kind", "competitor"), BENCHMARK_KINDS)
-            if name is None:
+            if "name" not in item:
                 self.problem(path, "a benchmark needs a 'name'")
             if "value" not in item:
                 self.problem(path, "a benchmark needs a 'value'")
+            period = self.text((*path, "period"), item.get("period", ""))
+            source = self.text((*path, "source"), item.get("source", ""))
             if name is not None and value is not None and kind is not None:
-                d.benchmarks.append(
-                    Benchmark(
-                        name, kind, value, str(item.get("period", "")), str(item.get("source", ""))
-                    )
-                )
+                d.benchmarks.append(Benchmark(name, kind, value, period or "", source or ""))
 
 
 def _bounds(d: Definition) -> tuple[float, float] | None:
@@ -824,6 +833,11 @@ def _bounds(d: Definition) -> tuple[float, float] | None:
         ):
             return scales[measure.columns[0]]
     return None
+
+
+def _is_forbidden_control(character: str) -> bool:
+    code = ord(character)
+    return (code < 0x20 and character not in "\t\n\r") or 0x7F <= code <= 0x9F
 
 
 def _label(path: Path_) -> str:

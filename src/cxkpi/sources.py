@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+import yaml
 
 from cxkpi.canonical import ENTITIES, entity
 from cxkpi.errors import ConfigError
@@ -248,7 +249,8 @@ def parse_source(
         raise _fail(at.at("path"), f"path {path!r} must stay inside landing_dir (no '..')")
     fmt = data.get("format") or pure.suffix.lstrip(".") or "csv"
     if fmt not in FORMATS:
-        raise _fail(at.at("format"), f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
+        field_at = at.at("format" if "format" in data else "path")
+        raise _fail(field_at, f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
 
     columns = data["columns"]
     if not isinstance(columns, dict) or not columns:
@@ -415,7 +417,13 @@ def check_sources(
     problems: list[str] = []
     for path in sorted([*sources_dir.rglob("*.yml"), *sources_dir.rglob("*.yaml")]):
         yaml_problems: list[Problem] = []
-        documents = read_documents(path, yaml_problems)
+        try:
+            documents = read_documents(path, yaml_problems)
+        except yaml.YAMLError as exc:  # e.g. a NUL byte: refused before parsing starts
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problems.append(f"{where}: not valid YAML: {exc}")
+            continue
         problems.extend(str(p) for p in yaml_problems)
         if yaml_problems:
             continue

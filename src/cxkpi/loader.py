@@ -1013,7 +1013,11 @@ def load(
     report = LoadReport(batch_id)
     for spec in specs:
         report.files.extend(_load_source(warehouse, landing_dir, spec, batch_id, max_record_bytes))
-    order = {(f.source_name, f.source_file): i for i, f in enumerate(report.files)}
+    order = {  # when each file's rows were last judged in this load
+        (f.source_name, f.source_file): i
+        for i, f in enumerate(report.files)
+        if f.status in ("loaded", "replaced")
+    }
     replaced = [f for f in report.files if f.status == "replaced"]
     if replaced and warehouse.exists():
         by_name = {s.name: s for s in specs}

@@ -36,7 +36,33 @@ def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
     )
     assert main(["--config", str(config), "validate"]) == 1
     out = capsys.readouterr().out
-    assert f"error sources: {broken}: entity 'ordres' unknown" in out
+    assert f"{broken}:2:9: entity 'ordres' unknown" in out
+    assert "error sources: 6 source declarations, 1 problems" in out
+
+
+def test_validate_reports_every_hostile_declaration_with_its_place(tmp_path: Path, capsys) -> None:
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for entry in sorted((REPO / "tests" / "source_corpus").glob("*.yml")):
+        shutil.copy(entry, sources / entry.name)
+    config = tmp_path / "cxkpi.yml"
+    config.write_text(
+        (REPO / "cxkpi.yml")
+        .read_text()
+        .replace("sources_dir: sources", f"sources_dir: {sources}")
+        .replace(
+            "kpi_definitions_dir: kpi_definitions",
+            f"kpi_definitions_dir: {REPO / 'kpi_definitions'}",
+        )
+        .replace("expectations_dir: expectations", f"expectations_dir: {REPO / 'expectations'}")
+    )
+    assert main(["--config", str(config), "validate"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    entries = sorted(sources.glob("*.yml"))
+    assert f"error sources: 0 source declarations, {len(entries)} problems" in captured.out
+    for entry in entries:
+        assert f"{entry}:" in captured.out, entry.name
 
 
 def test_errors_print_without_traceback(tmp_path: Path, capsys) -> None:

@@ -15,8 +15,8 @@ it is a new load), and the whole pipeline (``pipeline.run_all``). Every test ass
 The nights run two at a time in separate processes (the pipeline is ~20 s, mostly dbt, so
 one after the other they would take five minutes). Each process works in one fixed
 folder, restored from the baseline before every night: dbt's partial parse stays valid
-there, and the loader's file registry (keyed by absolute path) is pointed at it, so only
-the night's files are new loads.
+there, and the loader's file registry (keyed by path relative to the landing folder)
+holds for the copy as is, so only the night's files are new loads.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import pytest
 from conftest import make_settings
 
 from cxkpi import demo, pipeline
-from cxkpi.canonical import ENTITIES
 from cxkpi.errors import CxkpiError
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
@@ -247,18 +246,6 @@ def restore(baseline: Path, slot: Path) -> None:
             continue  # keep the slot's partial-parse state: same path, same project
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(part, target)
-    # the loader knows a landing file by its absolute path: point its registry here
-    con = duckdb.connect(str(slot / "warehouse" / "cx.duckdb"))
-    try:
-        columns = [("load_files", "source_file"), ("load_rejects", "source_file")]
-        columns += [(entity, "_source_file") for entity in ENTITIES]
-        for table, column in columns:
-            con.execute(
-                f"update raw.{table} set {column} = replace({column}, ?, ?)",
-                [f"{baseline}/", f"{slot}/"],
-            )
-    finally:
-        con.close()
 
 
 def _file_counts(warehouse: Path, run_id: str) -> list[dict]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shutil
+import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from conftest import query
 
+from cxkpi import loader
+from cxkpi.canonical import ENTITIES
 from cxkpi.errors import LoadError
-from cxkpi.loader import load
+from cxkpi.loader import DEFAULT_MAX_RECORD_BYTES, load
 from cxkpi.sources import parse_source
 
 pytestmark = pytest.mark.integration
@@ -295,3 +302,349 @@ def test_windows_1252_export_is_transcoded(tmp_path: Path) -> None:
     [result] = load(warehouse, landing, [spec], "b1").files
     assert (result.rows_loaded, result.rows_rejected) == (1, 0)
     assert query(warehouse, "select comment from raw.survey_responses") == [("Preis 5 € – “gut”",)]
+
+
+# --- hardening: declared text never runs as SQL ----------------------------------------------
+
+
+def _fingerprint(warehouse: Path) -> list[tuple]:
+    """Every row of every raw table, hashed: what a hostile declaration must not change."""
+    tables = ["load_rejects", "load_files", *ENTITIES]
+    return [
+        (t, *query(warehouse, f"select count(*), sum(hash(x)) from raw.{t} as x")[0])
+        for t in tables
+    ]
+
+
+def _orders_spec(tmp_path: Path):
+    return parse_source(
+        {
+            "name": "o",
+            "entity": "orders",
+            "path": "o/*.csv",
+            "columns": {"order_id": "id", "customer_id": "c", "ordered_at": "ts", "amount": "a"},
+        },
+        tmp_path / "o.yml",
+    )
+
+
+def test_an_injection_through_the_timestamp_format_is_only_a_format(tmp_path: Path) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(landing / "o" / "a.csv", "id,c,ts,a\nO1,C1,2026-01-01 10:00:00,10\nO2,C1,soon,5\n")
+    load(warehouse, landing, [_orders_spec(tmp_path)], "b0")
+    before = _fingerprint(warehouse)
+    hostile = (
+        "%Y-%m-%d' || ''); delete from wh.raw.load_rejects; update wh.raw.orders set amount = 0; --"
+    )
+    spec = parse_source(
+        {**SURVEY_SOURCE, "timestamps": {"format": hostile, "timezone": "UTC"}},
+        tmp_path / "s.yml",
+    )
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.status, result.rows_read, result.rows_rejected) == ("loaded", 1, 1)
+    [(reason,)] = query(warehouse, "select reason from raw.load_rejects where batch_id = 'b1'")
+    assert (
+        reason
+        == f"responded_at: '2026-07-01 10:00:00' is not a valid timestamp in format {hostile}"
+    )
+    after = [row for row in _fingerprint(warehouse) if row[0] not in ("load_rejects", "load_files")]
+    assert after == [row for row in before if row[0] not in ("load_rejects", "load_files")]
+    assert query(warehouse, "select count(*) from raw.load_rejects where batch_id = 'b0'") == [(1,)]
+    assert query(warehouse, "select sum(amount) from raw.orders") == [(10.0,)]
+
+
+def test_apostrophes_and_quotes_in_declared_text_load_correctly(tmp_path: Path) -> None:
+    """Valid data that looks like an injection: a format with a literal apostrophe, column
+    names with quotes, value-map keys and values with quotes, a folder with an apostrophe."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(landing / "o" / "a.csv", "id,c,ts,a\nO1,C1,2026-01-01 10:00:00,10\nO2,C1,soon,5\n")
+    load(warehouse, landing, [_orders_spec(tmp_path)], "b0")
+    before = _fingerprint(warehouse)
+    spec = parse_source(
+        {
+            "name": "quoted",
+            "entity": "survey_responses",
+            "path": "it's/*.csv",
+            "columns": {
+                "response_id": 'Id "1"',
+                "channel": "O'Brien's channel",
+                "responded_at": "When'); drop table raw.orders; --",
+                "nps": "N\\P\\S",
+                "comment": "Comment",
+            },
+            "values": {"channel": {"it's web": "web", 'the "store"': "store", "none'": None}},
+            "timestamps": {"format": "%d %b '%y %H:%M", "timezone": "Europe/Berlin"},
+            "csv": {"delimiter": "|", "quote": '"', "escape": '"', "encoding": "utf-8"},
+        },
+        tmp_path / "q.yml",
+    )
+    header = '"Id ""1"""|O\'Brien\'s channel|When\'); drop table raw.orders; --|N\\P\\S|Comment\n'
+    write(
+        landing / "it's" / "a.csv",
+        header
+        + "R1|it's web|01 Jul '26 10:00|9|it's fine\n"
+        + 'R2|"the ""store"""|02 Jul \'26 11:30|7|\n'
+        + "R3|none'|03 Jul '26 12:00|8|\n",
+    )
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.source_file, result.rows_read, result.rows_loaded) == ("it's/a.csv", 3, 2)
+    assert query(
+        warehouse,
+        "select response_id, channel, responded_at::varchar, nps, comment "
+        "from raw.survey_responses order by 1",
+    ) == [
+        ("R1", "web", "2026-07-01 08:00:00", 9, "it's fine"),
+        ("R2", "store", "2026-07-02 09:30:00", 7, None),
+    ]
+    [(reason,)] = query(warehouse, "select reason from raw.load_rejects where batch_id = 'b1'")
+    assert reason == "channel: required value missing"  # mapped to null on purpose
+    same = [
+        r
+        for r in _fingerprint(warehouse)
+        if r[0] not in ("survey_responses", "load_files", "load_rejects")
+    ]
+    assert same == [
+        r for r in before if r[0] not in ("survey_responses", "load_files", "load_rejects")
+    ]
+    assert query(warehouse, "select count(*) from raw.load_rejects where batch_id = 'b0'") == [(1,)]
+
+
+# --- hardening: every record loaded or rejected with a reason -------------------------------
+
+
+def test_records_above_max_record_bytes_are_rejected_with_a_reason(env) -> None:
+    spec, landing, warehouse = env
+    big = "x" * 500
+    write(
+        landing / "surveys" / "a.csv",
+        HEADER
+        + "R1,web,2026-07-01 10:00:00,9,,\n"
+        + f'R2,web,2026-07-01 10:00:00,9,,"{big}\n{big}"\n'  # record 2: ~1 KB over 2 lines
+        + "R3,web,2026-07-01 10:00:00,9,,\n"
+        + f"R4,web,2026-07-01 10:00:00,9,,{big}\n"  # record 4: unquoted
+        + "R5,web\n",  # record 5: malformed, numbered after the removed ones
+    )
+    [result] = load(warehouse, landing, [spec], "b1", max_record_bytes=300).files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 2, 3)
+    assert query(warehouse, "select response_id, _source_record from raw.survey_responses") == [
+        ("R1", 1),
+        ("R3", 3),
+    ]
+    reasons = dict(query(warehouse, "select source_record, reason from raw.load_rejects"))
+    assert reasons[2] == (
+        "record 2 is 1,033 bytes, above the maximum record size of 300 bytes "
+        "(max_record_bytes): not parsed"
+    )
+    assert reasons[4].startswith("record 4 is 530 bytes, above the maximum")
+    assert reasons[5].startswith("malformed CSV record")
+    [(raw,)] = query(warehouse, "select raw_values from raw.load_rejects where source_record = 2")
+    assert json.loads(raw)["first_bytes"].startswith("R2,web,")
+
+
+def test_json_lines_above_max_record_bytes_keep_their_line_numbers(tmp_path: Path) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    tickets = parse_source(
+        {
+            "name": "t",
+            "entity": "tickets",
+            "path": "t/*.jsonl",
+            "columns": {"ticket_id": "id", "opened_at": "opened", "category": "cat"},
+        },
+        tmp_path / "t.yml",
+    )
+    write(
+        landing / "t" / "a.jsonl",
+        '{"id": "T1", "opened": "2026-01-01 10:00:00", "cat": "a"}\n'
+        + '{"id": "T2", "opened": "2026-01-01 10:00:00", "cat": "'
+        + "y" * 400
+        + '"}\n'
+        + "\n"
+        + '{"id": "T3", "opened": "2026-01-01 10:00:00"}\n',
+    )
+    [result] = load(warehouse, landing, [tickets], "b1", max_record_bytes=200).files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (3, 2, 1)
+    assert query(warehouse, "select ticket_id, _source_record from raw.tickets order by 1") == [
+        ("T1", 1),
+        ("T3", 4),
+    ]
+    [(line, reason)] = query(warehouse, "select source_line, reason from raw.load_rejects")
+    assert line == 2 and reason.startswith("line 2 is 456 bytes, above the maximum record size")
+
+
+def test_a_record_above_the_default_limit_is_rejected_quickly(env) -> None:
+    spec, landing, warehouse = env
+    size = DEFAULT_MAX_RECORD_BYTES + 1024 * 1024  # 9 MiB in one quoted field
+    path = landing / "surveys" / "a.csv"
+    path.parent.mkdir(parents=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+        handle.write('R2,web,2026-07-01 10:00:00,9,,"')
+        handle.writelines("z" * (1 << 20) for _ in range(size // (1 << 20)))
+        handle.write('"\nR3,web,2026-07-01 10:00:00,9,,\n')
+    started = time.perf_counter()
+    [result] = load(warehouse, landing, [spec], "b1").files
+    seconds = time.perf_counter() - started
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (3, 2, 1)
+    [(record, reason)] = query(warehouse, "select source_record, reason from raw.load_rejects")
+    assert record == 2 and "above the maximum record size of 8,388,608 bytes" in reason
+    assert seconds < 10, seconds
+
+
+def test_a_reader_that_loses_a_record_fails_the_file(env, monkeypatch) -> None:
+    """DuckDB's reader is checked against an independent count; here the count says one
+    more record than the reader returns (as when a huge record silently vanished)."""
+    spec, landing, warehouse = env
+    original = loader._scan_csv
+
+    def one_more(*args, **kwargs):
+        scan = original(*args, **kwargs)
+        scan.records += 1
+        return scan
+
+    monkeypatch.setattr(loader, "_scan_csv", one_more)
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    with pytest.raises(LoadError, match=r"holds 2 records \(counted independently of DuckDB\)"):
+        load(warehouse, landing, [spec], "b1")
+    assert query(warehouse, "select count(*) from raw.survey_responses") == [(0,)]
+    assert query(warehouse, "select status, rows_read from raw.load_files") == [("failed", 0)]
+
+
+def test_the_independent_count_agrees_with_pythons_csv_module(env) -> None:
+    _spec, _landing, _warehouse = env
+    text = (
+        HEADER
+        + 'R1,web,2026-07-01 10:00:00,9,,"a ""quoted""\r\nline"\n'
+        + "\n"
+        + "R2,web,2026-07-01 10:00:00,9,,\n"
+        + 'R3,web,2026-07-01 10:00:00,9,,"unterminated\n'
+    )
+    data = text.encode()
+    scan = loader._scan_csv(data, b'"', b'"', 1000)
+    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    assert scan.records == len(rows) - 1 == 3
+
+
+def test_a_reject_never_has_a_null_reason(env) -> None:
+    spec, landing, warehouse = env
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,99,,\n")
+    load(warehouse, landing, [spec], "b1")
+    con = duckdb.connect(str(warehouse))
+    try:
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("insert into raw.load_rejects (batch_id, reason) values ('x', null)")
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("insert into raw.load_rejects (batch_id, reason) values ('x', '')")
+    finally:
+        con.close()
+
+
+def test_an_old_warehouse_with_null_reasons_is_migrated(env) -> None:
+    spec, landing, warehouse = env
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema raw")
+    con.execute(
+        """create table raw.load_rejects (batch_id varchar, source_name varchar,
+           entity varchar, source_file varchar, file_sha256 varchar, source_record bigint,
+           source_line bigint, raw_values varchar, reason varchar, rejected_at timestamp)"""
+    )
+    con.execute("insert into raw.load_rejects (batch_id, reason) values ('old', null)")
+    con.close()
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    load(warehouse, landing, [spec], "b1")
+    assert query(warehouse, "select reason from raw.load_rejects where batch_id = 'old'") == [
+        ("rejected without a recorded reason (before cxkpi required one)",)
+    ]
+    assert query(
+        warehouse,
+        "select is_nullable from information_schema.columns "
+        "where table_name = 'load_rejects' and column_name = 'reason'",
+    ) == [("NO",)]
+
+
+# --- hardening: corrections and moved projects --------------------------------------------
+
+
+def test_a_correction_that_removes_a_key_frees_it_for_the_row_rejected_as_its_duplicate(
+    env,
+) -> None:
+    spec, landing, warehouse = env
+    a = write(
+        landing / "surveys" / "a.csv",
+        HEADER + "R1,web,2026-07-01 10:00:00,1,,\nR2,web,2026-07-01 10:00:00,2,,\n",
+    )
+    write(
+        landing / "surveys" / "b.csv",
+        HEADER + "R1,web,2026-07-02 10:00:00,9,,\nR2,web,2026-07-02 10:00:00,8,,\n",
+    )
+    load(warehouse, landing, [spec], "b1")
+    assert query(warehouse, "select count(*) from raw.load_rejects") == [(2,)]
+    # the correction drops R1 (it belonged to b.csv) and keeps R2
+    write(a, HEADER + "R2,web,2026-07-01 10:00:00,2,,\n")
+    report = load(warehouse, landing, [spec], "b2")
+    assert [(f.source_file, f.status) for f in report.files] == [
+        ("surveys/a.csv", "replaced"),
+        ("surveys/b.csv", "unchanged"),
+        ("surveys/b.csv", "replaced"),
+    ]
+    assert "evaluated again" in report.files[2].message
+    assert query(
+        warehouse, "select response_id, nps, _source_file from raw.survey_responses order by 1"
+    ) == [("R1", 9, "surveys/b.csv"), ("R2", 2, "surveys/a.csv")]
+    assert query(warehouse, "select source_file, source_record, reason from raw.load_rejects") == [
+        ("surveys/b.csv", 2, "duplicate response_id R2: already loaded from surveys/a.csv")
+    ]
+    for f in report.files:
+        assert f.rows_read == f.rows_loaded + f.rows_rejected
+    # a further run changes nothing
+    again = load(warehouse, landing, [spec], "b3")
+    assert {f.status for f in again.files} == {"unchanged"}
+
+
+def test_a_moved_project_loads_nothing_new_and_rejects_nothing(tmp_path: Path) -> None:
+    project = tmp_path / "here"
+    spec = parse_source(SURVEY_SOURCE, project / "src.yml")
+    write(project / "landing" / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    write(project / "landing" / "surveys" / "b.csv", HEADER + "R2,web,2026-07-01 10:00:00,x,,\n")
+    load(project / "wh.duckdb", project / "landing", [spec], "b1")
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(project, moved)
+    shutil.rmtree(project)
+    report = load(moved / "wh.duckdb", moved / "landing", [spec], "b2")
+    assert {f.status for f in report.files} == {"unchanged"}
+    assert report.total("rows_loaded") == report.total("rows_rejected") == 0
+    assert query(moved / "wh.duckdb", "select count(*) from raw.load_rejects") == [(1,)]
+    # the README's correction procedure still works: a changed file replaces its rows
+    write(moved / "landing" / "surveys" / "b.csv", HEADER + "R2,web,2026-07-01 10:00:00,7,,\n")
+    [_, replaced] = load(moved / "wh.duckdb", moved / "landing", [spec], "b3").files
+    assert (replaced.status, replaced.rows_loaded) == ("replaced", 1)
+    assert query(moved / "wh.duckdb", "select count(*) from raw.load_rejects") == [(0,)]
+
+
+def test_a_warehouse_with_absolute_paths_is_converted_on_first_load(tmp_path: Path) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    spec = parse_source(SURVEY_SOURCE, tmp_path / "src.yml")
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    write(landing / "surveys" / "b.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
+    load(warehouse, landing, [spec], "b1")
+    # what cxkpi before this change wrote, in a project that lived in /old/project
+    old = "/old/project/landing/"
+    con = duckdb.connect(str(warehouse))
+    con.execute("update raw.load_files set source_file = ? || source_file", [old])
+    con.execute("update raw.survey_responses set _source_file = ? || _source_file", [old])
+    con.execute(
+        "update raw.load_rejects set source_file = ? || source_file, "
+        "reason = replace(reason, 'from surveys/', 'from ' || ? || 'surveys/')",
+        [old, old],
+    )
+    con.close()
+    report = load(warehouse, landing, [spec], "b2")
+    assert {f.status for f in report.files} == {"unchanged"}
+    assert query(warehouse, "select distinct source_file from raw.load_files order by 1") == [
+        ("surveys/a.csv",),
+        ("surveys/b.csv",),
+    ]
+    assert query(warehouse, "select _source_file from raw.survey_responses") == [("surveys/a.csv",)]
+    assert query(warehouse, "select source_file, reason from raw.load_rejects") == [
+        ("surveys/b.csv", "duplicate response_id R1: already loaded from surveys/a.csv")
+    ]

@@ -58,7 +58,7 @@ def test_counts_reconcile(loaded) -> None:
     _, report, warehouse = loaded
     [result] = report.files
     assert result.status == "loaded"
-    assert result.source_file == str(CSV_FILE)
+    assert result.source_file == CSV_FILE.relative_to(LANDING).as_posix()
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (12, 10, 2)
     assert result.rows_read == result.rows_loaded + result.rows_rejected
     assert query(warehouse, "select count(*) from raw.survey_responses") == [(10,)]
@@ -143,7 +143,7 @@ def test_load_metadata_points_back_to_the_file(loaded) -> None:
         ("AR-1004", 4),
     ]
     assert {r[2:] for r in rows} == {
-        ("b1", "acme_reviews", str(CSV_FILE), report.files[0].file_sha256)
+        ("b1", "acme_reviews", "reviews/acme_reviews_2026-10.csv", report.files[0].file_sha256)
     }
 
 

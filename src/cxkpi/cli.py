@@ -87,7 +87,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Check KPI definitions (all problems at once), and with no paths also the sources
     and the quality suites of the project."""
     from cxkpi import gate, kpi_spec
-    from cxkpi.sources import load_sources
 
     try:
         settings: Settings | None = _settings(args)
@@ -109,16 +108,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems"
     )
     if settings is not None and not args.paths:
-        checks = (
-            ("sources", lambda: f"{len(load_sources(settings.sources_dir))} source declarations"),
-            ("expectations", lambda: f"{len(gate.load_suites(settings.expectations_dir))} suites"),
+        from cxkpi.sources import check_sources
+
+        specs, source_problems = check_sources(settings.sources_dir, settings.dbt_project_dir)
+        for problem in source_problems:
+            print(problem)
+        failed = failed or bool(source_problems)
+        print(
+            f"{'error' if source_problems else 'ok   '} sources: {len(specs)} source "
+            f"declarations, {len(source_problems)} problems"
         )
-        for name, check in checks:
-            try:
-                print(f"ok    {name}: {check()}")
-            except CxkpiError as exc:
-                failed = True
-                print(f"error {name}: {exc}")
+        try:
+            print(f"ok    expectations: {len(gate.load_suites(settings.expectations_dir))} suites")
+        except CxkpiError as exc:
+            failed = True
+            print(f"error expectations: {exc}")
     return 1 if failed else 0
 
 

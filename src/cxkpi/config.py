@@ -35,6 +35,8 @@ class Settings:
     dbt_target: str = "duckdb"
     min_sample: int = 30
     keep_versions: int = 5
+    # Largest CSV record / JSON line the loader parses; larger ones are rejected with a reason.
+    max_record_bytes: int = 8 * 1024 * 1024
 
     @property
     def published_path(self) -> Path:
@@ -60,7 +62,7 @@ _PATH_FIELDS = {
     "dbt_project_dir",
     "dbt_target_dir",
 }
-_INT_FIELDS = {"min_sample", "keep_versions"}
+_INT_FIELDS = {"min_sample", "keep_versions", "max_record_bytes"}
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -74,6 +76,7 @@ _DEFAULTS: dict[str, Any] = {
     "dbt_target": "duckdb",
     "min_sample": 30,
     "keep_versions": 5,
+    "max_record_bytes": 8 * 1024 * 1024,
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 

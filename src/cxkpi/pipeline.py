@@ -92,7 +92,7 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
 
 def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str, Any]:
     """Check sources and suites, compile the KPI definitions into dbt models."""
-    specs = load_sources(settings.sources_dir)
+    specs = load_sources(settings.sources_dir, settings.dbt_project_dir)
     gate.load_suites(settings.expectations_dir)
     return {"sources": len(specs), **compile_catalog(settings, write)}
 
@@ -100,7 +100,13 @@ def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
     """Load the landing files of X-data (``kind='x'``), O-data (``'o'``) or both."""
     specs = [s for s in load_sources(settings.sources_dir) if kind is None or s.kind == kind]
-    report = loader.load(settings.warehouse_path, settings.landing_dir, specs, ctx.run_id)
+    report = loader.load(
+        settings.warehouse_path,
+        settings.landing_dir,
+        specs,
+        ctx.run_id,
+        max_record_bytes=settings.max_record_bytes,
+    )
     return {
         "files": len(report.files),
         "files_loaded": sum(f.status in ("loaded", "replaced") for f in report.files),

@@ -7,20 +7,26 @@ Every mistake in a declaration is reported with the file and the offending field
 from __future__ import annotations
 
 import codecs
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import duckdb
 import yaml
 
 from cxkpi.canonical import ENTITIES, entity
 from cxkpi.errors import ConfigError
+from cxkpi.kpi_spec import Document, Problem, read_documents
 
 FORMATS = ("csv", "parquet", "jsonl")
 # Encodings DuckDB decodes natively (others would need an extension download); any other
-# codec Python knows (cp1252, iso-8859-15, shift_jis, ...) is transcoded to UTF-8 first.
-NATIVE_ENCODINGS = ("utf-8", "utf-16", "latin-1")
+# text codec Python knows (utf-16, cp1252, iso-8859-15, shift_jis, ...) is transcoded to
+# UTF-8 first, so the loader's own record count reads bytes it understands.
+NATIVE_ENCODINGS = ("utf-8", "latin-1")
 _SOURCE_KEYS = {
     "name",
     "entity",
@@ -34,6 +40,32 @@ _SOURCE_KEYS = {
     "required",
 }
 _CSV_KEYS = {"delimiter", "quote", "escape", "encoding", "header"}
+_TIMESTAMP_KEYS = {"format", "timezone"}
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+# Objects the loader and dbt create: a source named like one of them would be mistaken for
+# it in raw._source_name, logs and the gate's evidence. dbt model names of a project are
+# added by load_sources(dbt_project_dir=...); its layer prefixes are reserved outright.
+_GENERATED_NAMES = {"raw", "main", "temp", "load_rejects", "load_files", "publish_log", *ENTITIES}
+_GENERATED_PREFIXES = ("stg_", "int_", "fct_", "dim_", "kpi_", "raw_", "load_")
+# Columns the loader adds to a parsed file: a source column of that name would clash.
+_INTERNAL_COLUMNS = {"_source_record", "_source_line", "_line", "_raw_values", "_reason"}
+# The strptime directives DuckDB supports (a '-' drops zero padding where it applies).
+_STRPTIME_DIRECTIVE = re.compile(r"%(-?[dmyHIMSj]|[aAwbBYpfgnzZUWcxXGVu%])")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a declaration (or one of its fields) is written: file, and line:column when the
+    YAML was read with positions."""
+
+    file: Path
+    document: Document | None = None
+
+    def at(self, *field_path: str | int) -> str:
+        if self.document is None:
+            return str(self.file)
+        line, column = self.document.at(tuple(field_path))
+        return f"{self.file}:{line}:{column}"
 
 
 @dataclass(frozen=True)
@@ -64,125 +96,365 @@ class SourceSpec:
         return entity(self.entity).kind
 
     def files(self, landing_dir: Path) -> list[Path]:
-        return sorted(p for p in landing_dir.glob(self.path) if p.is_file())
+        """The landing files ``path`` matches, refusing any that resolves outside
+        ``landing_dir`` (a symlink to elsewhere): ConfigError naming the file and its target."""
+        root = landing_dir.resolve()
+        found = []
+        for match in sorted(landing_dir.glob(self.path)):
+            if not match.is_file():
+                continue
+            target = match.resolve()
+            if not target.is_relative_to(root):
+                raise ConfigError(
+                    f"{self.declared_in}: path {self.path!r} matches {match}, which resolves "
+                    f"to {target}, outside landing_dir {root}; cxkpi only reads files inside "
+                    "landing_dir (copy the file in instead of linking it)"
+                )
+            found.append(match)
+        return found
 
 
-def _fail(where: Path, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
+def _scalar_text(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
-def parse_source(data: Any, where: Path) -> SourceSpec:
+def _check_text(where: Location, value: Any, *field_path: str | int) -> str:
+    """A text field of the declaration: a string, without NUL bytes, not empty."""
+    name = ".".join(str(p) for p in field_path)
+    if not isinstance(value, str):
+        raise _fail(where.at(*field_path), f"{name} must be text, got {value!r}")
+    if not value:
+        raise _fail(where.at(*field_path), f"{name} must not be empty")
+    if "\x00" in value:
+        raise _fail(where.at(*field_path), f"{name} must not contain a NUL byte")
+    return value
+
+
+def _fail(where: Location | Path | str, message: str) -> ConfigError:
+    place = where.at() if isinstance(where, Location) else where
+    return ConfigError(f"{place}: {message}")
+
+
+@cache
+def _duckdb_time_zones() -> frozenset[str]:
+    from cxkpi.warehouse import connect
+
+    con = connect()
+    try:
+        return frozenset(
+            r[0] for r in con.execute("select name from pg_timezone_names()").fetchall()
+        )
+    finally:
+        con.close()
+
+
+def _check_timestamp_format(where: Location, fmt: Any) -> str:
+    fmt = _check_text(where, fmt, "timestamps", "format")
+    at = where.at("timestamps", "format")
+    position = 0
+    while (percent := fmt.find("%", position)) >= 0:
+        directive = _STRPTIME_DIRECTIVE.match(fmt, percent)
+        if directive is None:
+            shown = fmt[percent : percent + 3]
+            raise _fail(
+                at,
+                f"timestamps.format {fmt!r}: {shown!r} is not a strptime directive DuckDB "
+                "supports (e.g. %Y %m %d %H %M %S %f %z %b; write %% for a literal %)",
+            )
+        position = directive.end()
+    from cxkpi.warehouse import connect
+
+    con = connect()
+    try:
+        con.execute("select try_strptime('2026-01-01', ?)", [fmt])
+    except duckdb.Error as exc:
+        raise _fail(at, f"timestamps.format {fmt!r} is refused by DuckDB: {exc}") from None
+    finally:
+        con.close()
+    return fmt
+
+
+def _check_csv_char(where: Location, csv_data: dict, key: str, default: str) -> str:
+    value = csv_data.get(key, default)
+    value = _check_text(where, value, "csv", key)
+    if len(value) != 1:
+        raise _fail(where.at("csv", key), f"csv.{key} must be a single character, got {value!r}")
+    if value in "\r\n":
+        raise _fail(where.at("csv", key), f"csv.{key} cannot be a line break")
+    if key != "delimiter" and not value.isascii():
+        raise _fail(where.at("csv", key), f"csv.{key} must be an ASCII character, got {value!r}")
+    return value
+
+
+def _check_encoding(where: Location, value: Any) -> str:
+    text = _check_text(where, value, "csv", "encoding")
+    try:
+        info = codecs.lookup(text)
+    except LookupError:
+        raise _fail(
+            where.at("csv", "encoding"), f"csv.encoding {text!r} is not a known encoding"
+        ) from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise _fail(
+            where.at("csv", "encoding"),
+            f"csv.encoding {text!r} is not a text encoding (e.g. utf-8, cp1252, latin-1)",
+        )
+    return {"utf-8": "utf-8", "iso8859-1": "latin-1"}.get(info.name, info.name)
+
+
+def parse_source(
+    data: Any,
+    where: Path,
+    document: Document | None = None,
+    reserved_names: Iterable[str] = (),
+) -> SourceSpec:
+    """One declaration, checked field by field; ConfigError names file (line:column when
+    ``document`` gives positions) and field of the first problem."""
+    at = Location(where, document)
     if not isinstance(data, dict):
-        raise _fail(where, "a source declaration must be a mapping")
-    unknown = sorted(set(data) - _SOURCE_KEYS)
+        raise _fail(at, "a source declaration must be a mapping")
+    unknown = sorted(set(map(str, data)) - _SOURCE_KEYS)
     if unknown:
-        raise _fail(where, f"unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
+        raise _fail(at.at(unknown[0]), f"unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
     for key in ("name", "entity", "path", "columns"):
         if key not in data:
-            raise _fail(where, f"missing required key '{key}'")
-    name = str(data["name"])
-    if not name.replace("_", "").isalnum():
-        raise _fail(where, f"name {name!r} must be letters, digits and underscores")
-    if data["entity"] not in ENTITIES:
-        raise _fail(where, f"entity {data['entity']!r} unknown; known: {sorted(ENTITIES)}")
+            raise _fail(at, f"missing required key '{key}'")
+    name = data["name"]
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise _fail(
+            at.at("name"),
+            f"name {name!r} must be letters, digits and underscores, starting with a letter "
+            "(at most 63 characters)",
+        )
+    reserved = {n.lower() for n in (*_GENERATED_NAMES, *reserved_names)}
+    if name.lower() in reserved or name.lower().startswith(_GENERATED_PREFIXES):
+        raise _fail(
+            at.at("name"),
+            f"name {name!r} is taken by a table or model cxkpi generates (raw tables, "
+            f"load_rejects, load_files, dbt models; prefixes {', '.join(_GENERATED_PREFIXES)}): "
+            "choose another, e.g. crm_customers",
+        )
+    if not isinstance(data["entity"], str) or data["entity"] not in ENTITIES:
+        raise _fail(
+            at.at("entity"), f"entity {data['entity']!r} unknown; known: {sorted(ENTITIES)}"
+        )
     target = entity(data["entity"])
-    fmt = data.get("format") or Path(str(data["path"])).suffix.lstrip(".") or "csv"
+    path = _check_text(at, data["path"], "path")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or path.startswith("~") or re.match(r"[A-Za-z]:", path):
+        raise _fail(at.at("path"), f"path {path!r} must be relative to landing_dir, not absolute")
+    if "\\" in path:
+        raise _fail(at.at("path"), f"path {path!r}: use / to separate folders")
+    if ".." in pure.parts:
+        raise _fail(at.at("path"), f"path {path!r} must stay inside landing_dir (no '..')")
+    fmt = data.get("format") or pure.suffix.lstrip(".") or "csv"
     if fmt not in FORMATS:
-        raise _fail(where, f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
+        field_at = at.at("format" if "format" in data else "path")
+        raise _fail(field_at, f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
 
     columns = data["columns"]
     if not isinstance(columns, dict) or not columns:
-        raise _fail(where, "columns must map canonical columns to source columns")
-    for canonical in columns:
+        raise _fail(at.at("columns"), "columns must map canonical columns to source columns")
+    by_lower: dict[str, str] = {}
+    for canonical, source_column in columns.items():
         if canonical not in target.column_names:
             raise _fail(
-                where,
+                at.at("columns", canonical),
                 f"columns: {canonical!r} is not a column of {target.name}; "
                 f"known: {list(target.column_names)}",
             )
+        if not isinstance(source_column, str):
+            raise _fail(
+                at.at("columns", canonical),
+                f"columns.{canonical} must be the source column's name as text, got "
+                f'{source_column!r} (quote it: "{source_column}")',
+            )
+        _check_text(at, source_column, "columns", canonical)
+        if source_column != source_column.strip():
+            raise _fail(
+                at.at("columns", canonical),
+                f"columns.{canonical}: {source_column!r} has leading or trailing spaces "
+                "(header names are compared trimmed)",
+            )
+        if source_column in _INTERNAL_COLUMNS:
+            raise _fail(
+                at.at("columns", canonical),
+                f"columns.{canonical}: {source_column!r} is a name the loader uses itself",
+            )
+        other = by_lower.setdefault(source_column.lower(), source_column)
+        if other != source_column:
+            raise _fail(
+                at.at("columns", canonical),
+                f"columns.{canonical}: {source_column!r} and {other!r} differ only in case; "
+                "DuckDB matches column names case-insensitively, so they cannot be told apart",
+            )
     missing_required = [c.name for c in target.columns if c.required and c.name not in columns]
     if missing_required:
-        raise _fail(where, f"columns: required canonical column(s) not mapped: {missing_required}")
+        raise _fail(
+            at.at("columns"),
+            f"columns: required canonical column(s) not mapped: {missing_required}",
+        )
 
     values = data.get("values") or {}
     if not isinstance(values, dict):
-        raise _fail(where, "values must map a canonical column to {source value: value}")
+        raise _fail(at.at("values"), "values must map a canonical column to {source value: value}")
     for canonical, mapping in values.items():
         if canonical not in columns:
-            raise _fail(where, f"values: {canonical!r} is not a mapped column")
+            raise _fail(at.at("values", canonical), f"values: {canonical!r} is not a mapped column")
         if not isinstance(mapping, dict):
-            raise _fail(where, f"values.{canonical} must be a mapping of source value to value")
-        for key in mapping:
+            raise _fail(
+                at.at("values", canonical),
+                f"values.{canonical} must be a mapping of source value to value",
+            )
+        for key, value in mapping.items():
             if isinstance(key, bool) or key is None:
                 raise _fail(
-                    where,
+                    at.at("values", canonical),
                     f"values.{canonical}: key {key!r} is what YAML makes of an unquoted "
                     'yes/no/on/off/true/false/null; quote the source value, e.g. "Yes": true',
                 )
+            if not _scalar_text(key) or "\x00" in str(key):
+                raise _fail(
+                    at.at("values", canonical),
+                    f"values.{canonical}: key {key!r} must be a source value (text or number)",
+                )
+            if not (value is None or isinstance(value, bool) or _scalar_text(value)):
+                raise _fail(
+                    at.at("values", canonical, key),
+                    f"values.{canonical}.{key}: {value!r} must be one value (text, number, "
+                    "true/false, or null for no value)",
+                )
+            if isinstance(value, str) and "\x00" in value:
+                raise _fail(at.at("values", canonical, key), f"values.{canonical}.{key}: NUL byte")
 
     timestamps = data.get("timestamps") or {}
-    timezone = str(timestamps.get("timezone", "UTC"))
+    if not isinstance(timestamps, dict):
+        raise _fail(
+            at.at("timestamps"), "timestamps must be a mapping: {format: ..., timezone: ...}"
+        )
+    unknown_ts = sorted(set(map(str, timestamps)) - _TIMESTAMP_KEYS)
+    if unknown_ts:
+        raise _fail(
+            at.at("timestamps", unknown_ts[0]),
+            f"timestamps: unknown key(s) {unknown_ts}; allowed: {sorted(_TIMESTAMP_KEYS)}",
+        )
+    timestamp_format = None
+    if timestamps.get("format") is not None:
+        timestamp_format = _check_timestamp_format(at, timestamps["format"])
+    timezone = _check_text(at, timestamps.get("timezone", "UTC"), "timestamps", "timezone")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _fail(where, f"timestamps.timezone {timezone!r} is not an IANA time zone") from None
+        raise _fail(
+            at.at("timestamps", "timezone"),
+            f"timestamps.timezone {timezone!r} is not an IANA time zone",
+        ) from None
+    if timezone not in _duckdb_time_zones():
+        raise _fail(
+            at.at("timestamps", "timezone"),
+            f"timestamps.timezone {timezone!r} is not a time zone DuckDB knows",
+        )
 
     csv_data = data.get("csv") or {}
-    unknown_csv = sorted(set(csv_data) - _CSV_KEYS)
+    if not isinstance(csv_data, dict):
+        raise _fail(at.at("csv"), "csv must be a mapping, e.g. {delimiter: ';', encoding: cp1252}")
+    unknown_csv = sorted(set(map(str, csv_data)) - _CSV_KEYS)
     if unknown_csv:
-        raise _fail(where, f"csv: unknown key(s) {unknown_csv}; allowed: {sorted(_CSV_KEYS)}")
-    if csv_data.get("header", True) is not True:
-        raise _fail(where, "csv.header: files must have a header row (columns are mapped by name)")
-    csv_options = CsvOptions(
-        delimiter=str(csv_data.get("delimiter", ",")),
-        quote=str(csv_data.get("quote", '"')),
-        escape=str(csv_data.get("escape", csv_data.get("quote", '"'))),
-        encoding=str(csv_data.get("encoding", "utf-8")).lower().replace("utf8", "utf-8"),
-    )
-    try:
-        codecs.lookup(csv_options.encoding)
-    except LookupError:
         raise _fail(
-            where, f"csv.encoding {csv_options.encoding!r} is not a known encoding"
-        ) from None
-    if len(csv_options.delimiter) != 1:
-        raise _fail(where, "csv.delimiter must be a single character")
+            at.at("csv", unknown_csv[0]),
+            f"csv: unknown key(s) {unknown_csv}; allowed: {sorted(_CSV_KEYS)}",
+        )
+    if csv_data.get("header", True) is not True:
+        raise _fail(
+            at.at("csv", "header"),
+            "csv.header: files must have a header row (columns are mapped by name)",
+        )
+    delimiter = _check_csv_char(at, csv_data, "delimiter", ",")
+    quote = _check_csv_char(at, csv_data, "quote", '"')
+    escape = _check_csv_char(at, csv_data, "escape", quote)
+    if quote == delimiter:
+        raise _fail(at.at("csv", "quote"), f"csv.quote and csv.delimiter are both {quote!r}")
+    if escape == delimiter:
+        raise _fail(at.at("csv", "escape"), f"csv.escape and csv.delimiter are both {escape!r}")
+    encoding = _check_encoding(at, csv_data.get("encoding", "utf-8"))
+    required = data.get("required", True)
+    if not isinstance(required, bool):
+        raise _fail(at.at("required"), f"required must be true or false, got {required!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(at.at("description"), "description must be text")
 
     return SourceSpec(
         name=name,
         entity=target.name,
-        path=str(data["path"]),
+        path=path,
         format=fmt,
-        columns={str(k): str(v) for k, v in columns.items()},
-        values={str(k): dict(v) for k, v in values.items()},
-        timestamp_format=timestamps.get("format"),
+        columns=dict(columns),
+        values={str(k): {str(sv): v for sv, v in m.items()} for k, m in values.items()},
+        timestamp_format=timestamp_format,
         timezone=timezone,
-        csv=csv_options,
-        required=bool(data.get("required", True)),
-        description=str(data.get("description", "")),
+        csv=CsvOptions(delimiter, quote, escape, encoding),
+        required=required,
+        description=description,
         declared_in=where,
     )
 
 
-def load_sources(sources_dir: Path) -> list[SourceSpec]:
-    """Every declaration in ``sources_dir`` (``*.yml``/``*.yaml``, one or more per file)."""
+def dbt_model_names(dbt_project_dir: Path) -> set[str]:
+    """Names of the dbt project's models (``models/**/*.sql``)."""
+    return {p.stem for p in (dbt_project_dir / "models").rglob("*.sql")}
+
+
+def check_sources(
+    sources_dir: Path, dbt_project_dir: Path | None = None
+) -> tuple[list[SourceSpec], list[str]]:
+    """Every declaration in ``sources_dir`` (``*.yml``/``*.yaml``, one or more per file), and
+    every problem found (one per declaration at most), each ``file:line:column: message``."""
     if not sources_dir.is_dir():
-        raise ConfigError(f"sources directory {sources_dir} does not exist")
+        return [], [f"sources directory {sources_dir} does not exist"]
+    reserved = dbt_model_names(dbt_project_dir) if dbt_project_dir else set()
     specs: list[SourceSpec] = []
+    problems: list[str] = []
     for path in sorted([*sources_dir.rglob("*.yml"), *sources_dir.rglob("*.yaml")]):
+        yaml_problems: list[Problem] = []
         try:
-            documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-        except yaml.YAMLError as exc:
-            raise _fail(path, f"not valid YAML: {exc}") from None
-        specs.extend(parse_source(doc, path) for doc in documents)
-    seen: dict[str, Path | None] = {}
+            documents = read_documents(path, yaml_problems)
+        except yaml.YAMLError as exc:  # e.g. a NUL byte: refused before parsing starts
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problems.append(f"{where}: not valid YAML: {exc}")
+            continue
+        problems.extend(str(p) for p in yaml_problems)
+        if yaml_problems:
+            continue
+        for document in documents:
+            if document.data is None:
+                continue
+            try:
+                specs.append(parse_source(document.data, path, document, reserved))
+            except ConfigError as exc:
+                problems.append(str(exc))
+    seen: dict[str, SourceSpec] = {}
     for spec in specs:
-        if spec.name in seen:
-            raise _fail(
-                spec.declared_in or sources_dir,
-                f"source name {spec.name!r} also declared in {seen[spec.name]}",
+        key = spec.name.lower()
+        if key in seen:
+            problems.append(
+                f"{spec.declared_in}: source name {spec.name!r} also declared in "
+                f"{seen[key].declared_in}"
             )
-        seen[spec.name] = spec.declared_in
-    if not specs:
-        raise ConfigError(f"no source declarations (*.yml) found in {sources_dir}")
+        seen.setdefault(key, spec)
+    if not specs and not problems:
+        problems.append(f"no source declarations (*.yml) found in {sources_dir}")
+    return specs, problems
+
+
+def load_sources(sources_dir: Path, dbt_project_dir: Path | None = None) -> list[SourceSpec]:
+    """Every declaration in ``sources_dir``; ConfigError listing every problem if any."""
+    specs, problems = check_sources(sources_dir, dbt_project_dir)
+    if problems:
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        raise ConfigError(
+            f"{len(problems)} problems in source declarations:\n" + "\n".join(problems)
+        )
     return specs

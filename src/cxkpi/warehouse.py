@@ -53,9 +53,21 @@ def writer_lock(path: Path, timeout_s: float = 600.0) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sql_text(value: object, what: str) -> str:
+    text = str(value)
+    # DuckDB reads SQL text as a C string: a NUL byte would end the statement mid-literal.
+    # Backslashes need nothing: DuckDB's '...' strings have no escape sequences.
+    if "\x00" in text:
+        raise ValueError(f"a NUL byte cannot be part of an SQL {what}: {text!r}")
+    return text
+
+
 def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """``name`` as a double-quoted SQL identifier: the one way any name reaches SQL."""
+    return '"' + _sql_text(name, "identifier").replace('"', '""') + '"'
 
 
 def quote_literal(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+    """``value`` as a single-quoted SQL string: the one way a text value reaches SQL when it
+    cannot be a bound parameter (options of table functions, struct keys)."""
+    return "'" + _sql_text(value, "string").replace("'", "''") + "'"

@@ -48,7 +48,9 @@ class Entity:
 LOAD_METADATA_COLUMNS = (
     Column("_batch_id", "varchar", description="Load batch (run) that inserted the row."),
     Column("_source_name", "varchar", description="Source declaration the row came through."),
-    Column("_source_file", "varchar", description="Path of the landing file."),
+    Column(
+        "_source_file", "varchar", description="Path of the landing file, relative to landing_dir."
+    ),
     Column("_file_sha256", "varchar", description="Checksum of the landing file."),
     Column("_source_record", "bigint", description="1-based record number inside the file."),
     Column("_loaded_at", "timestamp", description="UTC time the row was loaded."),

@@ -14,7 +14,9 @@ from cxkpi import pii
 CORPUS = yaml.safe_load((Path(__file__).parent / "pii_corpus.yml").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[f"{i:02d}-{e['lang']}" for i, e in enumerate(CORPUS)])
+@pytest.mark.parametrize(
+    "entry", CORPUS, ids=[f"{i:02d}-{e['lang']}" for i, e in enumerate(CORPUS)]
+)
 def test_corpus_entry_is_masked_as_expected(entry) -> None:
     detector = pii.detector()
     assert detector.mask(entry["text"]) == entry["masked"]
@@ -80,9 +82,7 @@ def test_protect_withholds_what_cannot_be_made_safe() -> None:
 def test_throughput(capsys) -> None:
     """Distinct demo-like texts per second (no cache hits); printed for the report."""
     texts = [
-        f"{e['text']} #{i}" if i % 2 else f"Nr {i}: {e['text']}"
-        for i in range(40)
-        for e in CORPUS
+        f"{e['text']} #{i}" if i % 2 else f"Nr {i}: {e['text']}" for i in range(40) for e in CORPUS
     ]
     plain = [f"Friendly advisor number {i % 97}, quick and easy." for i in range(len(texts))]
     detector = pii.Detector()
@@ -95,7 +95,9 @@ def test_throughput(capsys) -> None:
         detector.mask(text)
     without = len(plain) / (time.perf_counter() - started)
     with capsys.disabled():
-        print(f"\npii throughput: corpus-like {with_pii:,.0f} texts/s, plain {without:,.0f} texts/s")
+        print(
+            f"\npii throughput: corpus-like {with_pii:,.0f} texts/s, plain {without:,.0f} texts/s"
+        )
     assert with_pii > 50
 
 
@@ -104,3 +106,69 @@ def test_no_regex_in_the_dbt_project_or_gate_masks_pii() -> None:
     assert not (repo / "dbt_project" / "macros" / "mask_pii.sql").exists()
     gate_source = (repo / "src" / "cxkpi" / "gate.py").read_text(encoding="utf-8")
     assert not re.search(r"EMAIL_PATTERN|PHONE_PATTERN", gate_source)
+
+
+# --- the loader's hook: the warehouse only ever holds masked text ---------------------------
+
+SURVEYS = {
+    "name": "pii_surveys",
+    "entity": "survey_responses",
+    "path": "surveys/*.csv",
+    "columns": {
+        "response_id": "Id",
+        "customer_id": "Customer",
+        "channel": "Channel",
+        "touchpoint": "Touchpoint",
+        "responded_at": "When",
+        "comment": "Comment",
+    },
+    "timestamps": {"format": "%Y-%m-%d %H:%M:%S", "timezone": "UTC"},
+}
+
+
+@pytest.mark.integration
+def test_loader_masks_text_rejects_ids_and_withholds_what_it_cannot_mask(tmp_path) -> None:
+    from conftest import query
+
+    from cxkpi.loader import load
+    from cxkpi.sources import parse_source
+
+    spec = parse_source(SURVEYS, tmp_path / "src.yml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    (landing / "surveys").mkdir(parents=True)
+    long_text = "Lange Geschichte. " * 1200
+    (landing / "surveys" / "a.csv").write_text(
+        "Id,Customer,Channel,Touchpoint,When,Comment\n"
+        "R1,C1,web,checkout,2026-10-31 10:00:00,Mail jürgen@müller.de am 2026-10-31\n"
+        "R2,C2,web,mail anna@example.com,2026-10-31 10:00:00,ok\n"
+        "R3,bob@example.com,web,checkout,2026-10-31 10:00:00,fine\n"
+        f"R4,C4,web,checkout,2026-10-31 10:00:00,{long_text}\n"
+        "R5,C5,web,checkout,2026-10-31 10:00:00,Ruf an: ０１７０\u00a01234567\n",
+        encoding="utf-8",
+    )
+    report = load(warehouse, landing, [spec], "b1")
+    [result] = report.files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
+    assert "1 text value(s) withheld" in result.message
+    rows = dict(
+        (r[0], r[1:])
+        for r in query(
+            warehouse,
+            "select response_id, customer_id, touchpoint, comment from raw.survey_responses",
+        )
+    )
+    assert rows["R1"] == ("C1", "checkout", "Mail [email] am 2026-10-31")
+    assert rows["R2"] == ("C2", "mail [email]", "ok")
+    assert rows["R4"] == ("C4", "checkout", None)
+    assert rows["R5"][2] == "Ruf an: [phone]"
+    [(record, reason)] = query(warehouse, "select source_record, reason from raw.load_rejects")
+    assert record == 3
+    assert reason == "personal data (email) in identifier column customer_id"
+    [withheld] = query(
+        warehouse,
+        "select source_record, column_name, original_text, reason from raw.withheld_texts",
+    )
+    assert withheld[:3] == (4, "comment", long_text.strip())
+    assert "longer than" in withheld[3]
+    [message] = query(warehouse, "select message from raw.load_files")
+    assert "withheld" in message[0]

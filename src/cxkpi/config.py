@@ -35,6 +35,9 @@ class Settings:
     dbt_target: str = "duckdb"
     min_sample: int = 30
     keep_versions: int = 5
+    # regions whose national phone numbers the PII detector recognises (cxkpi.pii);
+    # numbers written with +<country code> are recognised for every country
+    pii_phone_regions: tuple[str, ...] = ("CN", "DE", "US", "GB", "BR", "FR")
 
     @property
     def published_path(self) -> Path:
@@ -61,6 +64,7 @@ _PATH_FIELDS = {
     "dbt_target_dir",
 }
 _INT_FIELDS = {"min_sample", "keep_versions"}
+_LIST_FIELDS = {"pii_phone_regions"}
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -74,6 +78,7 @@ _DEFAULTS: dict[str, Any] = {
     "dbt_target": "duckdb",
     "min_sample": 30,
     "keep_versions": 5,
+    "pii_phone_regions": ["CN", "DE", "US", "GB", "BR", "FR"],
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 
@@ -89,6 +94,11 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = int(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+        elif key in _LIST_FIELDS:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{key} must be a list of names, got {value!r}")
+            out[key] = tuple(i.strip().upper() for i in items if i.strip())
         else:
             out[key] = str(value)
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from cxkpi import pii
 from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column, Entity, entity
 from cxkpi.errors import LoadError
 from cxkpi.sources import NATIVE_ENCODINGS, SourceSpec
@@ -420,6 +421,7 @@ def _commit_file(
                 f"delete from wh.{RAW_SCHEMA}.load_rejects where source_file = {path_lit} "
                 f"and source_name = {source_lit}"
             )
+        pii.protect_staged(con, spec, result, batch_id, replacing)  # mask, withhold, reject
         match = " and ".join(f"staged.{k} = w.{k}" for k in ent.primary_key)
         key_text = " || ', ' || ".join(f"staged.{k}::varchar" for k in ent.primary_key)
         con.execute(

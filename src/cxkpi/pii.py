@@ -51,6 +51,9 @@ from stdnum.br import cpf
 from stdnum.cn import ric
 from stdnum.fr import nir
 
+from cxkpi.canonical import entity
+from cxkpi.warehouse import quote_ident, quote_literal
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -291,9 +294,6 @@ def protect_staged(
     * a row with personal data in an identifier column (``text='id'``) is rejected (its
       raw values go to ``raw.load_rejects`` like any reject): masking would break joins.
     """
-    from cxkpi.canonical import entity
-    from cxkpi.warehouse import quote_ident, quote_literal
-
     ent = entity(spec.entity)
     found = detector()
     table = f"wh.{WITHHELD_TABLE}"

@@ -150,13 +150,13 @@ def test_loader_masks_text_rejects_ids_and_withholds_what_it_cannot_mask(tmp_pat
     [result] = report.files
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
     assert "1 text value(s) withheld" in result.message
-    rows = dict(
-        (r[0], r[1:])
+    rows = {
+        r[0]: r[1:]
         for r in query(
             warehouse,
             "select response_id, customer_id, touchpoint, comment from raw.survey_responses",
         )
-    )
+    }
     assert rows["R1"] == ("C1", "checkout", "Mail [email] am 2026-10-31")
     assert rows["R2"] == ("C2", "mail [email]", "ok")
     assert rows["R4"] == ("C4", "checkout", None)

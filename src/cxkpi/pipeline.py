@@ -128,14 +128,18 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     """Run the quality gate on the built warehouse; tell the notifiers how it went."""
     try:
-        report = gate.run_gate(
-            settings.warehouse_path,
-            settings.expectations_dir,
-            ctx.run_dir(settings) / "gate",
-            published_path=settings.published_path,
-            run_id=ctx.run_id,
-            logical_date=ctx.logical_date,
-        )
+        with pii.phone_regions(settings.pii_phone_regions):
+            report = gate.run_gate(
+                settings.warehouse_path,
+                settings.expectations_dir,
+                ctx.run_dir(settings) / "gate",
+                published_path=settings.published_path,
+                run_id=ctx.run_id,
+                logical_date=ctx.logical_date,
+                published_tables=[
+                    f"{t['schema']}.{t['name']}" for t in publish.published_tables(settings)
+                ],
+            )
     except GateFailed as failure:
         gate.notify(failure, settings)
         raise

@@ -84,8 +84,13 @@ _EMAIL = re.compile(rf"(?<![\w.+-]){_LOCAL}{_AT}(?:{_LABEL}{_DOT})+{_TLD}", re.I
 _AT_HINT = re.compile(rf"@|(?<![^\W\d_])(?:{_AT_WORDS})(?![^\W\d_])", re.IGNORECASE)
 
 # --- numbers with a checksum --------------------------------------------------------------
-# (not the account number inside an IBAN that failed its own checksum)
-_CARD = re.compile(r"(?<![\d.,])(?<![A-Z]{2}\d{2} )[2-6](?:[ -]?\d){12,18}(?!\d)")
+# written as cards are: contiguous, in groups of four, or 4-6-5 (Amex); not after a "+"
+# (a phone) nor inside an IBAN that failed its own checksum
+_CARD = re.compile(
+    r"(?<![\d.,+])(?<![A-Z]{2}\d{2} )"
+    r"(?:[2-6]\d{12,18}|[2-6]\d{3}([ -])\d{4}(?:\1\d{4}){1,2}(?:\1\d{1,3})?|3\d{3}([ -])\d{6}\2\d{5})"
+    r"(?!\d)"
+)
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 _CN_RIC = re.compile(r"(?<![0-9A-Za-z])\d{6} ?\d{8} ?\d{3}[\dXx](?![0-9A-Za-z])")
 _BR_CPF = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d])")

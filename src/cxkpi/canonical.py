@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 CHANNELS = ("store", "web", "app", "call_centre", "delivery", "support")
 ORG_LEVELS = ("hq", "region", "store", "advisor")
+TEXT_CLASSES = ("free", "label", "id")
 EXPERIENCE_FACTORS = ("product", "service", "relationship", "convenience", "brand_image", "price")
 
 
@@ -23,6 +24,14 @@ class Column:
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     description: str = ""
+    # What a varchar holds, for personal data (cxkpi.pii): "free" text (a verbatim) and
+    # "label" values (channel, segment...) are masked on load; an "id" cannot be masked
+    # without breaking joins, so a row with personal data in one is rejected.
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.type == "varchar") != (self.text in TEXT_CLASSES):
+            raise ValueError(f"column {self.name}: a varchar needs text= one of {TEXT_CLASSES}")
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,19 @@ class Entity:
 
 # Columns every raw table carries besides its canonical ones: where each row came from.
 LOAD_METADATA_COLUMNS = (
-    Column("_batch_id", "varchar", description="Load batch (run) that inserted the row."),
-    Column("_source_name", "varchar", description="Source declaration the row came through."),
     Column(
-        "_source_file", "varchar", description="Path of the landing file, relative to landing_dir."
+        "_batch_id", "varchar", description="Load batch (run) that inserted the row.", text="id"
     ),
-    Column("_file_sha256", "varchar", description="Checksum of the landing file."),
+    Column(
+        "_source_name", "varchar", description="Source declaration the row came through.", text="id"
+    ),
+    Column(
+        "_source_file",
+        "varchar",
+        description="Path of the landing file, relative to landing_dir.",
+        text="id",
+    ),
+    Column("_file_sha256", "varchar", description="Checksum of the landing file.", text="id"),
     Column("_source_record", "bigint", description="1-based record number inside the file."),
     Column("_loaded_at", "timestamp", description="UTC time the row was loaded."),
 )
@@ -64,26 +80,47 @@ ENTITIES: dict[str, Entity] = {
             "survey_responses",
             "x",
             (
-                Column("response_id", "varchar", required=True, description="Survey response id."),
-                Column("survey_id", "varchar", description="Survey (questionnaire) id."),
-                Column("customer_id", "varchar", description="Responding customer."),
-                Column("order_id", "varchar", description="Order the response is about."),
-                Column("store_id", "varchar", description="Store (org unit) served."),
-                Column("advisor_id", "varchar", description="Advisor (org unit) who served."),
+                Column(
+                    "response_id",
+                    "varchar",
+                    required=True,
+                    description="Survey response id.",
+                    text="id",
+                ),
+                Column("survey_id", "varchar", description="Survey (questionnaire) id.", text="id"),
+                Column("customer_id", "varchar", description="Responding customer.", text="id"),
+                Column(
+                    "order_id", "varchar", description="Order the response is about.", text="id"
+                ),
+                Column("store_id", "varchar", description="Store (org unit) served.", text="id"),
+                Column(
+                    "advisor_id", "varchar", description="Advisor (org unit) who served.", text="id"
+                ),
                 Column(
                     "channel",
                     "varchar",
                     required=True,
                     allowed=CHANNELS,
                     description="Channel of the experience.",
+                    text="label",
                 ),
-                Column("touchpoint", "varchar", description="Touchpoint within the channel."),
+                Column(
+                    "touchpoint",
+                    "varchar",
+                    description="Touchpoint within the channel.",
+                    text="label",
+                ),
                 Column("responded_at", "timestamp", required=True, description="UTC time."),
                 Column("nps", "integer", min=0, max=10, description="Likelihood to recommend."),
                 Column("csat", "integer", min=1, max=5, description="Satisfaction, 1-5."),
                 Column("ces", "integer", min=1, max=7, description="Customer effort, 1-7."),
-                Column("comment", "varchar", description="Free-text verbatim (may hold PII)."),
-                Column("language", "varchar", description="Language of the comment."),
+                Column(
+                    "comment",
+                    "varchar",
+                    description="Free-text verbatim (may hold PII).",
+                    text="free",
+                ),
+                Column("language", "varchar", description="Language of the comment.", text="label"),
                 Column("consent", "boolean", description="Consent to follow-up contact."),
             ),
             ("response_id",),
@@ -93,8 +130,20 @@ ENTITIES: dict[str, Entity] = {
             "factor_ratings",
             "x",
             (
-                Column("response_id", "varchar", required=True, description="Survey response."),
-                Column("factor", "varchar", required=True, description="Experience factor."),
+                Column(
+                    "response_id",
+                    "varchar",
+                    required=True,
+                    description="Survey response.",
+                    text="id",
+                ),
+                Column(
+                    "factor",
+                    "varchar",
+                    required=True,
+                    description="Experience factor.",
+                    text="label",
+                ),
                 Column("experience", "double", min=0, max=10, description="How it was, 0-10."),
                 Column(
                     "expectation", "double", min=0, max=10, description="How it should be, 0-10."
@@ -110,8 +159,10 @@ ENTITIES: dict[str, Entity] = {
             "customers",
             "o",
             (
-                Column("customer_id", "varchar", required=True, description="Customer id."),
-                Column("segment", "varchar", description="Customer segment."),
+                Column(
+                    "customer_id", "varchar", required=True, description="Customer id.", text="id"
+                ),
+                Column("segment", "varchar", description="Customer segment.", text="label"),
                 Column("signed_up_at", "timestamp", description="UTC time of sign-up."),
             ),
             ("customer_id",),
@@ -121,10 +172,22 @@ ENTITIES: dict[str, Entity] = {
             "orders",
             "o",
             (
-                Column("order_id", "varchar", required=True, description="Order id."),
-                Column("customer_id", "varchar", required=True, description="Ordering customer."),
-                Column("store_id", "varchar", description="Store (org unit) that sold."),
-                Column("channel", "varchar", allowed=CHANNELS, description="Sales channel."),
+                Column("order_id", "varchar", required=True, description="Order id.", text="id"),
+                Column(
+                    "customer_id",
+                    "varchar",
+                    required=True,
+                    description="Ordering customer.",
+                    text="id",
+                ),
+                Column("store_id", "varchar", description="Store (org unit) that sold.", text="id"),
+                Column(
+                    "channel",
+                    "varchar",
+                    allowed=CHANNELS,
+                    description="Sales channel.",
+                    text="label",
+                ),
                 Column("ordered_at", "timestamp", required=True, description="UTC time."),
                 Column("amount", "double", min=0, description="Order value."),
             ),
@@ -135,8 +198,12 @@ ENTITIES: dict[str, Entity] = {
             "deliveries",
             "o",
             (
-                Column("delivery_id", "varchar", required=True, description="Delivery id."),
-                Column("order_id", "varchar", required=True, description="Delivered order."),
+                Column(
+                    "delivery_id", "varchar", required=True, description="Delivery id.", text="id"
+                ),
+                Column(
+                    "order_id", "varchar", required=True, description="Delivered order.", text="id"
+                ),
                 Column("promised_at", "timestamp", required=True, description="Promised UTC time."),
                 Column(
                     "delivered_at",
@@ -151,13 +218,26 @@ ENTITIES: dict[str, Entity] = {
             "tickets",
             "o",
             (
-                Column("ticket_id", "varchar", required=True, description="Ticket id."),
-                Column("customer_id", "varchar", description="Customer."),
-                Column("order_id", "varchar", description="Order concerned."),
-                Column("store_id", "varchar", description="Store (org unit) handling it."),
-                Column("advisor_id", "varchar", description="Advisor (org unit) handling it."),
-                Column("channel", "varchar", allowed=CHANNELS, description="Contact channel."),
-                Column("category", "varchar", description="Ticket category."),
+                Column("ticket_id", "varchar", required=True, description="Ticket id.", text="id"),
+                Column("customer_id", "varchar", description="Customer.", text="id"),
+                Column("order_id", "varchar", description="Order concerned.", text="id"),
+                Column(
+                    "store_id", "varchar", description="Store (org unit) handling it.", text="id"
+                ),
+                Column(
+                    "advisor_id",
+                    "varchar",
+                    description="Advisor (org unit) handling it.",
+                    text="id",
+                ),
+                Column(
+                    "channel",
+                    "varchar",
+                    allowed=CHANNELS,
+                    description="Contact channel.",
+                    text="label",
+                ),
+                Column("category", "varchar", description="Ticket category.", text="label"),
                 Column("opened_at", "timestamp", required=True, description="UTC time."),
                 Column("closed_at", "timestamp", description="UTC time; empty while open."),
                 Column(
@@ -174,16 +254,21 @@ ENTITIES: dict[str, Entity] = {
             "org_units",
             "o",
             (
-                Column("org_unit_id", "varchar", required=True, description="Org unit id."),
+                Column(
+                    "org_unit_id", "varchar", required=True, description="Org unit id.", text="id"
+                ),
                 Column(
                     "level",
                     "varchar",
                     required=True,
                     allowed=ORG_LEVELS,
                     description="hq, region, store or advisor.",
+                    text="label",
                 ),
-                Column("parent_id", "varchar", description="Parent org unit (empty for hq)."),
-                Column("name", "varchar", description="Display name."),
+                Column(
+                    "parent_id", "varchar", description="Parent org unit (empty for hq).", text="id"
+                ),
+                Column("name", "varchar", description="Display name.", text="label"),
             ),
             ("org_unit_id",),
             "One row per org unit: advisor -> store -> region -> hq (O-data).",

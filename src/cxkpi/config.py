@@ -37,6 +37,9 @@ class Settings:
     keep_versions: int = 5
     # Largest CSV record / JSON line the loader parses; larger ones are rejected with a reason.
     max_record_bytes: int = 8 * 1024 * 1024
+    # regions whose national phone numbers the PII detector recognises (cxkpi.pii);
+    # numbers written with +<country code> are recognised for every country
+    pii_phone_regions: tuple[str, ...] = ("CN", "DE", "US", "GB", "BR", "FR")
 
     @property
     def published_path(self) -> Path:
@@ -63,6 +66,7 @@ _PATH_FIELDS = {
     "dbt_target_dir",
 }
 _INT_FIELDS = {"min_sample", "keep_versions", "max_record_bytes"}
+_LIST_FIELDS = {"pii_phone_regions"}
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -77,6 +81,7 @@ _DEFAULTS: dict[str, Any] = {
     "min_sample": 30,
     "keep_versions": 5,
     "max_record_bytes": 8 * 1024 * 1024,
+    "pii_phone_regions": ["CN", "DE", "US", "GB", "BR", "FR"],
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 
@@ -92,6 +97,11 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = int(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+        elif key in _LIST_FIELDS:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{key} must be a list of names, got {value!r}")
+            out[key] = tuple(i.strip().upper() for i in items if i.strip())
         else:
             out[key] = str(value)
     return out

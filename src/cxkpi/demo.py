@@ -290,6 +290,7 @@ _COMMENTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         ),
     },
 }
+_MOBILE_PREFIXES: Final = ("151", "152", "157", "159", "160", "162", "163", "170", "171", "176")
 _EMAIL_TEXT: Final = {"en": " Mail me at {x}", "de": " Bitte schreiben Sie mir an {x}"}
 _PHONE_TEXT: Final = {"en": " Call me back on {x}", "de": " Rückruf bitte unter {x}"}
 _SECOND_LINE: Final = {
@@ -721,7 +722,10 @@ def _make_comments(rng: np.random.Generator, resp: pd.DataFrame) -> np.ndarray:
             user = user.replace("ä", "ae").replace("ü", "ue")
             text += _EMAIL_TEXT[lang[i]].format(x=f"{user}@example.com")
         elif extra[i] < EMAIL_SHARE + PHONE_SHARE:
-            phone = f"+49 {mobile[i]} {digits[i]}" if alt[i] < 0.5 else f"0{mobile[i]}/{digits[i]}"
+            # a German mobile number as allocated: 015x with 8 digits, 016x/017x with 7
+            prefix = _MOBILE_PREFIXES[mobile[i] % len(_MOBILE_PREFIXES)]
+            number = f"{digits[i]}{digits[i] % 10}" if prefix < "160" else f"{digits[i]}"
+            phone = f"+49 {prefix} {number}" if alt[i] < 0.5 else f"0{prefix}/{number}"
             text += _PHONE_TEXT[lang[i]].format(x=phone)
         if second[i]:
             lines = _SECOND_LINE[lang[i]]

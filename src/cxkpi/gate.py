@@ -10,7 +10,7 @@ A suite holds two kinds of checks:
   logical date), the load registry, the last published version. They are SQL run by DuckDB
   in the warehouse, so they scale with the database, not with memory (see
   docs/quality-gate.md). Kinds: ``load_rejects``, ``empty_files``, ``freshness``,
-  ``volume_change``, ``kpi_movement``, ``pii_in_text``, ``orphans``.
+  ``volume_change``, ``kpi_movement``, ``pii_in_published``, ``withheld_texts``, ``orphans``.
 
 dbt's own tests run earlier, inside ``dbt build``. A check with severity ``error`` blocks
 the publish; ``warn`` is reported and published.
@@ -44,6 +44,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from cxkpi import pii
 from cxkpi.canonical import ENTITIES
 from cxkpi.errors import ConfigError, GateFailed
 from cxkpi.warehouse import connect, quote_ident, writer_lock
@@ -52,12 +53,6 @@ log = logging.getLogger(__name__)
 SEVERITIES = ("error", "warn")
 _SAMPLE_ROWS = 5
 _SAMPLE_TEXT = 160  # characters of a sampled value shown in a message
-
-# What counts as personal data in free text. The same patterns run in DuckDB (RE2) and in
-# Python (to mask samples). Phone numbers: a leading + or 0 and at least 7 more digits,
-# single spaces, slashes, brackets or hyphens between them.
-EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-PHONE_PATTERN = r"(?:\+|\b0)[0-9](?:[ /()-]?[0-9]){6,}"
 
 
 # === suites ===============================================================================
@@ -149,6 +144,7 @@ class GateContext:
     published_path: Path | None = None
     run_id: str | None = None
     logical_date: date | None = None
+    published_tables: tuple[str, ...] | None = None  # schema.table of what is published
 
 
 @dataclass
@@ -360,23 +356,9 @@ def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _mask_email(match: re.Match) -> str:
-    user, _, domain = match.group(0).partition("@")
-    return f"{user[:1]}***@***.{domain.rsplit('.', 1)[-1]}"
-
-
-def _mask_phone(match: re.Match) -> str:
-    text = match.group(0)
-    digits = [i for i, c in enumerate(text) if c.isdigit()]
-    keep = set(digits[-2:])
-    return "".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(text))
-
-
 def mask_pii(text: str) -> str:
-    """``text`` with e-mail addresses and phone numbers masked (first letter / last digits
-    kept, so a reader can tell what was found without seeing it)."""
-    text = re.sub(EMAIL_PATTERN, _mask_email, text)
-    return re.sub(PHONE_PATTERN, _mask_phone, text)
+    """``text`` with personal data replaced by [email], [phone]... (cxkpi.pii)."""
+    return pii.detector().mask(text)
 
 
 def _shown(value: Any) -> Any:
@@ -497,7 +479,7 @@ def check_load_rejects(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
             from raw.load_rejects r
             inner join run_files f using (source_file, file_sha256)
             where r.batch_id = $run_id and r.source_name = $source and not f.redelivered
-            group by all order by n desc limit 1000""",
+            group by all order by n desc, min(r.source_record) limit 1000""",
             {**args, "source": name},
         ).fetchall()
         grouped: dict[str, int] = {}
@@ -808,50 +790,122 @@ def check_kpi_movement(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
     )
 
 
-@check_kind(
-    "pii_in_text",
-    {
-        "table": Param("table", required=True),
-        "column": Param("column", required=True),
-        "key": Param("column"),
-    },
-    label=lambda p: f"pii_in_text({p['column']})",
-)
-def check_pii_in_text(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
-    """No e-mail address or phone number in a free-text column (samples shown masked)."""
-    missing = _require_table(con, params["table"])
-    if missing:
-        return missing
-    column = quote_ident(params["column"])
-    found = f"(regexp_matches({column}, $email) or regexp_matches({column}, $phone))"
-    patterns = {"email": EMAIL_PATTERN, "phone": PHONE_PATTERN}
-    counts = con.execute(
-        f"select count(*) filter (where {found}), count({column}) "
-        f"from {_table_sql(params['table'])}",
-        patterns,
-    ).fetchone()
-    assert counts is not None
-    offending, total = int(counts[0]), int(counts[1])
-    observed = {"rows_with_text": total, "rows_with_pii": offending}
-    if not offending:
-        return Outcome(True, 0, observed=observed)
-    key = f"{quote_ident(params['key'])} as key, " if params["key"] else ""
-    rows = _rows(
-        con.execute(
-            f"""select {key}{column} as value,
-                       regexp_matches({column}, $email) as email,
-                       regexp_matches({column}, $phone) as phone
-                from {_table_sql(params["table"])} where {found} limit {_SAMPLE_ROWS}""",
-            patterns,
-        )
-    )
+# Values the detector cannot flag (cxkpi.pii.may_hold_pii is false), decided in SQL so a
+# column of a million keys costs a scan, not a million Python calls: ASCII only (NFKC
+# leaves it unchanged), no at sign or at-word, fewer than pii.MIN_DIGITS digits.
+_MAY_HOLD_PII_SQL = f"""(
+    not regexp_full_match(part, '[\\x00-\\x7f]*')
+    or part like '%@%'
+    or regexp_matches(lower(part), '(^|[^a-z])(at|arroba|arobase)([^a-z]|$)')
+    or length(regexp_replace(part, '[^0-9]', '', 'g')) >= {pii.MIN_DIGITS})"""
+
+
+def _varchar_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    schema, name = table.split(".")
+    return [
+        row[0]
+        for row in con.execute(
+            """select column_name from information_schema.columns
+               where table_schema = ? and table_name = ? and data_type = 'VARCHAR'
+               order by ordinal_position""",
+            [schema, name],
+        ).fetchall()
+    ]
+
+
+def _published_tables(con: duckdb.DuckDBPyConnection, ctx: GateContext) -> list[str]:
+    if ctx.published_tables is not None:
+        return list(ctx.published_tables)
+    # without the publish list (a gate run by hand): every table of marts, a superset
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_schema = 'marts' order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@check_kind("pii_in_published", {"tables": Param("names")}, table="published tables")
+def check_pii_in_published(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
+    """No personal data in any text column of any published table (cxkpi.pii).
+
+    Every varchar column is scanned over its distinct "|"-separated parts: keys built by
+    key_of join dimension texts with "|" and no kind of personal data spans a "|", so a
+    key is clean when its parts are, and kpi_values' millions of keys come down to the
+    few distinct dimension values and dates they are made of. Parts the SQL prefilter
+    proves clean never reach Python.
+    """
+    tables = params["tables"] or _published_tables(con, ctx)
+    detector = pii.detector()
+    findings: list[dict[str, Any]] = []
+    observed: dict[str, Any] = {}
+    offending = 0
+    for table in tables:
+        missing = _require_table(con, table)
+        if missing:
+            return missing
+        for column in _varchar_columns(con, table):
+            col = quote_ident(column)
+            parts = con.execute(
+                f"""select distinct part from (
+                        select unnest(string_split({col}, '|')) as part
+                        from {_table_sql(table)} where {col} is not null)
+                    where {_MAY_HOLD_PII_SQL}"""
+            ).fetchall()
+            flagged = {p: kinds for (p,) in parts if (kinds := detector.kinds(p))}
+            observed[f"{table}.{column}"] = {"candidates": len(parts), "flagged": len(flagged)}
+            if not flagged:
+                continue
+            rows = con.execute(
+                f"""select count(*) from {_table_sql(table)}
+                    where list_has_any(string_split({col}, '|'), $parts)""",
+                {"parts": list(flagged)},
+            ).fetchone()
+            offending += int(rows[0]) if rows else 0
+            for part, kinds in list(flagged.items())[:_SAMPLE_ROWS]:
+                findings.append(
+                    {"table": table, "column": column, "kinds": kinds, "value": _shown(part)}
+                )
+    if not findings:
+        return Outcome(True, 0, observed={"columns": observed})
+    where = sorted({f"{f['table']}.{f['column']}" for f in findings})
     return Outcome(
         False,
         offending,
-        [_shown_row(r) for r in rows],
-        f"{offending} of {total} value(s) of {params['column']} hold an e-mail address or "
-        "phone number (shown masked)",
-        observed=observed,
+        findings[:_SAMPLE_ROWS],
+        f"{offending} row(s) of published tables hold personal data in {', '.join(where)} "
+        "(shown masked); the loader should have masked it: see docs/quality-gate.md",
+        observed={"columns": observed},
+    )
+
+
+@check_kind("withheld_texts", {}, table=pii.WITHHELD_TABLE)
+def check_withheld_texts(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
+    """Texts of this run's files the loader withheld (NULL in raw; kept in
+    raw.withheld_texts) because they could not be made safe."""
+    if ctx.run_id is None:
+        return Outcome.skip("no run_id given: the run's loads are unknown")
+    if not _table_exists(con, pii.WITHHELD_TABLE):
+        return Outcome(True, 0, observed={"withheld": 0})
+    rows = _rows(
+        con.execute(
+            f"""select source_name as source, source_file as file, source_record as record,
+                       column_name as column, reason
+                from {pii.WITHHELD_TABLE} where batch_id = $run_id
+                order by source_file, source_record""",
+            {"run_id": ctx.run_id},
+        )
+    )
+    if not rows:
+        return Outcome(True, 0, observed={"withheld": 0})
+    for row in rows:
+        row["file"] = Path(row["file"]).name
+    return Outcome(
+        False,
+        len(rows),
+        rows[:_SAMPLE_ROWS],
+        f"{len(rows)} text value(s) withheld (NULL in the warehouse, original kept in "
+        f"{pii.WITHHELD_TABLE}): they could not be made safe",
+        observed={"withheld": len(rows)},
     )
 
 
@@ -1050,6 +1104,7 @@ def run_gate(
     published_path: Path | None = None,
     run_id: str | None = None,
     logical_date: str | date | None = None,
+    published_tables: list[str] | None = None,
 ) -> GateReport:
     """Run every suite; write the evidence to ``evidence_dir``; raise GateFailed on errors.
 
@@ -1061,7 +1116,13 @@ def run_gate(
     suites = load_suites(expectations_dir)
     if not suites:
         raise ConfigError(f"no expectation suites in {expectations_dir}: the gate would be empty")
-    ctx = GateContext(warehouse, published_path, run_id, _as_date(logical_date))
+    ctx = GateContext(
+        warehouse,
+        published_path,
+        run_id,
+        _as_date(logical_date),
+        tuple(published_tables) if published_tables is not None else None,
+    )
     if evidence_dir is not None:
         evidence_dir.mkdir(parents=True, exist_ok=True)
     report = GateReport(

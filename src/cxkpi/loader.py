@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 import pyarrow.parquet as pq
 
+from cxkpi import pii
 from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column, Entity, entity
 from cxkpi.errors import ConfigError, LoadError
 from cxkpi.sources import NATIVE_ENCODINGS, SourceSpec
@@ -642,6 +643,7 @@ def _commit_file(
                 "where source_file = $file and source_name = $source",
                 {k: stamp[k] for k in ("file", "source")},
             )
+        pii.protect_staged(con, spec, result, batch_id, replacing)  # mask, withhold, reject
         match = " and ".join(f"staged.{k} = w.{k}" for k in ent.primary_key)
         key_text = " || ', ' || ".join(f"staged.{k}::varchar" for k in ent.primary_key)
         duplicate = quote_literal(f"duplicate {', '.join(ent.primary_key)} ")

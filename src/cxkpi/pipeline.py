@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, publish
+from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, pii, publish
 from cxkpi.config import Settings
 from cxkpi.errors import ConfigError, GateFailed
 from cxkpi.sources import load_sources
@@ -100,13 +100,14 @@ def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
     """Load the landing files of X-data (``kind='x'``), O-data (``'o'``) or both."""
     specs = [s for s in load_sources(settings.sources_dir) if kind is None or s.kind == kind]
-    report = loader.load(
-        settings.warehouse_path,
-        settings.landing_dir,
-        specs,
-        ctx.run_id,
-        max_record_bytes=settings.max_record_bytes,
-    )
+    with pii.phone_regions(settings.pii_phone_regions):
+        report = loader.load(
+            settings.warehouse_path,
+            settings.landing_dir,
+            specs,
+            ctx.run_id,
+            max_record_bytes=settings.max_record_bytes,
+        )
     return {
         "files": len(report.files),
         "files_loaded": sum(f.status in ("loaded", "replaced") for f in report.files),
@@ -133,14 +134,18 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     """Run the quality gate on the built warehouse; tell the notifiers how it went."""
     try:
-        report = gate.run_gate(
-            settings.warehouse_path,
-            settings.expectations_dir,
-            ctx.run_dir(settings) / "gate",
-            published_path=settings.published_path,
-            run_id=ctx.run_id,
-            logical_date=ctx.logical_date,
-        )
+        with pii.phone_regions(settings.pii_phone_regions):
+            report = gate.run_gate(
+                settings.warehouse_path,
+                settings.expectations_dir,
+                ctx.run_dir(settings) / "gate",
+                published_path=settings.published_path,
+                run_id=ctx.run_id,
+                logical_date=ctx.logical_date,
+                published_tables=[
+                    f"{t['schema']}.{t['name']}" for t in publish.published_tables(settings)
+                ],
+            )
     except GateFailed as failure:
         gate.notify(failure, settings)
         raise

@@ -233,6 +233,17 @@ def _seal_and_commit(
     _commit(settings, version, database, staging, _manifest(version, row, exported, database))
 
 
+def published_tables(settings: Settings) -> list[dict]:
+    """What a publish copies: the dbt models tagged ``published`` and the tables the
+    analyze stage writes next to them (name, schema); the gate audits the same list."""
+    from cxkpi.analysis.drivers import TABLE as DRIVER_TABLE
+
+    models = published_models(settings)
+    if not models:
+        raise PublishError("no dbt model is tagged 'published': nothing to publish")
+    return [*models, {"name": DRIVER_TABLE[1], "schema": DRIVER_TABLE[0]}]
+
+
 def publish(
     settings: Settings,
     run_id: str,
@@ -240,13 +251,7 @@ def publish(
     started_at: datetime,
     audit_summary: dict | None = None,
 ) -> PublishResult:
-    from cxkpi.analysis.drivers import TABLE as DRIVER_TABLE
-
-    models = published_models(settings)
-    if not models:
-        raise PublishError("no dbt model is tagged 'published': nothing to publish")
-    # tables the analyze stage writes next to the dbt marts
-    models.append({"name": DRIVER_TABLE[1], "schema": DRIVER_TABLE[0]})
+    models = published_tables(settings)
     settings.published_dir.mkdir(parents=True, exist_ok=True)
     versions_dir(settings).mkdir(exist_ok=True)
     _clean_leftovers(settings)

@@ -35,6 +35,7 @@ class Settings:
     dbt_target: str = "duckdb"
     min_sample: int = 30
     keep_versions: int = 5
+    keep_runs: int = 30
 
     @property
     def published_path(self) -> Path:
@@ -60,7 +61,10 @@ _PATH_FIELDS = {
     "dbt_project_dir",
     "dbt_target_dir",
 }
-_INT_FIELDS = {"min_sample", "keep_versions"}
+_INT_FIELDS = {"min_sample", "keep_versions", "keep_runs"}
+# dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
+# target dbt builds elsewhere would publish the embedded warehouse's stale marts.
+SUPPORTED_DBT_TARGETS = ("duckdb",)
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -74,6 +78,7 @@ _DEFAULTS: dict[str, Any] = {
     "dbt_target": "duckdb",
     "min_sample": 30,
     "keep_versions": 5,
+    "keep_runs": 30,
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 
@@ -91,6 +96,14 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
         else:
             out[key] = str(value)
+    target = out.get("dbt_target")
+    if target is not None and target not in SUPPORTED_DBT_TARGETS:
+        raise ConfigError(
+            f"dbt_target {target!r} is not supported: the loader, analyze stage, gate and "
+            f"publisher all use the embedded DuckDB warehouse (warehouse_path), so dbt must "
+            f"build there too; use dbt_target: {' or '.join(SUPPORTED_DBT_TARGETS)} "
+            "(PostgreSQL for the whole pipeline comes with a later release)"
+        )
     return out
 
 

@@ -24,8 +24,9 @@ DOC = """
 4. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
 5. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
    in-database checks (rejects, freshness, volume and KPI movement, orphans, PII).
-6. **publish** swaps a complete new `published/cx.duckdb` in, atomically, with Parquet
-   exports and a manifest per version (`cxkpi rollback` restores one).
+6. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
+   switches `published/current` to it in one atomic rename (`cxkpi rollback` restores
+   an earlier version after checking its checksums).
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
 """

@@ -68,3 +68,12 @@ def test_validate_reports_every_hostile_declaration_with_its_place(tmp_path: Pat
 def test_errors_print_without_traceback(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(tmp_path / "missing.yml"), "summary"]) == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_run_refuses_a_dbt_target_the_pipeline_does_not_use(tmp_path: Path, capsys) -> None:
+    code = main(["--config", str(REPO / "cxkpi.yml"), "run", "--target", "postgres",
+                 "--published-dir", str(tmp_path / "published")])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "dbt_target 'postgres' is not supported" in err and "Traceback" not in err
+    assert not (tmp_path / "published").exists()

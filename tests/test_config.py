@@ -37,3 +37,23 @@ def test_unknown_setting_is_named(tmp_path: Path) -> None:
 def test_repository_config_loads() -> None:
     settings = load_settings(REPO / "cxkpi.yml")
     assert settings.dbt_project_dir == REPO / "dbt_project"
+
+
+@pytest.mark.parametrize("how", ["file", "override"])
+def test_a_dbt_target_the_pipeline_does_not_use_is_refused(tmp_path: Path, how: str) -> None:
+    """A night with dbt_target: postgres published the DuckDB warehouse's old marts."""
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("dbt_target: postgres\n" if how == "file" else "")
+    with pytest.raises(ConfigError, match="dbt_target 'postgres' is not supported"):
+        if how == "file":
+            load_settings(config)
+        else:
+            load_settings(config).with_overrides(dbt_target="postgres")
+
+
+def test_keep_runs_defaults_to_30(tmp_path: Path) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("")
+    assert load_settings(config).keep_runs == 30
+    config.write_text("keep_runs: 3\n")
+    assert load_settings(config).keep_runs == 3

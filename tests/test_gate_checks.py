@@ -303,18 +303,25 @@ def kpi_rows(values: dict[tuple[str, str], float | None], unreliable=()) -> str:
 
 
 def publish_version(path: Path, version: int, row_counts: dict, kpis: str | None = None) -> None:
-    """A published file as the publisher leaves it: tables and publish_log."""
+    """A published version as the publisher leaves it: the archive's Parquet files (what
+    the gate compares with) and latest.json naming it."""
+    folder = path.parent / "versions" / f"v{version:06d}"
+    folder.mkdir(parents=True)
     statements = [
         "create table publish_log (version integer, run_id varchar, row_counts varchar)",
         f"insert into publish_log values ({version - 1}, 'older', '{{}}')",
         f"insert into publish_log values ({version}, 'last', '{json.dumps(row_counts)}')",
+        f"copy publish_log to '{folder / 'publish_log.parquet'}' (format parquet)",
     ]
     if kpis:
         statements += [
             f"create table kpi_values ({KPI_COLUMNS})",
             f"insert into kpi_values values {kpis}",
+            f"copy kpi_values to '{folder / 'kpi_values.parquet'}' (format parquet)",
         ]
-    execute(path, *statements)
+    execute(path.parent / "scratch.duckdb", *statements)
+    latest = {"version": version, "path": f"versions/{folder.name}"}
+    (path.parent / "latest.json").write_text(json.dumps(latest))
 
 
 def warehouse_kpis(tmp_path: Path, kpis: str, extra: int = 0) -> None:

@@ -132,3 +132,31 @@ def test_published_file_uses_a_storage_format_duckdb_1_readers_open(demo_run) ->
     assert header[8:12] == b"DUCK"
     # storage version 64 is read by every duckdb since 0.10 (duckdb 2 writes 69)
     assert int.from_bytes(header[12:20], "little") == 64
+
+
+def test_every_published_table_and_parquet_file_is_identical_on_a_rerun(demo_run) -> None:
+    """Two nights on the same data: the same tables, byte for byte the same Parquet files
+    (only publish_log, which records the runs, differs)."""
+    settings, _ = demo_run
+    first, second = (settings.published_dir / "versions" / f"v{v:06d}" for v in (1, 2))
+    files = sorted(p.name for p in first.glob("*.parquet") if p.name != "publish_log.parquet")
+    assert len(files) >= 15
+    differ = [name for name in files if sha256(first / name) != sha256(second / name)]
+    assert differ == []
+    con = duckdb.connect(str(first / "cx.duckdb"), read_only=True)
+    try:
+        con.execute(f"attach '{second / 'cx.duckdb'}' as second (read_only)")
+        tables = [r[0] for r in con.execute("show tables").fetchall() if r[0] != "publish_log"]
+        changed = [
+            t
+            for t in tables
+            if con.execute(
+                f"select count(*) from (select * from {t} except all select * from second.{t})"
+            ).fetchone()[0]
+            or con.execute(
+                f"select count(*) from (select * from second.{t} except all select * from {t})"
+            ).fetchone()[0]
+        ]
+    finally:
+        con.close()
+    assert len(tables) == len(files) and changed == []

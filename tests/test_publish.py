@@ -1,8 +1,10 @@
 """Write-audit-publish: versions, Parquet exports with a manifest, rollback, and
-atomicity under kill -9 and concurrent readers (real processes, real files)."""
+atomicity under kill -9, a full disk, concurrent readers and read-write clients, and a
+second publisher (real processes, real files)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,6 +21,7 @@ import pytest
 from conftest import make_settings
 
 from cxkpi import demo, pipeline, publish
+from cxkpi.warehouse import LockBusy
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(built: Path, tmp_path: Path):
-    shutil.copytree(built, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(built, tmp_path, dirs_exist_ok=True, symlinks=True)
     return make_settings(tmp_path)
 
 
@@ -66,6 +69,97 @@ def test_each_version_has_parquet_exports_and_a_manifest(project) -> None:
         con.close()
     assert sha256(folder / "cx.duckdb") == manifest["duckdb"]["sha256"]
     assert sha256(settings.published_path) == manifest["duckdb"]["sha256"]
+    # data_through: the latest day any KPI has a value for (deliveries run past the
+    # orders' last day), next to the night the run was for
+    last_day = con_query(
+        settings.published_path,
+        "select max(period_start) from kpi_values where period_grain = 'day'",
+    )
+    assert manifest["logical_date"] == "2026-10-31"
+    assert manifest["data_through"] == str(last_day) >= "2026-10-31"
+
+
+def con_query(database: Path, sql: str):
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def both_readers(settings) -> tuple[int, int]:
+    """The version a DuckDB reader and a Parquet reader see now."""
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        duck = con.execute("select max(version) from publish_log").fetchone()[0]
+    finally:
+        con.close()
+    manifest = json.loads((settings.published_dir / "latest.json").read_text())
+    log = settings.published_dir / manifest["path"] / "publish_log.parquet"
+    con = duckdb.connect()
+    parquet = con.execute(f"select max(version) from read_parquet('{log}')").fetchone()[0]
+    assert parquet == manifest["version"]
+    return duck, parquet
+
+
+CLIENT = r"""
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])          # read-write: DuckDB's default
+con.execute("update kpi_values set value = 99 where kpi_id = 'nps'")
+con.execute("create table my_scratch as select 1 as x")
+print("holding", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+def hold_read_write(settings) -> subprocess.Popen:
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, str(settings.published_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None and client.stdout.readline().strip() == "holding"
+    return client
+
+
+def release(client: subprocess.Popen) -> None:
+    assert client.stdin is not None
+    client.stdin.write("done\n")
+    client.stdin.flush()
+    client.wait(timeout=60)
+
+
+def test_a_client_writing_the_published_file_never_changes_the_archive(project) -> None:
+    """published/cx.duckdb was a hard link to versions/vN/cx.duckdb: a BI client opening it
+    read-write changed the archive, and rollback restored the tampered copy."""
+    settings = project
+    archive = settings.published_dir / "versions" / "v000001"
+    client = hold_read_write(settings)
+    release(client)
+    assert not os.path.samefile(settings.published_path, archive / "cx.duckdb")
+    publish.verify_version(settings, 1)  # every checksum still matches
+    for file in archive.iterdir():
+        assert file.stat().st_mode & 0o222 == 0, f"{file} is writable"
+
+
+@pytest.mark.parametrize("damaged", ["cx.duckdb", "kpi_values.parquet"])
+def test_rollback_refuses_a_version_whose_files_changed(project, damaged: str) -> None:
+    settings = project
+    publish_again(settings, "night-2")
+    target = settings.published_dir / "versions" / "v000001" / damaged
+    target.chmod(0o644)
+    if damaged == "cx.duckdb":
+        con = duckdb.connect(str(target))
+        con.execute("update kpi_values set value = 99 where kpi_id = 'nps'")
+        con.close()
+    else:
+        with open(target, "ab") as handle:
+            handle.write(b"\0")
+    with pytest.raises(publish.PublishError, match=f"{target} does not match the checksum"):
+        publish.rollback(settings, 1)
+    assert both_readers(settings) == (2, 2)
 
 
 def test_old_versions_are_pruned_and_rollback_restores_one(project) -> None:
@@ -125,7 +219,7 @@ if point == "build":
 else:
     original_replace = os.replace
     def slow_replace(src, dst):
-        if Path(dst) == settings.published_path:
+        if Path(dst) == settings.published_dir / "current":   # the commit point
             stall()
         return original_replace(src, dst)
     publish.os.replace = slow_replace
@@ -152,21 +246,70 @@ def test_kill_9_during_publish_leaves_the_previous_version(project, point: str) 
     assert marker.exists(), "the publish never reached the kill point"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    # the previous version is intact and readable, for both kinds of reader
+    # the previous version is intact and readable, the same for both kinds of reader
     assert sha256(settings.published_path) == before
     assert (settings.published_dir / "latest.json").read_text() == latest
-    con = duckdb.connect(str(settings.published_path), read_only=True)
-    try:
-        assert con.execute("select max(version) from publish_log").fetchone() == (1,)
-    finally:
-        con.close()
-    # the next run recovers: leftovers are cleared and a new version is published
+    assert both_readers(settings) == (1, 1)
+    # the next run recovers: the half-done version is undone and a new one published
     result = publish_again(settings, "night-2")
-    assert result.version >= 2
-    assert not list(settings.published_dir.glob(".cx.duckdb*"))
-    assert not list((settings.published_dir / "versions").glob(".v*"))
-    manifest = json.loads((settings.published_dir / "latest.json").read_text())
-    assert manifest["version"] == result.version
+    assert result.version == 2
+    assert both_readers(settings) == (2, 2)
+    assert not list(settings.published_dir.rglob(".*.tmp"))
+    assert publish.kept_versions(settings) == [1, 2]
+    assert [p.name for p in (settings.published_dir / "live").iterdir()] == ["v000002"]
+
+
+def test_a_full_disk_at_the_commit_changes_nothing_and_says_so(project, monkeypatch) -> None:
+    settings = project
+    before = sha256(settings.published_path)
+    original_replace = os.replace
+
+    def full_disk(src, dst):
+        if Path(dst) == settings.published_dir / "current":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(publish.PublishError, match="published version is unchanged"):
+        publish_again(settings, "night-2")
+    monkeypatch.setattr(os, "replace", original_replace)
+    assert sha256(settings.published_path) == before
+    assert both_readers(settings) == (1, 1)
+    # nothing of the failed version is left: no temporary files, no archive, no live copy
+    assert not list(settings.published_dir.rglob(".*.tmp"))
+    assert publish.kept_versions(settings) == [1]
+    assert [p.name for p in (settings.published_dir / "live").iterdir()] == ["v000001"]
+    assert publish_again(settings, "night-2").version == 2
+    assert both_readers(settings) == (2, 2)
+
+
+def test_publish_and_rollback_wait_for_each_other(project, monkeypatch) -> None:
+    """A rollback during a publish deleted the publish's temporary files (and back)."""
+    settings = project
+    script = settings.runs_dir / "killer.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(KILLER)
+    tests_dir = str(Path(__file__).parent)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(settings.landing_dir.parent), "build", tests_dir]
+    )
+    marker = settings.landing_dir.parent / "marker"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        staged = list(settings.published_dir.rglob(".*.tmp"))
+        assert staged, "the publish stages its version in temporary folders"
+        monkeypatch.setattr(publish, "LOCK_WAIT_S", 0.5)
+        with pytest.raises(
+            LockBusy,
+            match=rf"another publish or rollback is in progress \(pid {process.pid}, started at ",
+        ):
+            publish.rollback(settings)
+        assert all(p.exists() for p in staged)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 READER = r"""
@@ -239,3 +382,40 @@ def test_late_data_for_an_earlier_night_recomputes_and_publishes_a_new_version(
     assert hq_nps("2026-10-01") == october
     log = publish.read_publish_log(settings.published_path)
     assert (log[-1]["run_id"], str(log[-1]["logical_date"])) == ("backfill", "2026-09-30")
+    # a backfill says what it is: the night it was for, and how far the data reaches
+    last_day = con_query(
+        settings.published_path,
+        "select max(period_start) from kpi_values where period_grain = 'day'",
+    )
+    assert str(log[-1]["data_through"]) == str(last_day) > "2026-10-30"
+    manifest = json.loads((settings.published_dir / "latest.json").read_text())
+    assert (manifest["logical_date"], manifest["data_through"]) == ("2026-09-30", str(last_day))
+
+
+def test_a_night_with_a_client_holding_the_published_file_read_write(project) -> None:
+    """A BI client with published/cx.duckdb open read-write (and writing) made three gate
+    checks fail and publish die with a lock error: the night must not notice it."""
+    settings = project
+    client = hold_read_write(settings)
+    try:
+        result = pipeline.run_all(settings, pipeline.RunContext.new("night-2", "2026-10-31"))
+        assert result.stages["publish"]["version"] == 2
+        gate = json.loads((result.ctx.run_dir(settings) / "gate" / "gate.json").read_text())
+        movement = [c for c in gate["results"] if c["check"].startswith(("volume", "kpi_mov"))]
+        assert movement and all(c["success"] and not c["skipped"] for c in movement)
+    finally:
+        release(client)
+    assert both_readers(settings) == (2, 2)
+    # the client's writes stayed in its own copy: version 1 restores clean
+    publish.rollback(settings, 1)
+    archived = settings.published_dir / "versions" / "v000001" / "kpi_values.parquet"
+    con = duckdb.connect(str(settings.published_path), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("show tables").fetchall()}
+        changed = con.execute(
+            f"select count(*) from (select * from kpi_values except all "
+            f"select * from read_parquet('{archived}'))"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert "my_scratch" not in tables and changed == 0

@@ -35,6 +35,7 @@ class Settings:
     dbt_target: str = "duckdb"
     min_sample: int = 30
     keep_versions: int = 5
+    keep_runs: int = 30
     # Largest CSV record / JSON line the loader parses; larger ones are rejected with a reason.
     max_record_bytes: int = 8 * 1024 * 1024
     # regions whose national phone numbers the PII detector recognises (cxkpi.pii);
@@ -65,8 +66,11 @@ _PATH_FIELDS = {
     "dbt_project_dir",
     "dbt_target_dir",
 }
-_INT_FIELDS = {"min_sample", "keep_versions", "max_record_bytes"}
+_INT_FIELDS = {"min_sample", "keep_versions", "keep_runs", "max_record_bytes"}
 _LIST_FIELDS = {"pii_phone_regions"}
+# dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
+# target dbt builds elsewhere would publish the embedded warehouse's stale marts.
+SUPPORTED_DBT_TARGETS = ("duckdb",)
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -80,6 +84,7 @@ _DEFAULTS: dict[str, Any] = {
     "dbt_target": "duckdb",
     "min_sample": 30,
     "keep_versions": 5,
+    "keep_runs": 30,
     "max_record_bytes": 8 * 1024 * 1024,
     "pii_phone_regions": ["CN", "DE", "US", "GB", "BR", "FR"],
 }
@@ -104,6 +109,14 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             out[key] = tuple(i.strip().upper() for i in items if i.strip())
         else:
             out[key] = str(value)
+    target = out.get("dbt_target")
+    if target is not None and target not in SUPPORTED_DBT_TARGETS:
+        raise ConfigError(
+            f"dbt_target {target!r} is not supported: the loader, analyze stage, gate and "
+            f"publisher all use the embedded DuckDB warehouse (warehouse_path), so dbt must "
+            f"build there too; use dbt_target: {' or '.join(SUPPORTED_DBT_TARGETS)} "
+            "(PostgreSQL for the whole pipeline comes with a later release)"
+        )
     return out
 
 

@@ -44,10 +44,10 @@ from typing import Any
 import duckdb
 import yaml
 
-from cxkpi import pii
+from cxkpi import pii, publish
 from cxkpi.canonical import ENTITIES
 from cxkpi.errors import ConfigError, GateFailed
-from cxkpi.warehouse import connect, quote_ident, writer_lock
+from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
 
 log = logging.getLogger(__name__)
 SEVERITIES = ("error", "warn")
@@ -613,12 +613,30 @@ def check_freshness(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
     )
 
 
-def _last_publish(published: Path) -> dict[str, Any] | None:
-    con = connect(published, read_only=True)
-    try:
-        rows = _rows(con.execute("select * from publish_log order by version desc limit 1"))
-    except duckdb.CatalogException:
+def _published_parquet(published: Path | None, table: str) -> Path | None:
+    """The current published version's archived Parquet file of ``table`` (None if nothing
+    is published or the table is not in it): immutable, so a BI client holding the live
+    ``cx.duckdb`` open, even read-write, cannot block or change the comparison."""
+    if published is None:
         return None
+    archive = publish.current_archive(published.parent)
+    if archive is None or not (archive / f"{table}.parquet").is_file():
+        return None
+    return archive / f"{table}.parquet"
+
+
+def _last_publish(published: Path | None) -> dict[str, Any] | None:
+    log_file = _published_parquet(published, "publish_log")
+    if log_file is None:
+        return None
+    con = connect()
+    try:
+        rows = _rows(
+            con.execute(
+                f"select * from read_parquet({quote_literal(log_file)}) "
+                "order by version desc limit 1"
+            )
+        )
     finally:
         con.close()
     return rows[0] if rows else None
@@ -635,7 +653,7 @@ def _last_publish(published: Path) -> dict[str, Any] | None:
 )
 def check_volume_change(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
     """Rows now vs the rows the last published version recorded for the table."""
-    if ctx.published_path is None or not ctx.published_path.exists():
+    if _published_parquet(ctx.published_path, "publish_log") is None:
         return Outcome.skip("nothing published yet")
     missing = _require_table(con, params["table"])
     if missing:
@@ -714,17 +732,18 @@ def check_kpi_movement(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
     previous publish's latest month. Only values with a reliable sample are compared
     (``include_unreliable: true`` compares all): a month just begun moves a lot.
     """
-    if ctx.published_path is None or not ctx.published_path.exists():
+    if _published_parquet(ctx.published_path, "publish_log") is None:
         return Outcome.skip("nothing published yet")
     missing = _require_table(con, params["table"])
     if missing:
         return missing
     new = _hq_months(con, _table_sql(params["table"]), params["kpis"])
-    pub = connect(ctx.published_path, read_only=True)
-    try:
-        old = _hq_months(pub, quote_ident(params["published_table"]), params["kpis"])
-    except duckdb.CatalogException:
+    published = _published_parquet(ctx.published_path, params["published_table"])
+    if published is None:
         return Outcome.skip(f"{params['published_table']} is not in the published version")
+    pub = connect()
+    try:
+        old = _hq_months(pub, f"read_parquet({quote_literal(published)})", params["kpis"])
     finally:
         pub.close()
     bounds, reliable_only = params["max_change"], not params["include_unreliable"]

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, 
 from cxkpi.config import Settings
 from cxkpi.errors import ConfigError, GateFailed
 from cxkpi.sources import load_sources
-from cxkpi.warehouse import connect
+from cxkpi.warehouse import connect, process_lock, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,9 @@ class RunContext:
         now = datetime.now(UTC)
         day = logical_date or now.date().isoformat()
         date.fromisoformat(day)  # fail early on a malformed date
-        return cls(run_id or f"cli__{now:%Y%m%dT%H%M%S}", day, now)
+        # microseconds and a random suffix: two runs started in the same second differ
+        unique = f"cli__{now:%Y%m%dT%H%M%S_%f}_{secrets.token_hex(2)}"
+        return cls(run_id or unique, day, now)
 
     def run_dir(self, settings: Settings) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.run_id)
@@ -168,6 +173,10 @@ class RunResult:
     error: str | None = None
 
 
+def run_lock_path(settings: Settings) -> Path:
+    return Path(f"{settings.warehouse_path}.run.lock")
+
+
 def run_all(
     settings: Settings,
     ctx: RunContext,
@@ -176,9 +185,27 @@ def run_all(
     """Run every stage in order in this process; stop at the first failure.
 
     ``on_stage(stage, state, seconds, summary)`` is called with state 'start', 'done' or
-    'failed' so a caller can show progress. The run log goes to runs/<run_id>/run.json.
+    'failed' so a caller can show progress. The run log goes to runs/<run_id>/run.json,
+    written at the start (state ``running``) and at the end (``succeeded``/``failed``).
+
+    One run per project at a time: the run lock (next to the warehouse) is held for every
+    stage, dbt included; a second run fails at once naming the running one. Under the lock
+    the run first marks runs that were killed as ``interrupted`` and keeps only the last
+    ``keep_runs`` run folders.
     """
+    with process_lock(run_lock_path(settings), "run"):
+        mark_interrupted_runs(settings)
+        prune_runs(settings, keep=max(settings.keep_runs - 1, 0))
+        return _run_stages(settings, ctx, on_stage)
+
+
+def _run_stages(
+    settings: Settings,
+    ctx: RunContext,
+    on_stage: Callable[[str, str, float, dict | None], None] | None,
+) -> RunResult:
     result = RunResult(ctx)
+    write_run_log(settings, result, "running")
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("prepare", lambda: prepare(settings, ctx)),
         ("load_x", lambda: load(settings, ctx, "x")),
@@ -188,6 +215,7 @@ def run_all(
         ("gate", lambda: audit(settings, ctx)),
         ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),
     ]
+    state = "failed"
     try:
         for stage, step in steps:
             if on_stage:
@@ -204,32 +232,91 @@ def run_all(
             result.seconds[stage] = time.perf_counter() - started
             if on_stage:
                 on_stage(stage, "done", result.seconds[stage], result.stages[stage])
+        state = "succeeded"
     finally:
-        write_run_log(settings, result)
+        write_run_log(settings, result, state)
     return result
 
 
-def write_run_log(settings: Settings, result: RunResult) -> Path:
+def write_run_log(settings: Settings, result: RunResult, state: str) -> Path:
+    """runs/<run_id>/run.json: state (running, succeeded, failed; ``interrupted`` when a
+    later run finds it still running), stage summaries and timings, the error."""
     folder = result.ctx.run_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "run.json"
     payload = {
         "run_id": result.ctx.run_id,
+        "state": state,
+        "pid": os.getpid(),
         "logical_date": result.ctx.logical_date,
         "started_at": result.ctx.started_at.isoformat(),
+        "finished_at": None if state == "running" else datetime.now(UTC).isoformat(),
         "stages": result.stages,
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "error": result.error,
     }
-    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    tmp = folder / ".run.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
     return path
+
+
+def _run_logs(settings: Settings) -> list[Path]:
+    if not settings.runs_dir.is_dir():
+        return []
+    return [p for p in settings.runs_dir.glob("*/run.json") if p.is_file()]
+
+
+def mark_interrupted_runs(settings: Settings) -> list[str]:
+    """Runs whose run.json still says ``running``: with the run lock held, none of them is
+    alive, so they were killed; record it (state ``interrupted``)."""
+    marked = []
+    for path in _run_logs(settings):
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if payload.get("state") != "running":
+            continue
+        payload["state"] = "interrupted"
+        payload["error"] = payload.get("error") or (
+            "interrupted: the process stopped before the run ended (killed?); found by the next run"
+        )
+        path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        log.warning("run %s (pid %s) was interrupted", payload.get("run_id"), payload.get("pid"))
+        marked.append(str(payload.get("run_id")))
+    return marked
+
+
+def prune_runs(settings: Settings, keep: int) -> list[str]:
+    """Keep the ``keep`` most recent run folders (by start time in run.json)."""
+
+    def started(path: Path) -> str:
+        try:
+            return str(json.loads(path.read_text(encoding="utf-8")).get("started_at") or "")
+        except ValueError:
+            return ""
+
+    logs = sorted(_run_logs(settings), key=started)
+    removed = []
+    for path in logs[: max(len(logs) - keep, 0)]:
+        shutil.rmtree(path.parent)
+        removed.append(path.parent.name)
+    return removed
 
 
 def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
     """Goals and outcome KPIs at HQ without breakdown: the latest month with a reliable
-    value (else the latest month, marked not reliable)."""
-    con = connect(published_path, read_only=True)
+    value (else the latest month, marked not reliable). Read from the current version's
+    archived Parquet files, which no BI client's lock on ``cx.duckdb`` can block."""
+    archive = publish.current_archive(published_path.parent)
+    if archive is None:
+        raise ConfigError(f"nothing published yet at {published_path}: run `cxkpi run`")
+    con = connect()
     try:
+        for table in ("kpi_values", "kpi_catalog"):
+            parquet = quote_literal(archive / f"{table}.parquet")
+            con.execute(f"create view {table} as select * from read_parquet({parquet})")
         cursor = con.execute(
             """
             with hq_months as (

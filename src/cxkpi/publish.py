@@ -2,20 +2,30 @@
 
 Layout of the published folder::
 
-    published/cx.duckdb                  the current version (what BI tools open)
-    published/latest.json                manifest of the current version (Parquet readers)
-    published/versions/v000007/          one folder per kept version, never modified:
-        cx.duckdb                          the DuckDB file of that version
-        <table>.parquet                    every published table as Parquet
-        manifest.json                      version, run, schema, row counts, checksums
+    published/cx.duckdb         -> current/cx.duckdb     what BI tools open (a symlink)
+    published/latest.json       -> current/latest.json   manifest of the current version
+    published/current           -> live/v000007          THE pointer: one rename switches it
+    published/live/v000007/                              the current version, as readers see it:
+        cx.duckdb                 a copy of the version's file (a read-write client changes
+        latest.json               only this copy, never the archive)
+    published/versions/v000007/                          one folder per kept version, read-only:
+        cx.duckdb                 the DuckDB file of that version
+        <table>.parquet           every published table as Parquet
+        manifest.json             version, run, dates, schema, row counts, checksums
+    published/.publish.lock                              held by a publish or rollback
 
 The publisher never writes a file a reader has open. It builds the next version in
-temporary files, fsyncs them, renames the version folder into place, then renames the
-new DuckDB file over ``cx.duckdb`` (the commit point for DuckDB readers) and the new
-manifest over ``latest.json`` (the commit point for Parquet readers). Renames are atomic on
-POSIX: a reader sees the previous complete version or the new one, never a mix, and a
-reader holding the old file open keeps its consistent view. A process killed anywhere
-leaves the previous version in place; leftovers are removed by the next publish.
+temporary folders, fsyncs them, renames the archive folder and the live folder into place,
+then renames a new symlink over ``current``: that one rename is the commit point for DuckDB
+readers (``cx.duckdb``) and Parquet readers (``latest.json``) alike, so both see the
+previous complete version or the new one, never a mix. A reader holding the old file open
+keeps its consistent view. A failure or a kill before the commit leaves the previous
+version current; the next publish or rollback removes the half-built version (recovery).
+
+Archived files are chmod read-only and checksummed in their manifest; a rollback verifies
+every checksum before it restores a version. Everything the pipeline reads back (the
+publish log, the gate's last-publish comparisons) comes from the archive's Parquet files,
+so a BI client holding ``cx.duckdb`` open read-write blocks nothing.
 
 The DuckDB file is written by duckdb 1.5 in storage format 64, which every duckdb 1.x
 reader and driver opens (duckdb 2 writes 69, unreadable by 1.x).
@@ -27,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,14 +48,15 @@ from cxkpi.config import Settings
 from cxkpi.dbt_runner import published_models
 from cxkpi.errors import PublishError
 from cxkpi.loader import file_sha256
-from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
+from cxkpi.warehouse import connect, process_lock, quote_ident, quote_literal, writer_lock
 
 log = logging.getLogger(__name__)
 
 PUBLISH_LOG_COLUMNS = (
     "version integer not null",
     "run_id varchar not null",
-    "logical_date date",
+    "logical_date date",  # the night the run was for (a backfill: an earlier night)
+    "data_through date",  # the latest day the published data has values for
     "started_at timestamp not null",
     "finished_at timestamp not null",
     "tables varchar not null",
@@ -54,6 +66,10 @@ PUBLISH_LOG_COLUMNS = (
     "source_version integer",  # for a rollback: the version restored
     "duration_seconds double",
 )
+CURRENT = "current"
+LIVE = "live"
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+LOCK_WAIT_S = 120.0  # a publish waits this long for another publish or rollback to finish
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,10 @@ def versions_dir(settings: Settings) -> Path:
 
 def version_folder(settings: Settings, version: int) -> Path:
     return versions_dir(settings) / f"v{version:06d}"
+
+
+def live_folder(settings: Settings, version: int) -> Path:
+    return settings.published_dir / LIVE / f"v{version:06d}"
 
 
 def kept_versions(settings: Settings) -> list[int]:
@@ -90,13 +110,32 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def current_manifest(published_dir: Path) -> dict | None:
+    """The manifest of the current version (``latest.json``), or None if nothing is
+    published."""
+    latest = published_dir / "latest.json"
+    if not latest.exists():
+        return None
+    return json.loads(latest.read_text(encoding="utf-8"))
+
+
+def current_archive(published_dir: Path) -> Path | None:
+    """The immutable archive folder of the current version (None if nothing is published):
+    what the pipeline reads back instead of the live file a BI client may hold open."""
+    manifest = current_manifest(published_dir)
+    return None if manifest is None else published_dir / manifest["path"]
+
+
 def read_publish_log(published_path: Path) -> list[dict]:
-    """The publish history in the currently published file (empty if none yet)."""
-    if not published_path.exists():
+    """The publish history of the current version (empty if none yet), read from its
+    archived Parquet export: no lock of a client on ``cx.duckdb`` can get in the way."""
+    archive = current_archive(published_path.parent)
+    if archive is None:
         return []
-    con = connect(published_path, read_only=True)
+    con = connect()
     try:
-        cursor = con.execute("select * from publish_log order by version")
+        source = quote_literal(archive / "publish_log.parquet")
+        cursor = con.execute(f"select * from read_parquet({source}) order by version")
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
@@ -104,16 +143,131 @@ def read_publish_log(published_path: Path) -> list[dict]:
     return rows
 
 
-def _clean_leftovers(settings: Settings) -> None:
-    """Temporary files and folders of a publish that died: never visible to readers."""
+def verify_version(settings: Settings, version: int) -> dict:
+    """Check every file of an archived version against its manifest; return the manifest.
+
+    Raises PublishError naming the first file whose checksum does not match (or that is
+    missing): such a version must not be published again."""
+    folder = version_folder(settings, version)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"version {version} has no readable manifest ({exc})") from exc
+    expected = {"cx.duckdb": manifest["duckdb"]["sha256"]}
+    expected.update({meta["file"]: meta["sha256"] for meta in manifest["tables"].values()})
+    for name, sha in expected.items():
+        file = folder / name
+        if not file.is_file():
+            raise PublishError(f"version {version} is damaged: {file} is missing")
+        if file_sha256(file) != sha:
+            raise PublishError(
+                f"version {version} is damaged: {file} does not match the checksum in its "
+                f"manifest (changed after it was published); refusing to restore it"
+            )
+    return manifest
+
+
+def _temporary(settings: Settings) -> list[Path]:
     published = settings.published_dir
-    for leftover in published.glob(".cx.duckdb.v*.tmp*"):
-        leftover.unlink()
-    for leftover in published.glob(".latest.json.*.tmp"):
-        leftover.unlink()
-    if versions_dir(settings).is_dir():
-        for leftover in versions_dir(settings).glob(".v*.tmp"):
-            shutil.rmtree(leftover)
+    found = [*published.glob(".cx.duckdb.v*.tmp*"), *published.glob(".*.tmp")]
+    for folder in (versions_dir(settings), published / LIVE):
+        if folder.is_dir():
+            found += folder.glob(".v*.tmp")
+    return found
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path)
+
+
+def recover(settings: Settings) -> list[str]:
+    """Undo what a publish or rollback that died left behind (call with the publish lock
+    held): its temporary files, and a version archived but never made current. Returns
+    what was removed."""
+    removed = []
+    for leftover in _temporary(settings):
+        _remove(leftover)
+        removed.append(str(leftover))
+    manifest = current_manifest(settings.published_dir)
+    current = manifest["version"] if manifest else 0
+    for version in kept_versions(settings):
+        if version > current:
+            shutil.rmtree(version_folder(settings, version))
+            removed.append(str(version_folder(settings, version)))
+    live = settings.published_dir / LIVE
+    if live.is_dir():
+        for folder in live.iterdir():
+            if folder.name != f"v{current:06d}":
+                _remove(folder)  # an uncommitted or an old live copy (open readers keep theirs)
+                if folder.name[1:].isdigit() and int(folder.name[1:]) > current:
+                    removed.append(str(folder))
+    if removed:
+        log.warning(
+            "recovered the published folder from an interrupted publish: removed %s", removed
+        )
+    return removed
+
+
+@contextmanager
+def publish_lock(settings: Settings) -> Iterator[None]:
+    """Serialise publish and rollback on one published folder (CLI and Airflow alike),
+    and recover from one that died before doing anything else."""
+    settings.published_dir.mkdir(parents=True, exist_ok=True)
+    with process_lock(settings.published_dir / ".publish.lock", "publish or rollback", LOCK_WAIT_S):
+        versions_dir(settings).mkdir(exist_ok=True)
+        (settings.published_dir / LIVE).mkdir(exist_ok=True)
+        _migrate_single_file_layout(settings)
+        recover(settings)
+        yield
+
+
+def _symlink(target: str, link: Path) -> None:
+    """Point ``link`` at ``target`` by one atomic rename."""
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _ensure_reader_links(settings: Settings) -> None:
+    for name in ("cx.duckdb", "latest.json"):
+        link = settings.published_dir / name
+        if not link.is_symlink() or os.readlink(link) != f"{CURRENT}/{name}":
+            _symlink(f"{CURRENT}/{name}", link)
+
+
+def _migrate_single_file_layout(settings: Settings) -> None:
+    """Older releases renamed plain files over cx.duckdb and latest.json (and a copy of the
+    folder that follows links looks the same): copy the current version into a live
+    folder, point ``current`` at it, then turn both names into links (each step shows
+    readers the same version)."""
+    published = settings.published_dir
+    if not (published / "cx.duckdb").is_file() or (published / "cx.duckdb").is_symlink():
+        return
+    manifest = current_manifest(published)
+    if manifest is None:
+        return
+    live = live_folder(settings, manifest["version"])
+    staging = live.with_name(f".{live.name}.tmp")
+    staging.mkdir(parents=True)
+    shutil.copyfile(published / "cx.duckdb", staging / "cx.duckdb")
+    shutil.copyfile(published / "latest.json", staging / "latest.json")
+    for copied in (live, published / CURRENT):  # a copy of the folder that followed links
+        if copied.exists() and not copied.is_symlink():
+            shutil.rmtree(copied)
+    os.replace(staging, live)
+    _symlink(f"{LIVE}/{live.name}", published / CURRENT)
+    _ensure_reader_links(settings)
+    log.warning(
+        "published folder moved to the current/ pointer layout (version %d)", manifest["version"]
+    )
 
 
 def _write_publish_log(con, history: list[dict], row: dict) -> None:
@@ -128,11 +282,13 @@ def _write_publish_log(con, history: list[dict], row: dict) -> None:
 
 
 def _export_parquet(con, tables: list[str], folder: Path) -> dict[str, dict]:
+    """One Parquet file per table, rows in a fixed order (``order by all``), so the same
+    table gives a byte-identical file on every night."""
     exported = {}
     for table in tables:
         file = folder / f"{table}.parquet"
         con.execute(
-            f"copy (select * from {quote_ident(table)}) to {quote_literal(file)} "
+            f"copy (select * from {quote_ident(table)} order by all) to {quote_literal(file)} "
             "(format parquet, compression zstd)"
         )
         described = con.execute(f"describe {quote_ident(table)}").fetchall()
@@ -150,23 +306,26 @@ def _export_parquet(con, tables: list[str], folder: Path) -> dict[str, dict]:
 def _commit(
     settings: Settings, version: int, database: Path, staging: Path, manifest: dict
 ) -> None:
-    """Make the staged version current: the version folder, then cx.duckdb, then
-    latest.json, each by an atomic rename."""
+    """Make the staged version current: archive folder and live folder into place, then
+    one atomic rename of the ``current`` pointer (the commit point for every reader)."""
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    os.link(database, staging / "cx.duckdb")
-    _fsync(staging / "manifest.json")
+    shutil.copyfile(database, staging / "cx.duckdb")  # a copy: the archive is never shared
+    for file in staging.iterdir():
+        _fsync(file)
+        file.chmod(READ_ONLY)
     _fsync(staging)
-    final = version_folder(settings, version)
-    os.replace(staging, final)
-    _fsync(final.parent)
-    os.replace(database, settings.published_path)
-    latest_tmp = settings.published_dir / f".latest.json.{version}.tmp"
-    latest_tmp.write_text(
-        json.dumps({**manifest, "path": str(final.relative_to(settings.published_dir))}, indent=2),
-        encoding="utf-8",
+    live_staging = database.parent
+    (live_staging / "latest.json").write_text(
+        json.dumps({**manifest, "path": f"versions/v{version:06d}"}, indent=2), encoding="utf-8"
     )
-    _fsync(latest_tmp)
-    os.replace(latest_tmp, settings.published_dir / "latest.json")
+    _fsync(live_staging / "latest.json")
+    _fsync(live_staging)
+    os.replace(staging, version_folder(settings, version))
+    _fsync(versions_dir(settings))
+    os.replace(live_staging, live_folder(settings, version))
+    _fsync(live_folder(settings, version).parent)
+    _ensure_reader_links(settings)  # (first publish) links into current/, dangling until now
+    _symlink(f"{LIVE}/v{version:06d}", settings.published_dir / CURRENT)  # the commit
     _fsync(settings.published_dir)
 
 
@@ -177,6 +336,10 @@ def _prune(settings: Settings, keep: int, current: int) -> list[int]:
         if version != current:
             shutil.rmtree(version_folder(settings, version))
             removed.append(version)
+    live = settings.published_dir / LIVE
+    for folder in live.iterdir():
+        if folder.name != f"v{current:06d}":
+            _remove(folder)  # readers that have an old copy open keep it until they close
     return removed
 
 
@@ -186,10 +349,14 @@ def _next_version(settings: Settings, history: list[dict]) -> int:
 
 
 def _manifest(version: int, row: dict, exported: dict, database: Path) -> dict:
+    def day(value) -> str | None:
+        return str(value) if value else None
+
     return {
         "version": version,
         "run_id": row["run_id"],
-        "logical_date": str(row["logical_date"]) if row["logical_date"] else None,
+        "logical_date": day(row["logical_date"]),
+        "data_through": day(row.get("data_through")),
         "kind": row["kind"],
         "source_version": row["source_version"],
         "finished_at": row["finished_at"].isoformat(),
@@ -200,16 +367,26 @@ def _manifest(version: int, row: dict, exported: dict, database: Path) -> dict:
 
 @contextmanager
 def _staged_version(settings: Settings, version: int, what: str) -> Iterator[Path]:
-    """The temporary DuckDB file and version folder a new version is built in; on any
-    failure both are removed and the published version stays as it was."""
-    database = settings.published_dir / f".cx.duckdb.v{version}.tmp"
+    """The temporary DuckDB file and archive folder a new version is built in; on any
+    failure before the commit point everything of the new version is removed and the
+    published version stays as it was."""
+    live_staging = settings.published_dir / LIVE / f".v{version:06d}.tmp"
     staging = _staging_folder(settings, version)
+    live_staging.mkdir()
     staging.mkdir()
     try:
-        yield database
-    except Exception as exc:
-        database.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        yield live_staging / "cx.duckdb"
+    except BaseException as exc:
+        committed = (current_manifest(settings.published_dir) or {}).get("version") == version
+        if committed:  # failed after the commit point: the new version is published
+            raise
+        for path in (live_staging, staging, live_folder(settings, version)):
+            if path.exists():
+                _remove(path)
+        if version_folder(settings, version).exists():
+            shutil.rmtree(version_folder(settings, version))
+        if not isinstance(exc, Exception):
+            raise
         raise PublishError(f"{what} failed ({exc}); the published version is unchanged") from exc
 
 
@@ -244,6 +421,17 @@ def published_tables(settings: Settings) -> list[dict]:
     return [*models, {"name": DRIVER_TABLE[1], "schema": DRIVER_TABLE[0]}]
 
 
+def _data_through(con) -> object:
+    """The latest day the published KPI values cover (None if there are none)."""
+    try:
+        found = con.execute(
+            "select max(period_start) from kpi_values where period_grain = 'day'"
+        ).fetchone()
+    except Exception:  # noqa: BLE001 - a project without kpi_values publishes no such date
+        return None
+    return found[0] if found else None
+
+
 def publish(
     settings: Settings,
     run_id: str,
@@ -252,45 +440,45 @@ def publish(
     audit_summary: dict | None = None,
 ) -> PublishResult:
     models = published_tables(settings)
-    settings.published_dir.mkdir(parents=True, exist_ok=True)
-    versions_dir(settings).mkdir(exist_ok=True)
-    _clean_leftovers(settings)
-    history = read_publish_log(settings.published_path)
-    version = _next_version(settings, history)
-    row_counts: dict[str, int] = {}
-    with _staged_version(settings, version, f"publishing version {version}") as database:
-        with writer_lock(settings.warehouse_path):
-            con = connect(database)
-            try:
-                con.execute(f"attach {quote_literal(settings.warehouse_path)} as wh (read_only)")
-                for model in models:
-                    source = f"wh.{quote_ident(model['schema'])}.{quote_ident(model['name'])}"
+    with publish_lock(settings):
+        history = read_publish_log(settings.published_path)
+        version = _next_version(settings, history)
+        row_counts: dict[str, int] = {}
+        with _staged_version(settings, version, f"publishing version {version}") as database:
+            with writer_lock(settings.warehouse_path):
+                con = connect(database)
+                try:
                     con.execute(
-                        f"create table {quote_ident(model['name'])} as select * from {source}"
+                        f"attach {quote_literal(settings.warehouse_path)} as wh (read_only)"
                     )
-                    count = con.execute(
-                        f"select count(*) from {quote_ident(model['name'])}"
-                    ).fetchone()
-                    row_counts[model["name"]] = int(count[0]) if count else 0
-                con.execute("detach wh")
-            finally:
-                con.close()
-        finished = datetime.now(UTC).replace(tzinfo=None)
-        row = {
-            "version": version,
-            "run_id": run_id,
-            "logical_date": logical_date,
-            "started_at": started_at.replace(tzinfo=None),
-            "finished_at": finished,
-            "tables": json.dumps([m["name"] for m in models]),
-            "row_counts": json.dumps(row_counts, sort_keys=True),
-            "audit_summary": json.dumps(audit_summary or {}, sort_keys=True),
-            "kind": "publish",
-            "source_version": None,
-            "duration_seconds": (finished - started_at.replace(tzinfo=None)).total_seconds(),
-        }
-        _seal_and_commit(settings, version, database, history, row)
-    removed = _prune(settings, settings.keep_versions, version)
+                    for model in models:
+                        name = quote_ident(model["name"])
+                        source = f"wh.{quote_ident(model['schema'])}.{name}"
+                        # rows in a fixed order: the same marts give the same file
+                        con.execute(f"create table {name} as select * from {source} order by all")
+                        count = con.execute(f"select count(*) from {name}").fetchone()
+                        row_counts[model["name"]] = int(count[0]) if count else 0
+                    con.execute("detach wh")
+                    data_through = _data_through(con)
+                finally:
+                    con.close()
+            finished = datetime.now(UTC).replace(tzinfo=None)
+            row = {
+                "version": version,
+                "run_id": run_id,
+                "logical_date": logical_date,
+                "data_through": data_through,
+                "started_at": started_at.replace(tzinfo=None),
+                "finished_at": finished,
+                "tables": json.dumps([m["name"] for m in models]),
+                "row_counts": json.dumps(row_counts, sort_keys=True),
+                "audit_summary": json.dumps(audit_summary or {}, sort_keys=True),
+                "kind": "publish",
+                "source_version": None,
+                "duration_seconds": (finished - started_at.replace(tzinfo=None)).total_seconds(),
+            }
+            _seal_and_commit(settings, version, database, history, row)
+        removed = _prune(settings, settings.keep_versions, version)
     log.info("published version %d (%s); pruned %s", version, row_counts, removed)
     return PublishResult(version, settings.published_path, row_counts)
 
@@ -298,43 +486,48 @@ def publish(
 def rollback(settings: Settings, to_version: int | None = None) -> PublishResult:
     """Publish the content of an earlier kept version again, as a new version.
 
-    The history is kept: the new version's publish_log is the whole log so far plus a
-    ``rollback`` row naming the version restored.
+    Every file of that version is first checked against its manifest's checksums: a
+    version changed since it was published is refused. The history is kept: the new
+    version's publish_log is the whole log so far plus a ``rollback`` row naming the
+    version restored.
     """
-    history = read_publish_log(settings.published_path)
-    if not history:
-        raise PublishError(f"nothing is published at {settings.published_path}")
-    current = history[-1]["version"]
-    available = [v for v in kept_versions(settings) if v != current]
-    if to_version is None:
-        earlier = [v for v in available if v < current]
-        if not earlier:
-            raise PublishError(f"no earlier version is kept (kept: {kept_versions(settings)})")
-        to_version = earlier[-1]
-    if to_version not in available:
-        raise PublishError(
-            f"version {to_version} is not kept; kept versions: {kept_versions(settings)} "
-            f"(current {current}); keep more with keep_versions in cxkpi.yml"
-        )
-    _clean_leftovers(settings)
-    version = _next_version(settings, history)
-    source = version_folder(settings, to_version)
-    started = datetime.now(UTC).replace(tzinfo=None)
-    what = f"rollback to version {to_version}"
-    with _staged_version(settings, version, what) as database:
-        shutil.copyfile(source / "cx.duckdb", database)
-        restored = next(h for h in history if h["version"] == to_version)
-        finished = datetime.now(UTC).replace(tzinfo=None)
-        row = {
-            **restored,
-            "version": version,
-            "run_id": f"rollback-to-v{to_version}",
-            "started_at": started,
-            "finished_at": finished,
-            "kind": "rollback",
-            "source_version": to_version,
-            "duration_seconds": (finished - started).total_seconds(),
-        }
-        _seal_and_commit(settings, version, database, history, row)
-    _prune(settings, settings.keep_versions, version)
+    with publish_lock(settings):
+        history = read_publish_log(settings.published_path)
+        if not history:
+            raise PublishError(f"nothing is published at {settings.published_path}")
+        current = history[-1]["version"]
+        available = [v for v in kept_versions(settings) if v != current]
+        if to_version is None:
+            earlier = [v for v in available if v < current]
+            if not earlier:
+                raise PublishError(f"no earlier version is kept (kept: {kept_versions(settings)})")
+            to_version = earlier[-1]
+        if to_version not in available:
+            raise PublishError(
+                f"version {to_version} is not kept; kept versions: {kept_versions(settings)} "
+                f"(current {current}); keep more with keep_versions in cxkpi.yml"
+            )
+        manifest = verify_version(settings, to_version)
+        version = _next_version(settings, history)
+        source = version_folder(settings, to_version)
+        started = datetime.now(UTC).replace(tzinfo=None)
+        what = f"rollback to version {to_version}"
+        with _staged_version(settings, version, what) as database:
+            shutil.copyfile(source / "cx.duckdb", database)
+            if file_sha256(database) != manifest["duckdb"]["sha256"]:
+                raise PublishError(f"{source / 'cx.duckdb'} changed while it was being copied")
+            restored = next(h for h in history if h["version"] == to_version)
+            finished = datetime.now(UTC).replace(tzinfo=None)
+            row = {
+                **restored,
+                "version": version,
+                "run_id": f"rollback-to-v{to_version}",
+                "started_at": started,
+                "finished_at": finished,
+                "kind": "rollback",
+                "source_version": to_version,
+                "duration_seconds": (finished - started).total_seconds(),
+            }
+            _seal_and_commit(settings, version, database, history, row)
+        _prune(settings, settings.keep_versions, version)
     return PublishResult(version, settings.published_path, json.loads(row["row_counts"]))

@@ -8,6 +8,9 @@ so they queue instead of failing with "Could not set lock on file".
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,8 @@ from pathlib import Path
 import duckdb
 
 from cxkpi.errors import CxkpiError
+
+log = logging.getLogger(__name__)
 
 # Extensions must never be downloaded at run time: icu, json and parquet are built in.
 _CONFIG = {"autoinstall_known_extensions": False}
@@ -60,6 +65,84 @@ def _sql_text(value: object, what: str) -> str:
     if "\x00" in text:
         raise ValueError(f"a NUL byte cannot be part of an SQL {what}: {text!r}")
     return text
+
+
+class LockBusy(CxkpiError):
+    """Another live process holds a cxkpi process lock."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def process_lock(path: Path, what: str, wait_s: float = 0.0) -> Iterator[dict]:
+    """Hold an exclusive lock on ``path`` for ``what`` (e.g. "run"), failing after
+    ``wait_s`` with "another <what> is in progress (pid, started at)".
+
+    The lock is an flock, released by the kernel when its holder dies; the file keeps the
+    holder's pid and start time for the message. A file left by a dead pid (killed) is
+    taken over with a log line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(handle)
+                    raise LockBusy(
+                        f"another {what} is in progress (pid {holder.get('pid', '?')}, started "
+                        f"at {holder.get('started_at', '?')}; lock {path}): wait for it to "
+                        "finish, or stop it"
+                    ) from None
+                time.sleep(0.2)
+        previous = _holder(handle)
+        if previous.get("pid") and previous["pid"] != os.getpid():
+            alive = _pid_alive(int(previous["pid"]))
+            log.warning(
+                "taking over the %s lock %s of pid %s (started at %s), which %s",
+                what,
+                path,
+                previous["pid"],
+                previous.get("started_at"),
+                "released it without cleaning up" if alive else "is no longer running",
+            )
+        holder = {"pid": os.getpid(), "started_at": _now(), "what": what}
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(holder))
+        handle.flush()
+        try:
+            yield previous
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(handle) -> dict:
+    handle.seek(0)
+    try:
+        found = json.loads(handle.read() or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def quote_ident(name: str) -> str:

@@ -53,9 +53,10 @@ correlated as (
     select
         child_id,
         parent_id,
-        corr(parent_value, child_value) as correlation,
+        -- a statistic: rounded, so float noise of the aggregation never shows
+        {{ round_statistic('corr(parent_value, child_value)') }} as correlation,
         count(parent_value) as n_pairs,
-        corr(parent_next_value, child_value) as lagged_correlation,
+        {{ round_statistic('corr(parent_next_value, child_value)') }} as lagged_correlation,
         count(parent_next_value) as n_lagged_pairs
     from pairs
     group by child_id, parent_id

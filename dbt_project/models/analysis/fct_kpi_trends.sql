@@ -22,8 +22,9 @@ fitted as (
     select
         kpi_id,
         max(direction) as direction,
-        regr_slope(value, month_index) as slope_per_month,
-        regr_r2(value, month_index) as r_squared,
+        -- statistics: rounded, so float noise of the aggregation never shows
+        {{ round_statistic('regr_slope(value, month_index)') }} as slope_per_month,
+        {{ round_statistic('regr_r2(value, month_index)') }} as r_squared,
         count(*) as n_months
     from monthly
     group by kpi_id

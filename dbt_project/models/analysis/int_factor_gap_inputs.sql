@@ -56,9 +56,9 @@ by_org_unit as (
         '{{ level }}' as org_level,
         {{ column }} as org_unit_id,
         factor,
-        avg(experience) as experience,
-        avg(expectation) as expectation,
-        avg(importance) as importance,
+        {{ exact_mean('experience') }} as experience,
+        {{ exact_mean('expectation') }} as expectation,
+        {{ exact_mean('importance') }} as importance,
         count(experience) as n
     from placed
     where {{ column }} is not null

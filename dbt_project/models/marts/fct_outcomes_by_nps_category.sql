@@ -57,7 +57,7 @@ revenue_after as (
     -- repurchase flag of int_survey_responses_enriched
     select
         categorised.response_id,
-        sum(orders.amount) as revenue_90d
+        {{ exact_sum('orders.amount') }} as revenue_90d
     from categorised
     inner join orders
         on categorised.customer_id = orders.customer_id
@@ -115,8 +115,8 @@ aggregated as (
         sum(case when is_observable_90d and repurchased_within_90d then 1 else 0 end)
             as repurchased_n,
         count(order_amount) as orders_n,
-        avg(cast(order_amount as double precision)) as order_amount_mean,
-        sum(revenue_90d) as revenue_90d
+        {{ exact_mean('order_amount') }} as order_amount_mean,
+        {{ exact_sum('revenue_90d') }} as revenue_90d
     from placed
     group by month_start, org_level, org_unit_id, nps_category
 

@@ -31,7 +31,9 @@ def _frames(con) -> dict[str, pd.DataFrame]:
         """select r.response_id, r.factor, r.experience, r.nps,
                   s.repurchased_within_90d, s.responded_at
            from intermediate.int_factor_ratings_enriched r
-           inner join intermediate.int_survey_responses_enriched s using (response_id)"""
+           inner join intermediate.int_survey_responses_enriched s using (response_id)
+           -- a fixed row order: the seeded bootstrap then draws the same resamples
+           order by r.response_id, r.factor"""
     ).df()
     latest_order = con.execute(
         "select max(ordered_at) from intermediate.int_order_history"

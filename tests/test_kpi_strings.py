@@ -123,6 +123,11 @@ _OWN_JINJA = {
     "dbt.type_string()",
     "dbt.date_trunc('week', 'observations.metric_date')",
     "dbt.date_trunc('month', 'observations.metric_date')",
+    "exact_sum('numerator')",
+    "exact_sum('denominator')",
+    "exact_sum('numerator * numerator')",
+    "exact_sum('denominator * denominator')",
+    "exact_sum('numerator * denominator')",
     # jinja_text's own escapes in YAML
     "'{'",
     "'\\n'",

@@ -18,11 +18,8 @@ def test_validate_passes_on_the_repository(capsys: pytest.CaptureFixture) -> Non
     assert "ok    kpi definitions: 2 goals, 33 KPIs, 6 factors, 0 problems" in out
 
 
-def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
-    sources = tmp_path / "sources"
-    shutil.copytree(REPO / "sources", sources)
-    broken = sources / "demo" / "orders.yml"
-    broken.write_text(broken.read_text().replace("entity: orders", "entity: ordres"))
+def _config_with_sources(tmp_path: Path, sources: Path) -> Path:
+    """A copy of the repository's cxkpi.yml in ``tmp_path`` reading ``sources``."""
     config = tmp_path / "cxkpi.yml"
     config.write_text(
         (REPO / "cxkpi.yml")
@@ -34,6 +31,15 @@ def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
         )
         .replace("expectations_dir: expectations", f"expectations_dir: {REPO / 'expectations'}")
     )
+    return config
+
+
+def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
+    sources = tmp_path / "sources"
+    shutil.copytree(REPO / "sources", sources)
+    broken = sources / "demo" / "orders.yml"
+    broken.write_text(broken.read_text().replace("entity: orders", "entity: ordres"))
+    config = _config_with_sources(tmp_path, sources)
     assert main(["--config", str(config), "validate"]) == 1
     out = capsys.readouterr().out
     assert f"{broken}:2:9: entity 'ordres' unknown" in out
@@ -45,17 +51,7 @@ def test_validate_reports_every_hostile_declaration_with_its_place(tmp_path: Pat
     sources.mkdir()
     for entry in sorted((REPO / "tests" / "source_corpus").glob("*.yml")):
         shutil.copy(entry, sources / entry.name)
-    config = tmp_path / "cxkpi.yml"
-    config.write_text(
-        (REPO / "cxkpi.yml")
-        .read_text()
-        .replace("sources_dir: sources", f"sources_dir: {sources}")
-        .replace(
-            "kpi_definitions_dir: kpi_definitions",
-            f"kpi_definitions_dir: {REPO / 'kpi_definitions'}",
-        )
-        .replace("expectations_dir: expectations", f"expectations_dir: {REPO / 'expectations'}")
-    )
+    config = _config_with_sources(tmp_path, sources)
     assert main(["--config", str(config), "validate"]) == 1
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err

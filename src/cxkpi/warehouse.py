@@ -40,22 +40,28 @@ def writer_lock(path: Path, timeout_s: float = 600.0) -> Iterator[None]:
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise CxkpiError(
-                        f"another cxkpi process has held the write lock on {path} for "
-                        f"{timeout_s:.0f}s; is a run stuck?"
-                    ) from None
-                time.sleep(0.2)
+        if not _flock_within(handle, timeout_s):
+            raise CxkpiError(
+                f"another cxkpi process has held the write lock on {path} for "
+                f"{timeout_s:.0f}s; is a run stuck?"
+            )
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _flock_within(handle, wait_s: float) -> bool:
+    """Take an exclusive flock on ``handle``, trying for ``wait_s``; False if not had."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
 
 def _sql_text(value: object, what: str) -> str:
@@ -91,20 +97,13 @@ def process_lock(path: Path, what: str, wait_s: float = 0.0) -> Iterator[dict]:
     taken over with a log line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _holder(handle)
-                    raise LockBusy(
-                        f"another {what} is in progress (pid {holder.get('pid', '?')}, started "
-                        f"at {holder.get('started_at', '?')}; lock {path}): wait for it to "
-                        "finish, or stop it"
-                    ) from None
-                time.sleep(0.2)
+        if not _flock_within(handle, wait_s):
+            holder = _holder(handle)
+            raise LockBusy(
+                f"another {what} is in progress (pid {holder.get('pid', '?')}, started "
+                f"at {holder.get('started_at', '?')}; lock {path}): wait for it to "
+                "finish, or stop it"
+            )
         previous = _holder(handle)
         if previous.get("pid") and previous["pid"] != os.getpid():
             alive = _pid_alive(int(previous["pid"]))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CHANNELS = ("store", "web", "app", "call_centre", "delivery", "support")
-ORG_LEVELS = ("hq", "region", "store", "advisor")
+# Levels of the org hierarchy an org unit sits at (dim_org_units.org_level).
+ORG_UNIT_LEVELS = ("hq", "region", "store", "advisor")
 TEXT_CLASSES = ("free", "label", "id")
 EXPERIENCE_FACTORS = ("product", "service", "relationship", "convenience", "brand_image", "price")
 
@@ -261,7 +262,7 @@ ENTITIES: dict[str, Entity] = {
                     "level",
                     "varchar",
                     required=True,
-                    allowed=ORG_LEVELS,
+                    allowed=ORG_UNIT_LEVELS,
                     description="hq, region, store or advisor.",
                     text="label",
                 ),

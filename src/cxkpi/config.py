@@ -17,6 +17,9 @@ import yaml
 from cxkpi.errors import ConfigError
 
 CONFIG_FILE_NAME = "cxkpi.yml"
+# Below this many observations a value is not reliable: the one default for the KPI
+# definitions, the dbt marts (var min_sample, passed by the runner and the DAG) and docs.
+DEFAULT_MIN_SAMPLE = 30
 CONFIG_ENV = "CXKPI_CONFIG"
 
 
@@ -33,7 +36,7 @@ class Settings:
     dbt_project_dir: Path
     dbt_target_dir: Path
     dbt_target: str = "duckdb"
-    min_sample: int = 30
+    min_sample: int = DEFAULT_MIN_SAMPLE
     keep_versions: int = 5
     keep_runs: int = 30
     # Largest CSV record / JSON line the loader parses; larger ones are rejected with a reason.
@@ -82,7 +85,7 @@ _DEFAULTS: dict[str, Any] = {
     "dbt_project_dir": "dbt_project",
     "dbt_target_dir": "dbt_project/target",
     "dbt_target": "duckdb",
-    "min_sample": 30,
+    "min_sample": DEFAULT_MIN_SAMPLE,
     "keep_versions": 5,
     "keep_runs": 30,
     "max_record_bytes": 8 * 1024 * 1024,

@@ -28,6 +28,12 @@ TELEMETRY_OFF = {
 }
 
 
+def dbt_vars(settings: Settings) -> dict[str, object]:
+    """The project settings dbt models read as ``var(...)``: passed on every invocation
+    (``--vars``) and by the DAG, so dbt_project.yml's values are only defaults."""
+    return {"min_sample": settings.min_sample}
+
+
 def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment variables dbt's profile reads, plus telemetry switches."""
     return {
@@ -106,6 +112,8 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
         str(settings.dbt_target_dir),
         "--log-path",
         str(settings.runs_dir / "dbt_logs"),
+        "--vars",
+        json.dumps(dbt_vars(settings), sort_keys=True),
     ]
     if not log.isEnabledFor(logging.INFO):
         full_args.insert(1, "--quiet")

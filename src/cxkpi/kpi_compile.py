@@ -25,6 +25,7 @@ from cxkpi.dbt_text import expression_sql, jinja_text, sql_comment
 from cxkpi.dbt_text import sql_literal as _lit
 from cxkpi.kpi_sources import BOOLEAN, SOURCES
 from cxkpi.kpi_spec import Catalog, Definition
+from cxkpi.vocabulary import BREAKDOWNS, KPI_ORG_LEVELS, TIME_GRAINS
 
 GENERATED_DIR = Path("models") / "kpis"
 
@@ -86,7 +87,7 @@ def _observation_select(d: Definition) -> str:
         conditions.append(f"{x} is not null")
     dims = {
         b: (b if b in d.breakdowns else f"cast(null as {{{{ dbt.type_string() }}}}) as {b}")
-        for b in ("channel", "segment", "touchpoint")
+        for b in BREAKDOWNS
     }
     where = "\n          and ".join(conditions)
     declared = f", declared at {d.declared_at}" if d.file else ""
@@ -239,9 +240,9 @@ def _percentile_column(p: float) -> str:
 
 
 def _values_base_model(percentiles: list[float]) -> str:
-    grains = ("day", "week", "month")
-    levels = (("store", "store_id"), ("region", "region_id"), ("hq", "hq_id"))
-    breakdowns = (None, "channel", "segment", "touchpoint")
+    grains = TIME_GRAINS
+    levels = tuple((level, f"{level}_id") for level in KPI_ORG_LEVELS)
+    breakdowns = (None, *BREAKDOWNS)
     sets = []
     for grain in grains:
         for _, org_column in levels:

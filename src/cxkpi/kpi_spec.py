@@ -19,7 +19,9 @@ from typing import Any
 import yaml
 
 from cxkpi import kpi_expr
+from cxkpi.config import DEFAULT_MIN_SAMPLE
 from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES
+from cxkpi.vocabulary import BREAKDOWNS, DIRECTIONS, KPI_ORG_LEVELS, TIME_GRAINS, UNITS
 
 KINDS = ("kpi", "goal", "factor")
 LEVELS = ("goal", "outcome", "driver", "operational")
@@ -36,11 +38,6 @@ TYPES = (
     "percentile",
     "derived",
 )
-UNITS = ("points", "percent", "ratio", "score", "count", "currency", "days", "hours")
-DIRECTIONS = ("higher", "lower")
-TIME_GRAINS = ("day", "week", "month")
-ORG_LEVELS = ("store", "region", "hq")
-BREAKDOWNS = ("channel", "segment", "touchpoint")
 BENCHMARK_KINDS = ("competitor", "industry", "adjacent_industry", "internal")
 EFFORTS = ("low", "medium", "high")
 ID_PATTERN = "^[a-z][a-z0-9_]{0,59}$"
@@ -106,7 +103,12 @@ FIELDS: dict[str, FieldSpec] = {
         "mapping", "{on_track: value, at_risk: value}; on_track defaults to the target in force."
     ),
     "benchmarks": FieldSpec("list", "Comparison points: {name, kind, value, period, source}."),
-    "min_sample": FieldSpec("integer", "Minimum n for a reliable value (default 30).", None, KINDS),
+    "min_sample": FieldSpec(
+        "integer",
+        f"Minimum n for a reliable value (default {DEFAULT_MIN_SAMPLE}, or cxkpi.yml's).",
+        None,
+        KINDS,
+    ),
     "effort": FieldSpec("str", "Effort to move it, for the roadmap.", EFFORTS),
     "actions": FieldSpec("list", "Actions that move it, for the roadmap."),
     "ideal": FieldSpec("number", "Ideal experience level of the factor (0-10).", None, ("factor",)),
@@ -118,7 +120,11 @@ FIELDS: dict[str, FieldSpec] = {
     ),
 }
 _NESTED_KEYS = {
-    "dimensions": {"time_grains": TIME_GRAINS, "org_levels": ORG_LEVELS, "breakdowns": BREAKDOWNS},
+    "dimensions": {
+        "time_grains": TIME_GRAINS,
+        "org_levels": KPI_ORG_LEVELS,
+        "breakdowns": BREAKDOWNS,
+    },
     "target": {"value": None, "by": None, "milestones": None},
     "thresholds": {"on_track": None, "at_risk": None},
     "benchmark": {
@@ -309,7 +315,7 @@ class Definition:
     filters: list[kpi_expr.Expression] = field(default_factory=list)
     date: str | None = None
     time_grains: tuple[str, ...] = TIME_GRAINS
-    org_levels: tuple[str, ...] = ORG_LEVELS
+    org_levels: tuple[str, ...] = KPI_ORG_LEVELS
     breakdowns: tuple[str, ...] = ("channel",)
     unit: str | None = None
     direction: str = "higher"
@@ -319,7 +325,7 @@ class Definition:
     on_track: float | None = None
     at_risk: float | None = None
     benchmarks: list[Benchmark] = field(default_factory=list)
-    min_sample: int = 30
+    min_sample: int = DEFAULT_MIN_SAMPLE
     effort: str | None = None
     actions: list[str] = field(default_factory=list)
     ideal: float | None = None
@@ -868,7 +874,7 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_catalog(paths: Iterable[Path], default_min_sample: int = 30) -> Catalog:
+def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SAMPLE) -> Catalog:
     problems: list[Problem] = []
     definitions: list[Definition] = []
     first_seen: dict[str, Definition] = {}

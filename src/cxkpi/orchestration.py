@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cxkpi.config import CONFIG_ENV, Settings, load_settings
-from cxkpi.dbt_runner import dbt_env
+from cxkpi.dbt_runner import dbt_env, dbt_vars
 from cxkpi.pipeline import RunContext
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "cxkpi.yml"
@@ -57,6 +57,7 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
             dbt_project_path=project.dbt_project_dir,
             manifest_path=project.dbt_manifest_path,
             install_dbt_deps=False,
+            dbt_vars=dbt_vars(project),
         ),
         "profile_config": ProfileConfig(
             profile_name="cxkpi",

@@ -1,0 +1,162 @@
+"""One definition per concept: each test fails when one copy changes without the others.
+
+Settings, enumerations and the columns analysts may use are defined once in Python
+(``cxkpi.config``, ``cxkpi.vocabulary``, ``cxkpi.kpi_sources``); the dbt project and the
+quality suites either receive them (dbt vars) or must agree with them (tests below).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from conftest import REPO, make_settings
+
+from cxkpi import dbt_runner, loader, vocabulary
+from cxkpi.config import DEFAULT_MIN_SAMPLE
+from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES, TEXT, TIMESTAMP
+
+MARTS_YML = REPO / "dbt_project" / "models" / "marts" / "_marts.yml"
+INTERMEDIATE_YML = REPO / "dbt_project" / "models" / "intermediate" / "_intermediate.yml"
+
+
+def _model_columns(path: Path, model: str) -> dict[str, dict]:
+    models = yaml.safe_load(path.read_text(encoding="utf-8"))["models"]
+    (found,) = [m for m in models if m["name"] == model]
+    return {c["name"]: c for c in found.get("columns", [])}
+
+
+def _accepted_values(column: dict) -> set[str]:
+    for test in column.get("data_tests", []):
+        if isinstance(test, dict) and "accepted_values" in test:
+            return set(test["accepted_values"]["arguments"]["values"])
+    raise AssertionError(f"{column['name']} has no accepted_values test")
+
+
+def _suite_value_set(suite: str, column: str) -> set[str]:
+    checks = yaml.safe_load((REPO / "expectations" / suite).read_text(encoding="utf-8"))["checks"]
+    sets = [
+        set(c["value_set"])
+        for c in checks
+        if c.get("expect") == "column_values_to_be_in_set" and c.get("column") == column
+    ]
+    assert len(sets) == 1, f"{suite}: one value set for {column}"
+    return sets[0]
+
+
+# --- min_sample: one setting, passed to dbt ----------------------------------------------
+
+
+def test_dbt_projects_min_sample_default_is_the_settings_default() -> None:
+    project = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text())
+    assert project["vars"]["min_sample"] == DEFAULT_MIN_SAMPLE
+
+
+def test_no_model_spells_a_sample_size() -> None:
+    """The marts read var('min_sample'); a literal n threshold would ignore cxkpi.yml."""
+    for path in (REPO / "dbt_project" / "models").rglob("*.sql"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"_n\s*>=\s*\d", text), path
+
+
+def test_the_airflow_dag_passes_the_setting_to_dbt(tmp_path: Path) -> None:
+    from cxkpi.orchestration import cosmos_configs
+
+    settings = make_settings(tmp_path, min_sample=7)
+    assert cosmos_configs(settings)["project_config"].dbt_vars == {"min_sample": 7}
+
+
+@pytest.mark.integration
+def test_the_runner_passes_min_sample_to_every_dbt_model(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, min_sample=7)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    outcome = dbt_runner.invoke(settings, ["compile", "--select", "fct_experience_by_delivery"])
+    assert outcome.success
+    compiled = next(settings.dbt_target_dir.rglob("fct_experience_by_delivery.sql"))
+    text = compiled.read_text(encoding="utf-8")
+    assert "nps_n >= 7" in text and "nps_n >= 30" not in text
+
+
+# --- enumerations: defined in cxkpi.vocabulary ------------------------------------------
+
+
+def test_kpi_values_statuses_agree_everywhere() -> None:
+    statuses = set(vocabulary.KPI_STATUSES)
+    assert _accepted_values(_model_columns(MARTS_YML, "kpi_values")["status"]) == statuses
+    assert _suite_value_set("kpi_values.yml", "status") == statuses
+    sql = (REPO / "dbt_project" / "models" / "marts" / "kpi_values.sql").read_text()
+    block = re.search(r"case\n((?:\s+(?:when|else)[^\n]*\n)+)\s+end as status", sql)
+    assert block, "kpi_values.sql decides status in one case expression"
+    assert set(re.findall(r"(?:then|else) '([a-z_]+)'", block.group(1))) == statuses
+
+
+@pytest.mark.parametrize(
+    ("column", "words"),
+    [("period_grain", vocabulary.TIME_GRAINS), ("org_level", vocabulary.KPI_ORG_LEVELS)],
+)
+def test_kpi_values_slices_agree_everywhere(column: str, words: tuple[str, ...]) -> None:
+    assert _accepted_values(_model_columns(MARTS_YML, "kpi_values")[column]) == set(words)
+    assert _suite_value_set("kpi_values.yml", column) == set(words)
+
+
+def test_the_compiled_grouping_sets_use_the_vocabulary() -> None:
+    sql = (REPO / "dbt_project" / "models" / "kpis" / "int_kpi__values_base.sql").read_text()
+    for grain in vocabulary.TIME_GRAINS:
+        assert f"{grain}_start" in sql
+    for level in vocabulary.KPI_ORG_LEVELS:
+        assert f"{level}_id" in sql
+    for breakdown in vocabulary.BREAKDOWNS:
+        assert f"by_all_{breakdown}s" in sql
+
+
+# --- the columns analysts may use --------------------------------------------------------
+
+_DUCKDB_TYPES = {
+    NUMBER: {"INTEGER", "BIGINT", "DOUBLE", "DECIMAL", "HUGEINT", "FLOAT", "SMALLINT"},
+    TEXT: {"VARCHAR"},
+    BOOLEAN: {"BOOLEAN"},
+    TIMESTAMP: {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"},
+}
+
+
+def test_kpi_source_columns_are_documented_on_their_models() -> None:
+    for source in SOURCES.values():
+        documented = set(_model_columns(INTERMEDIATE_YML, source.model))
+        missing = set(source.columns) - documented
+        assert not missing, f"{source.model}: {sorted(missing)} not in _intermediate.yml"
+
+
+@pytest.mark.integration
+def test_kpi_source_columns_exist_in_the_built_models_with_their_types(tmp_path: Path) -> None:
+    """Build staging and intermediate on empty raw tables (views: seconds) and compare
+    each source's declared columns with what the model really returns."""
+    settings = make_settings(tmp_path)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        loader.ensure_raw_schema(con)
+    finally:
+        con.close()
+    outcome = dbt_runner.invoke(
+        settings, ["run", "--select", "+" + " +".join(s.model for s in SOURCES.values())]
+    )
+    assert outcome.success
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        for source in SOURCES.values():
+            actual = {
+                name: kind.split("(")[0]
+                for name, kind, *_ in con.execute(
+                    f"describe intermediate.{source.model}"
+                ).fetchall()
+            }
+            for column, logical in source.columns.items():
+                assert column in actual, f"{source.model}.{column} does not exist"
+                assert actual[column] in _DUCKDB_TYPES[logical], (
+                    f"{source.model}.{column} is {actual[column]}, declared {logical}"
+                )
+    finally:
+        con.close()

@@ -1,6 +1,8 @@
 # Two commands on a fresh machine (only python3 needed):
 #   make run   - install, generate demo data, run the nightly pipeline, print the KPI summary
-#   make test  - install, run the whole test suite
+#   make test  - install, run the whole test suite (the CI entry)
+# and for development:
+#   make test-fast - the unit tests (no dbt night, no Airflow), well under a minute
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 TOOLS := .tools
@@ -22,7 +24,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 
-.PHONY: install run demo-data test lint bench clean
+.PHONY: install run demo-data test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -40,8 +42,14 @@ demo-data: install
 run: install demo-data
 	$(BIN)/cxkpi run --logical-date $(DEMO_END)
 
+# loadfile: a module's nights (module-scoped fixtures) run once, on one worker; the
+# session's demo night is built once and shared by both workers (tests/conftest.py).
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# Everything not marked integration (real DuckDB/dbt/GX nights) or e2e (real Airflow).
+test-fast: install
+	$(BIN)/pytest -n 2 -m "not integration and not e2e"
 
 lint: install
 	$(BIN)/ruff check src tests dags bench

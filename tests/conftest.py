@@ -1,10 +1,14 @@
 """Shared fixtures: an isolated project per test (own landing, warehouse, published, runs,
-dbt target dirs) that uses the repository's dbt project, sources, KPIs and suites."""
+dbt target dirs) that uses the repository's dbt project, sources, KPIs and suites, and
+one demo night built once per test session (``demo_night``, ``demo_project``)."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -37,8 +41,64 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def copy_tree(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, dirs_exist_ok=True)
+    shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
     return target
+
+
+# The session's demo night: demo data at this scale, one full night on this logical date
+# under this run id. Tests whose data is exactly this use it instead of a night of their own.
+DEMO_SCALE = 0.3
+DEMO_DATE = "2026-10-31"
+DEMO_RUN_ID = "night-1"
+
+
+@dataclass(frozen=True)
+class DemoNight:
+    """A project folder that has published one demo night. Read it, never write it: a test
+    that changes anything takes ``demo_project`` (a private copy) instead."""
+
+    folder: Path
+    written: dict[str, int]  # entity -> rows demo.generate wrote
+
+    @property
+    def settings(self) -> Settings:
+        return make_settings(self.folder)
+
+
+def _build_demo_night(folder: Path) -> None:
+    from cxkpi import demo, pipeline
+
+    settings = make_settings(folder)
+    written = demo.generate(settings.landing_dir, scale=DEMO_SCALE)
+    pipeline.run_all(settings, pipeline.RunContext.new(DEMO_RUN_ID, DEMO_DATE))
+    (folder / "written.json").write_text(json.dumps(written))
+
+
+@pytest.fixture(scope="session")
+def demo_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoNight:
+    """One demo night per session. Under pytest-xdist the workers share the session's
+    temporary root: the first to take the lock builds, the others wait and reuse it."""
+    if worker_id == "master":
+        root = tmp_path_factory.getbasetemp()
+    else:
+        root = tmp_path_factory.getbasetemp().parent
+    folder = root / f"demo-night-{DEMO_SCALE}-{DEMO_DATE}"
+    done = folder / "written.json"  # written last: its presence means a complete night
+    # fcntl, not a package: the lock dies with its process, so a crashed builder frees it
+    with open(root / "demo-night.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build a crashed worker left
+            _build_demo_night(folder)
+    return DemoNight(folder, json.loads(done.read_text()))
+
+
+@pytest.fixture
+def demo_project(demo_night: DemoNight, tmp_path: Path) -> Settings:
+    """A private copy of the demo night's project (landing, warehouse, published, runs),
+    for a test that runs another night or changes files."""
+    copy_tree(demo_night.folder, tmp_path)
+    return make_settings(tmp_path)
 
 
 def query(database: Path, sql: str) -> list[tuple]:

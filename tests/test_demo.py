@@ -16,10 +16,6 @@ from cxkpi.canonical import ENTITIES, EXPERIENCE_FACTORS
 from cxkpi.loader import load
 from cxkpi.sources import load_sources
 
-# Under --dist loadgroup, one worker should generate and load the demo once for the module
-# (not honoured with pytest 9.2 + pytest-xdist 3.8: pytest-dev/pytest-xdist#1386).
-pytestmark = pytest.mark.xdist_group("demo")
-
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 0.3  # ~14k rows: a few seconds to generate and load
 WINDOW = ("2025-11-01", "2026-11-01")  # default end_date 2026-10-31, 12 months

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, make_settings, query
+from conftest import REPO, DemoNight, make_settings, query
 from handmade import KPIS, write_landing
 
 from cxkpi import demo, pipeline
@@ -116,12 +116,10 @@ def test_worked_example_through_the_marts(tmp_path: Path) -> None:
     assert roadmap[0] == (1, "factor_gap", "convenience")
 
 
-@pytest.fixture(scope="module")
-def demo_published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = make_settings(tmp_path_factory.mktemp("framework-demo"))
-    demo.generate(settings.landing_dir, scale=0.3)
-    pipeline.run_all(settings, pipeline.RunContext.new("demo", "2026-10-31"))
-    return settings.published_path
+@pytest.fixture
+def demo_published(demo_night: DemoNight) -> Path:
+    """The session's demo night (read only)."""
+    return demo_night.settings.published_path
 
 
 @pytest.mark.integration

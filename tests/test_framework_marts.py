@@ -7,21 +7,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_settings, query
+from conftest import DemoNight, query
 
-from cxkpi import demo, pipeline
-
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+pytestmark = pytest.mark.integration
 
 STATUSES = {"on_track", "at_risk", "off_track", None}
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = make_settings(tmp_path_factory.mktemp("framework"))
-    demo.generate(settings.landing_dir, scale=0.3)
-    pipeline.run_all(settings, pipeline.RunContext.new("framework", "2026-10-31"))
-    return settings.published_path
+@pytest.fixture
+def published(demo_night: DemoNight) -> Path:
+    """The session's demo night (read only)."""
+    return demo_night.settings.published_path
 
 
 def rows(published: Path, sql: str) -> list[dict]:

@@ -11,32 +11,23 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import REPO, make_settings
+from conftest import REPO
 
-from cxkpi import demo, pipeline
+from cxkpi import pipeline
 from cxkpi.errors import DbtError, GateFailed
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+pytestmark = pytest.mark.integration
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def good_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("good-night")
-    settings = make_settings(base)
-    demo.generate(settings.landing_dir, scale=0.2)
-    pipeline.run_all(settings, pipeline.RunContext.new("good-night", "2026-10-30"))
-    return base
-
-
 @pytest.fixture
-def published_once(good_night: Path, tmp_path: Path):
-    """A private copy of a project that has published one good night."""
-    shutil.copytree(good_night, tmp_path, dirs_exist_ok=True)
-    return make_settings(tmp_path)
+def published_once(demo_project):
+    """A private copy of a project that has published one good night (the session's demo
+    night); the tests' nights rerun that logical date."""
+    return demo_project
 
 
 def inject_out_of_range_nps(warehouse: Path) -> None:

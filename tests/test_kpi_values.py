@@ -12,7 +12,7 @@ from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, write_landing
 
 from cxkpi import pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from conftest import make_settings, query
 
 from cxkpi import demo, pii, pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+pytestmark = pytest.mark.integration
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "pii_corpus.yml").read_text(encoding="utf-8"))
 DAY = "2026-10-31"

@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_settings
+from conftest import DEMO_DATE, DEMO_RUN_ID, DemoNight, copy_tree, make_settings
 
-from cxkpi import demo, kpi_spec, pipeline
+from cxkpi import kpi_spec, pipeline
 from cxkpi.config import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dbt")]
+pytestmark = pytest.mark.integration
 
 
 def sha256(path: Path) -> str:
@@ -29,21 +30,25 @@ def kpi_rows(path: Path) -> list[tuple]:
         con.close()
 
 
+@dataclass
+class TwoNights:
+    settings: Settings
+    written: dict[str, int]  # what demo.generate wrote for the first night
+    first_kpi_rows: list[tuple]  # kpi_values as the first night published them
+    second: pipeline.RunResult  # the rerun of the same night on the same data
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[pipeline.RunResult]]:
-    settings = make_settings(tmp_path_factory.mktemp("demo"))
-    written = demo.generate(settings.landing_dir, scale=0.3)
-    first = pipeline.run_all(settings, pipeline.RunContext.new("night-1", "2026-10-31"))
+def demo_run(demo_night: DemoNight, tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
+    """The session's demo night ("night-1", copied) and a rerun of it ("night-2")."""
+    settings = make_settings(copy_tree(demo_night.folder, tmp_path_factory.mktemp("demo")))
     before = kpi_rows(settings.published_path)
-    second = pipeline.run_all(settings, pipeline.RunContext.new("night-2", "2026-10-31"))
-    first.stages["written"] = written
-    first.stages["kpi_rows"] = before
-    return settings, [first, second]
+    second = pipeline.run_all(settings, pipeline.RunContext.new("night-2", DEMO_DATE))
+    return TwoNights(settings, demo_night.written, before, second)
 
 
 def test_every_row_is_loaded_or_rejected(demo_run) -> None:
-    settings, (first, _) = demo_run
-    written = first.stages["written"]
+    settings, written = demo_run.settings, demo_run.written
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         for entity, count in written.items():
@@ -61,7 +66,7 @@ def test_every_row_is_loaded_or_rejected(demo_run) -> None:
 
 
 def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
-    settings, _ = demo_run
+    settings = demo_run.settings
     con = duckdb.connect(str(settings.published_path), read_only=True)
     try:
         tables = {r[0] for r in con.execute("show tables").fetchall()}
@@ -88,10 +93,10 @@ def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
 
 
 def test_rerun_is_idempotent(demo_run) -> None:
-    settings, (first, second) = demo_run
+    settings, second = demo_run.settings, demo_run.second
     assert second.stages["load_x"]["rows_loaded"] == 0
     assert second.stages["load_o"]["rows_loaded"] == 0
-    assert kpi_rows(settings.published_path) == first.stages["kpi_rows"]
+    assert kpi_rows(settings.published_path) == demo_run.first_kpi_rows
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         dupes = con.execute(
@@ -103,16 +108,16 @@ def test_rerun_is_idempotent(demo_run) -> None:
 
 
 def test_run_log_records_stage_timings(demo_run) -> None:
-    settings, (first, _) = demo_run
+    settings = demo_run.settings
     import json
 
-    log = json.loads((first.ctx.run_dir(settings) / "run.json").read_text())
+    log = json.loads((settings.runs_dir / DEMO_RUN_ID / "run.json").read_text())
     assert set(log["seconds"]) == set(pipeline.STAGES)
     assert log["error"] is None
 
 
 def test_published_file_opens_in_another_process_read_only(demo_run) -> None:
-    settings, _ = demo_run
+    settings = demo_run.settings
     code = (
         "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
         "print(c.execute('select count(*) from kpi_values').fetchone()[0])"
@@ -127,7 +132,7 @@ def test_published_file_opens_in_another_process_read_only(demo_run) -> None:
 
 
 def test_published_file_uses_a_storage_format_duckdb_1_readers_open(demo_run) -> None:
-    settings, _ = demo_run
+    settings = demo_run.settings
     header = settings.published_path.read_bytes()[:64]
     assert header[8:12] == b"DUCK"
     # storage version 64 is read by every duckdb since 0.10 (duckdb 2 writes 69)
@@ -137,7 +142,7 @@ def test_published_file_uses_a_storage_format_duckdb_1_readers_open(demo_run) ->
 def test_every_published_table_and_parquet_file_is_identical_on_a_rerun(demo_run) -> None:
     """Two nights on the same data: the same tables, byte for byte the same Parquet files
     (only publish_log, which records the runs, differs)."""
-    settings, _ = demo_run
+    settings = demo_run.settings
     first, second = (settings.published_dir / "versions" / f"v{v:06d}" for v in (1, 2))
     files = sorted(p.name for p in first.glob("*.parquet") if p.name != "publish_log.parquet")
     assert len(files) >= 15

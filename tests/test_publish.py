@@ -8,7 +8,6 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_settings
 
-from cxkpi import demo, pipeline, publish
+from cxkpi import pipeline, publish
 from cxkpi.warehouse import LockBusy
 
 pytestmark = pytest.mark.integration
@@ -30,19 +28,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("published-once")
-    settings = make_settings(base)
-    demo.generate(settings.landing_dir, scale=0.2)
-    pipeline.run_all(settings, pipeline.RunContext.new("night-1", "2026-10-31"))
-    return base
-
-
 @pytest.fixture
-def project(built: Path, tmp_path: Path):
-    shutil.copytree(built, tmp_path, dirs_exist_ok=True, symlinks=True)
-    return make_settings(tmp_path)
+def project(demo_project):
+    """A private copy of the session's demo night: published once, as "night-1"."""
+    return demo_project
 
 
 def publish_again(settings, run_id: str) -> publish.PublishResult:

@@ -5,13 +5,16 @@ Wiring only: every task calls a function of the cxkpi package (see cxkpi.pipelin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 from cosmos import DbtTaskGroup
 
 from cxkpi import orchestration, pipeline
 
-PROJECT = orchestration.settings()
+# $CXKPI_CONFIG, else the cxkpi.yml in this file's folder or above
+PROJECT = orchestration.settings(Path(__file__).resolve().parent)
 
 DOC = """
 ### CX nightly KPI run

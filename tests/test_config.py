@@ -57,3 +57,27 @@ def test_keep_runs_defaults_to_30(tmp_path: Path) -> None:
     assert load_settings(config).keep_runs == 30
     config.write_text("keep_runs: 3\n")
     assert load_settings(config).keep_runs == 3
+
+
+def test_the_dag_finds_its_config_from_its_own_folder_not_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxkpi import orchestration
+    from cxkpi.config import CONFIG_ENV
+
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    project = tmp_path / "project"
+    dags = project / "dags"
+    dags.mkdir(parents=True)
+    (project / "cxkpi.yml").write_text("min_sample: 7\n")
+    elsewhere = tmp_path / "airflow_cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the scheduler's working directory is not the project
+    assert orchestration.settings(dags).root == project
+    assert orchestration.settings(dags).min_sample == 7
+    with pytest.raises(ConfigError, match="no cxkpi.yml"):
+        orchestration.settings()  # nothing above the cwd, and no fallback to a checkout
+    chosen = tmp_path / "chosen.yml"
+    chosen.write_text("min_sample: 9\n")
+    monkeypatch.setenv(CONFIG_ENV, str(chosen))
+    assert orchestration.settings(dags).min_sample == 9

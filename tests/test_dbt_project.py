@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, make_settings
 
-from cxkpi import dbt_runner, dbt_sources, kpi_compile, kpi_spec
+from cxkpi import dbt_runner, dbt_sources, kpi_compile, kpi_spec, package_macros, pipeline
+from cxkpi.errors import ConfigError
 
 RULES = REPO.parent / "shared" / "tools" / "dbt_project_rules.py"
 
@@ -70,6 +71,34 @@ def test_committed_kpi_models_match_the_catalog() -> None:
     assert on_disk == set(rendered), "run `cxkpi compile` and commit dbt_project/models/kpis"
     for name, content in rendered.items():
         assert (directory / name).read_text(encoding="utf-8") == content, name
+
+
+def test_committed_macro_copies_match_the_package() -> None:
+    """The dbt project's macros/cxkpi/ is the package's cxkpi/sql/ (one definition, used by
+    `cxkpi gap` and the fct_factor_gaps mart alike) under a "generated" header."""
+    assert package_macros.stale(REPO / "dbt_project") == [], (
+        "run `cxkpi compile` and commit dbt_project/macros/cxkpi"
+    )
+    directory = REPO / "dbt_project" / package_macros.GENERATED_DIR
+    assert sorted(p.name for p in directory.glob("*.sql")) == sorted(package_macros.MACROS)
+    for name in package_macros.MACROS:
+        assert not (REPO / "dbt_project" / "macros" / name).exists(), f"a second {name}"
+
+
+def test_a_stale_macro_copy_is_refused_then_rewritten(tmp_path: Path) -> None:
+    dbt_dir = shutil.copytree(
+        REPO / "dbt_project", tmp_path / "dbt_project", ignore=shutil.ignore_patterns("target")
+    )
+    copy = dbt_dir / package_macros.GENERATED_DIR / "factor_gap_steps.sql"
+    copy.write_text(copy.read_text(encoding="utf-8").replace("gap_rank", "rank"))
+    (copy.parent / "retired.sql").write_text("{% macro retired() %}1{% endmacro %}\n")
+    settings = make_settings(tmp_path, dbt_project_dir=dbt_dir)
+    with pytest.raises(ConfigError, match="factor_gap_steps.sql"):
+        pipeline.compile_catalog(settings, write=False)
+    assert package_macros.write(dbt_dir) == ["factor_gap_steps.sql", "retired.sql"]
+    assert package_macros.stale(dbt_dir) == []
+    assert not (copy.parent / "retired.sql").exists()
+    pipeline.compile_catalog(settings, write=False)
 
 
 def test_compilation_is_deterministic(tmp_path: Path) -> None:

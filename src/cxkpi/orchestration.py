@@ -7,25 +7,24 @@ dbt tasks without running dbt while the DAG file is parsed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from cxkpi.config import CONFIG_ENV, Settings, load_settings
+from cxkpi.config import Settings, find_config, load_settings
 from cxkpi.dbt_runner import dbt_env, dbt_vars
 from cxkpi.pipeline import RunContext
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "cxkpi.yml"
 # dbt tasks write the DuckDB warehouse, which has a single writer: create this pool with
 # one slot (`airflow pools set cxkpi_warehouse 1 "DuckDB warehouse writers"`).
 WAREHOUSE_POOL = "cxkpi_warehouse"
 
 
-def settings() -> Settings:
-    """The project settings: $CXKPI_CONFIG, else the cxkpi.yml of this checkout."""
-    if os.environ.get(CONFIG_ENV):
-        return load_settings()
-    return load_settings(REPO_CONFIG)
+def settings(dag_folder: Path | None = None) -> Settings:
+    """The project settings: $CXKPI_CONFIG, else the first cxkpi.yml in the DAG file's
+    folder or above (the DAG passes its own folder: Airflow's working directory is not the
+    project's), else in the working directory or above. Never a path computed from where
+    the package is installed."""
+    return load_settings(find_config(dag_folder))
 
 
 def run_context(context: dict[str, Any]) -> RunContext:

@@ -20,7 +20,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from cxkpi import dbt_runner, dbt_sources, gate, kpi_compile, kpi_spec, loader, pii, publish
+from cxkpi import (
+    dbt_runner,
+    dbt_sources,
+    gate,
+    kpi_compile,
+    kpi_spec,
+    loader,
+    package_macros,
+    pii,
+    publish,
+)
 from cxkpi.config import Settings
 from cxkpi.errors import ConfigError, GateFailed
 from cxkpi.sources import load_sources
@@ -72,7 +82,7 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent
         )
         dbt_sources.write(settings.dbt_project_dir)
-        changed = result.changed
+        changed = result.changed + package_macros.write(settings.dbt_project_dir)
     else:
         rendered = kpi_compile.render(catalog, settings.kpi_definitions_dir.parent)
         directory = settings.dbt_project_dir / kpi_compile.GENERATED_DIR
@@ -86,6 +96,13 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             raise ConfigError(
                 f"the KPI definitions changed since the dbt models were compiled "
                 f"({', '.join(changed)}): run `cxkpi compile` and redeploy the DAG"
+            )
+        stale_macros = package_macros.stale(settings.dbt_project_dir)
+        if stale_macros:
+            raise ConfigError(
+                f"the dbt project's copies of the cxkpi package's macros are missing or "
+                f"differ from the installed package ({', '.join(stale_macros)}): run "
+                f"`cxkpi compile` and redeploy the DAG"
             )
     return {
         "kpis": sum(d.measurable for d in catalog.kpis),

@@ -1,8 +1,8 @@
 """`cxkpi gap`: the seven-step factor gap analysis on a small table, no warehouse needed.
 
-Runs the very SQL of the ``fct_factor_gaps`` mart: the dbt macro
-``dbt_project/macros/factor_gap_steps.sql`` is rendered with plain Jinja and executed on
-an in-memory DuckDB holding the CSV.
+Runs the very SQL of the ``fct_factor_gaps`` mart: the macro ``cxkpi/sql/factor_gap_steps.sql``
+(package data; the dbt project uses a generated copy, see ``cxkpi.package_macros``) is
+rendered with plain Jinja and executed on an in-memory DuckDB holding the CSV.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import jinja2
 
+from cxkpi import package_macros
 from cxkpi.errors import CxkpiError
 from cxkpi.warehouse import connect
 
-MACRO_FILE = Path(__file__).resolve().parents[3] / "dbt_project" / "macros" / "factor_gap_steps.sql"
+MACRO = "factor_gap_steps.sql"
 INPUT_COLUMNS = ("factor", "experience", "expectation", "importance", "ideal")
 OUTPUT_COLUMNS = (
     "factor",
@@ -33,10 +34,10 @@ OUTPUT_COLUMNS = (
 )
 
 
-def gap_sql(input_relation: str, macro_file: Path = MACRO_FILE) -> str:
+def gap_sql(input_relation: str) -> str:
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     template = environment.from_string(
-        macro_file.read_text(encoding="utf-8") + "\n{{ factor_gap_steps(input_relation) }}"
+        package_macros.source(MACRO) + "\n{{ factor_gap_steps(input_relation) }}"
     )
     return template.render(input_relation=input_relation)
 

@@ -1,7 +1,9 @@
 {#
   The seven-step factor gap analysis (steps 2-4) as one query, shared by the
   fct_factor_gaps mart and by `cxkpi gap` (which renders this macro with plain Jinja and
-  runs it on DuckDB), so both compute exactly the same thing.
+  runs it on DuckDB), so both compute exactly the same thing. This file in the cxkpi
+  package is the one definition; `cxkpi compile` copies it into the dbt project's
+  macros/cxkpi/ (cxkpi.package_macros).
 
   input_relation: factor, experience, expectation, importance, ideal, plus partition_by
   columns; blank expectation = as experienced (no gap), blank importance or ideal = not

@@ -162,8 +162,10 @@ def test_loader_masks_text_rejects_ids_and_withholds_what_it_cannot_mask(tmp_pat
     assert rows["R2"] == ("C2", "mail [email]", "ok")
     assert rows["R4"] == ("C4", "checkout", None)
     assert rows["R5"][2] == "Ruf an: [phone]"
-    [(record, reason)] = query(warehouse, "select source_record, reason from raw.load_rejects")
-    assert record == 3
+    [(record, reason, code)] = query(
+        warehouse, "select source_record, reason, reason_code from raw.load_rejects"
+    )
+    assert record == 3 and code == "pii_in_identifier"
     assert reason == "personal data (email) in identifier column customer_id"
     [withheld] = query(
         warehouse,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from cxkpi.canonical import ENTITIES
 from cxkpi.gate.checks._common import (
     LOAD_SCOPE,
     fetch_dicts,
@@ -20,21 +18,10 @@ from cxkpi.gate.registry import GateContext, Outcome, Param, check_kind
 from cxkpi.gate.report import SAMPLE_ROWS
 
 
-def _reason_pattern(reason: str, entity_name: str | None = None) -> str:
-    """A reject reason without its row's values, so reasons group: "nps: 11 is above the
-    maximum 10" and "nps: 12 ..." are both "nps: … is above the maximum 10"."""
-    keys = ", ".join(ENTITIES[entity_name].primary_key) if entity_name in ENTITIES else None
-    parts = []
-    for part in reason.split("; "):
-        part = re.sub(r"^(\w+): '.*' is not ", r"\1: '…' is not ", part)
-        part = re.sub(r"^(\w+): -?[0-9.eE+-]+ is (above|below)", r"\1: … is \2", part)
-        if keys and part.startswith(f"duplicate {keys} "):
-            if " within the file (first at record " in part:
-                part = f"duplicate {keys} … within the file"
-            elif ": already loaded from " in part:
-                part = f"duplicate {keys} …: already loaded"
-        parts.append(part[:120])
-    return "; ".join(parts)
+def _example(reason: str | None) -> str:
+    """One reason of a code, as a message may show it: personal data masked, cut short."""
+    text = mask_pii(reason or "no reason recorded")
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 @check_kind(
@@ -85,32 +72,31 @@ def check_load_rejects(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
         return Outcome(True, 0, observed={"sources": observed})
     messages, sample = [], []
     for name, read, rejected, share in failing:
-        reasons = con.execute(
+        # grouped by the loader's reason code (raw.load_rejects.reason_code), one example
+        # reason each: the first record's
+        top = con.execute(
             LOAD_SCOPE
             + """
-            select r.entity, r.reason, count(*) as n
+            select coalesce(r.reason_code, 'unknown') as code, count(*) as n,
+                   coalesce(arg_min(r.reason, r.source_record), any_value(r.reason)) as example
             from raw.load_rejects r
             inner join run_files f using (source_file, file_sha256)
             where r.batch_id = $run_id and r.source_name = $source and not f.redelivered
-            group by all order by n desc, min(r.source_record) limit 1000""",
+            group by 1 order by n desc, min(r.source_record) nulls first, code limit 3""",
             {**args, "source": name},
         ).fetchall()
-        grouped: dict[str, int] = {}
-        for entity_name, reason, n in reasons:
-            key = _reason_pattern(reason or "no reason recorded", entity_name)
-            grouped[key] = grouped.get(key, 0) + n
-        top = sorted(grouped.items(), key=lambda kv: -kv[1])[:3]
         messages.append(
             f"{name} rejected {rejected} of {read} rows ({pct(share)}, max "
             f"{pct(params['max_share'])}); top reasons: "
-            + ", ".join(f"{n}x {reason!r}" for reason, n in top)
+            + ", ".join(f"{n}x {code} (e.g. {_example(example)!r})" for code, n, example in top)
         )
         rows = fetch_dicts(
             con.execute(
                 LOAD_SCOPE
                 + """
                 select r.source_name as source, r.source_file as file,
-                       r.source_record as record, r.reason, r.raw_values
+                       r.source_record as record, r.reason_code as code, r.reason,
+                       r.raw_values
                 from raw.load_rejects r
                 inner join run_files f using (source_file, file_sha256)
                 where r.batch_id = $run_id and r.source_name = $source and not f.redelivered

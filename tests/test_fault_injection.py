@@ -410,10 +410,8 @@ def test_out_of_range_scores(nights) -> None:
         night,
         "GateFailed",
         "raw.load_rejects: load_rejects(max_share=0.05) [error], 5 rows: survey_export "
-        "rejected 5 of 40 rows (12.5%, max 5.0%); top reasons: 3x 'nps: … is above the "
-        "maximum 10', 1x",
-        "1x 'nps: … is below the minimum 0'",
-        "1x 'ces: … is above the maximum 7'",
+        "rejected 5 of 40 rows (12.5%, max 5.0%); top reasons: 5x range "
+        "(e.g. 'nps: 11 is above the maximum 10')",
     )
     assert "'file': 'responses_2026-11-01.csv'" in message
     assert_no_row_lost(night)
@@ -424,7 +422,7 @@ def test_null_keys(nights) -> None:
     assert_flagged(
         night,
         "load_rejects(max_share=0) [warn], 1 rows: survey_export rejected 1 of 40 rows (2.5%",
-        "1x 'response_id: required value missing'",
+        "1x required (e.g. 'response_id: required value missing')",
     )
     assert_no_row_lost(night)
 
@@ -436,8 +434,8 @@ def test_duplicate_response_ids(nights) -> None:
         "GateFailed",
         "load_rejects(max_share=0.05) [error], 5 rows: survey_export rejected 5 of 40 rows",
     )
-    assert "3x 'duplicate response_id …: already loaded'" in message
-    assert "2x 'duplicate response_id … within the file'" in message
+    assert "3x duplicate_key (e.g. 'duplicate response_id " in message
+    assert "2x duplicate_in_file (e.g. 'duplicate response_id " in message
     assert_no_row_lost(night)
 
 
@@ -480,8 +478,8 @@ def test_empty_file(nights) -> None:
 def test_garbled_file(nights) -> None:
     night = nights["garbled_file"]
     message = assert_blocked(night, "GateFailed", "load_rejects(max_share=0.05) [error]")
-    assert "'malformed CSV record: Invalid unicode" in message
-    assert "'malformed CSV record: Expected Number of Columns" in message
+    # grouped by code: both kinds of broken record are "malformed", one example shown
+    assert "x malformed (e.g. 'malformed CSV record: " in message
     [file] = night.files
     assert file["rows_rejected"] >= 7 and file["rows_loaded"] >= 30
     assert_no_row_lost(night)
@@ -493,7 +491,7 @@ def test_schema_change(nights) -> None:
         night,
         "GateFailed",
         "survey_export rejected 40 of 40 rows (100.0%, max 5.0%)",
-        "40x \"file lacks mapped column(s) ['NPS']",
+        "40x missing_column (e.g. \"file lacks mapped column(s) ['NPS']",
     )
     assert_no_row_lost(night)
 
@@ -529,7 +527,8 @@ def test_unparseable_timestamp(nights) -> None:
     assert_flagged(
         night,
         "load_rejects(max_share=0) [warn], 1 rows",
-        "1x \"responded_at: '…' is not a valid timestamp in format %Y-%m-%d %H:%M:%S\"",
+        "1x type (e.g. \"responded_at: '",
+        "' is not a valid timestamp in format %Y-%m-%d %H:%M:%S\")",
     )
     assert_no_row_lost(night)
 
@@ -540,7 +539,8 @@ def test_text_in_numeric_column(nights) -> None:
         night,
         "GateFailed",
         "survey_export rejected 4 of 40 rows (10.0%, max 5.0%)",
-        "4x \"nps: '…' is not a valid integer\"",
+        "4x type (e.g. \"nps: '",
+        "' is not a valid integer\")",
     )
     assert_no_row_lost(night)
 

@@ -166,8 +166,13 @@ def test_load_rejects_names_source_count_share_and_top_reasons(tmp_path, surveys
     assert error.table == "raw.load_rejects" and error.unexpected_count == 6
     assert error.check == "load_rejects(max_share=0.25)"
     assert "test_surveys rejected 6 of 18 rows (33.3%, max 25.0%)" in error.message
-    assert "top reasons: 3x 'nps: … is above the maximum 10', 1x" in error.message
-    assert "'response_id: required value missing'" in error.message
+    # grouped by the loader's reason code, each with its first record's reason
+    assert (
+        "top reasons: 3x range (e.g. 'nps: 11 is above the maximum 10'), 1x type (e.g. "
+        "\"responded_at: 'yesterday' is not a valid timestamp"
+    ) in error.message
+    assert "1x required (e.g. 'response_id: required value missing')" in error.message
+    assert {row["code"] for row in error.sample} <= {"range", "type", "required"}
     assert len(error.sample) == 5 and error.sample[0]["file"] == "new.csv"
     # sampled raw values are shown with personal data masked
     text = str(failure)

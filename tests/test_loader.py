@@ -102,6 +102,19 @@ def test_bad_rows_are_rejected_with_reasons_and_counts_reconcile(env) -> None:
         query(warehouse, "select raw_values from raw.load_rejects where source_record = 4")[0][0]
     )
     assert raw["NPS"] == "seven" and raw["Id"] == "R4"
+    # beside the text for humans, a code to group by (loader.REASON_CODES)
+    codes = dict(query(warehouse, "select source_record, reason_code from raw.load_rejects"))
+    assert codes == {
+        2: "range",
+        3: "type",
+        4: "type",
+        5: "required",
+        6: "duplicate_in_file",
+        7: "allowed",
+        8: "type",
+        9: "malformed",
+        10: "type",
+    }
 
 
 def test_reloading_the_same_file_adds_nothing(env) -> None:
@@ -145,8 +158,9 @@ def test_duplicate_id_across_files_is_rejected(env) -> None:
     )
     report = load(warehouse, landing, [spec], "b1")
     assert [(f.rows_loaded, f.rows_rejected) for f in report.files] == [(1, 0), (1, 1)]
-    [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
+    [(reason, code)] = query(warehouse, "select reason, reason_code from raw.load_rejects")
     assert reason.startswith("duplicate response_id R1: already loaded from ")
+    assert code == "duplicate_key"
     assert reason.endswith("a.csv")
 
 
@@ -158,8 +172,8 @@ def test_renamed_column_rejects_every_row_and_names_the_column(env) -> None:
     )
     report = load(warehouse, landing, [spec], "b1")
     assert (report.files[0].rows_loaded, report.files[0].rows_rejected) == (0, 1)
-    [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
-    assert "file lacks mapped column(s) ['NPS']" in reason
+    [(reason, code)] = query(warehouse, "select reason, reason_code from raw.load_rejects")
+    assert "file lacks mapped column(s) ['NPS']" in reason and code == "missing_column"
 
 
 def test_empty_and_header_only_files_load_nothing_and_lose_nothing(env) -> None:
@@ -178,8 +192,8 @@ def test_garbled_line_is_rejected_alone(env) -> None:
     )
     [result] = load(warehouse, landing, [spec], "b1").files
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (2, 1, 1)
-    [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
-    assert reason.startswith("malformed CSV record: Invalid unicode")
+    [(reason, code)] = query(warehouse, "select reason, reason_code from raw.load_rejects")
+    assert reason.startswith("malformed CSV record: Invalid unicode") and code == "malformed"
 
 
 def test_unreadable_file_fails_the_load_and_is_recorded(tmp_path: Path) -> None:
@@ -198,8 +212,8 @@ def test_unreadable_file_fails_the_load_and_is_recorded(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="truncated.parquet: file could not be read as parquet"):
         load(warehouse, landing, [spec], "b1")
     # kept as a reject naming the file, recorded as failed, and retried by the next run
-    [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
-    assert reason.startswith("file could not be read as parquet")
+    [(reason, code)] = query(warehouse, "select reason, reason_code from raw.load_rejects")
+    assert reason.startswith("file could not be read as parquet") and code == "unreadable_file"
     assert query(warehouse, "select status from raw.load_files") == [("failed",)]
     with pytest.raises(LoadError):
         load(warehouse, landing, [spec], "b2")
@@ -438,6 +452,8 @@ def test_records_above_max_record_bytes_are_rejected_with_a_reason(env) -> None:
     )
     assert reasons[4].startswith("record 4 is 530 bytes, above the maximum")
     assert reasons[5].startswith("malformed CSV record")
+    codes = dict(query(warehouse, "select source_record, reason_code from raw.load_rejects"))
+    assert codes == {2: "oversize", 4: "oversize", 5: "malformed"}
     [(raw,)] = query(warehouse, "select raw_values from raw.load_rejects where source_record = 2")
     assert json.loads(raw)["first_bytes"].startswith("R2,web,")
 
@@ -549,6 +565,29 @@ def test_an_old_warehouse_with_null_reasons_is_migrated(env) -> None:
            source_line bigint, raw_values varchar, reason varchar, rejected_at timestamp)"""
     )
     con.execute("insert into raw.load_rejects (batch_id, reason) values ('old', null)")
+    old_reasons = {
+        "nps: 11 is above the maximum 10; channel: 'fax' is not one of store, web": "range",
+        "nps: 'seven' is not a valid integer": "type",
+        "response_id: required value missing": "required",
+        "channel: 'fax' is not one of store, web": "allowed",
+        "duplicate response_id R1 within the file (first at record 1)": "duplicate_in_file",
+        "duplicate response_id R1: already loaded from surveys/a.csv": "duplicate_key",
+        "file lacks mapped column(s) ['NPS']; found ['Id']. Did the export change?": (
+            "missing_column"
+        ),
+        "personal data (email) in identifier column customer_id": "pii_in_identifier",
+        "malformed CSV record: Expected Number of Columns: 6 Found: 2": "malformed",
+        "not a JSON object on this line": "malformed",
+        "record 2 is 1,033 bytes, above the maximum record size of 300 bytes": "oversize",
+    }
+    for reason in old_reasons:
+        con.execute(
+            "insert into raw.load_rejects (batch_id, source_record, reason) values ('coded', 1, ?)",
+            [reason],
+        )
+    con.execute(
+        "insert into raw.load_rejects (batch_id, reason) values ('coded', 'file could not be read')"
+    )
     con.close()
     write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
     load(warehouse, landing, [spec], "b1")
@@ -560,6 +599,19 @@ def test_an_old_warehouse_with_null_reasons_is_migrated(env) -> None:
         "select is_nullable from information_schema.columns "
         "where table_name = 'load_rejects' and column_name = 'reason'",
     ) == [("NO",)]
+    # reason codes: the column is added and old rows are coded from their text, once
+    assert query(warehouse, "select reason_code from raw.load_rejects where batch_id = 'old'") == [
+        ("unknown",)
+    ]
+    coded = dict(
+        query(
+            warehouse, "select reason, reason_code from raw.load_rejects where batch_id = 'coded'"
+        )
+    )
+    assert coded == {**old_reasons, "file could not be read": "unreadable_file"}
+    assert (
+        query(warehouse, "select reason_code from raw.load_rejects where batch_id = 'b1'") == []
+    )  # b1 loaded cleanly
 
 
 # --- hardening: corrections and moved projects --------------------------------------------

@@ -104,8 +104,9 @@ def test_throughput(capsys) -> None:
 def test_no_regex_in_the_dbt_project_or_gate_masks_pii() -> None:
     repo = Path(__file__).resolve().parents[1]
     assert not (repo / "dbt_project" / "macros" / "mask_pii.sql").exists()
-    gate_source = (repo / "src" / "cxkpi" / "gate.py").read_text(encoding="utf-8")
-    assert not re.search(r"EMAIL_PATTERN|PHONE_PATTERN", gate_source)
+    for module in sorted((repo / "src" / "cxkpi" / "gate").rglob("*.py")):
+        gate_source = module.read_text(encoding="utf-8")
+        assert not re.search(r"EMAIL_PATTERN|PHONE_PATTERN", gate_source), module
 
 
 # --- the loader's hook: the warehouse only ever holds masked text ---------------------------
@@ -161,8 +162,10 @@ def test_loader_masks_text_rejects_ids_and_withholds_what_it_cannot_mask(tmp_pat
     assert rows["R2"] == ("C2", "mail [email]", "ok")
     assert rows["R4"] == ("C4", "checkout", None)
     assert rows["R5"][2] == "Ruf an: [phone]"
-    [(record, reason)] = query(warehouse, "select source_record, reason from raw.load_rejects")
-    assert record == 3
+    [(record, reason, code)] = query(
+        warehouse, "select source_record, reason, reason_code from raw.load_rejects"
+    )
+    assert record == 3 and code == "pii_in_identifier"
     assert reason == "personal data (email) in identifier column customer_id"
     [withheld] = query(
         warehouse,

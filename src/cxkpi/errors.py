@@ -24,11 +24,18 @@ class DbtError(CxkpiError):
 
 
 class GateFailed(CxkpiError):
-    """The quality gate found errors: nothing was published."""
+    """The quality gate found errors: nothing was published.
 
-    def __init__(self, message: str, failures: list[dict] | None = None) -> None:
+    ``report`` is the whole ``cxkpi.gate.GateReport`` of the run (every check, passed or
+    not) when the gate raised it; ``failures`` the failed checks as dicts.
+    """
+
+    def __init__(
+        self, message: str, failures: list[dict] | None = None, report: object | None = None
+    ) -> None:
         super().__init__(message)
         self.failures = failures or []
+        self.report = report
 
 
 class PublishError(CxkpiError):

@@ -57,8 +57,44 @@ _REJECTS_DDL = f"""
 create table if not exists {RAW_SCHEMA}.load_rejects (
     batch_id varchar, source_name varchar, entity varchar, source_file varchar,
     file_sha256 varchar, source_record bigint, source_line bigint, raw_values varchar,
-    reason varchar not null check (reason <> ''), rejected_at timestamp
+    reason varchar not null check (reason <> ''), rejected_at timestamp,
+    reason_code varchar
 )"""
+# raw.load_rejects.reason_code: why a row was rejected, as a code to group by (the reason
+# text beside it is for humans and holds the row's values). A row failing several checks
+# gets the code of the first one its reason names.
+REASON_CODES = {
+    "required": "a required value is missing",
+    "type": "a value is not of its column's type (nor a value of its values: map)",
+    "range": "a number is below its column's minimum or above its maximum",
+    "allowed": "a value is not one of its column's allowed values",
+    "missing_column": "the file lacks a mapped column",
+    "duplicate_in_file": "the row's key is already on an earlier record of the same file",
+    "duplicate_key": "the row's key is already loaded from another file",
+    "pii_in_identifier": "personal data in an identifier column",
+    "malformed": "a CSV record the reader rejects, or a JSON line that is not an object",
+    "oversize": "a record above max_record_bytes, not parsed",
+    "unreadable_file": "the whole file could not be read (one reject for the file)",
+    "unknown": "rejected before cxkpi recorded reasons or their codes",
+}
+# Codes for rejects stored before the column existed, from their reason's first part.
+_BACKFILL_CODE = """case
+    when {part} = '' or {part} like 'rejected without a recorded reason%' then 'unknown'
+    when regexp_matches({part}, '^\\w+: required value missing') then 'required'
+    when regexp_matches({part}, '^\\w+: ''.*'' is not a valid ') then 'type'
+    when regexp_matches({part}, '^\\w+: ''.*'' is not one of ') then 'allowed'
+    when regexp_matches({part}, '^\\w+: \\S+ is (above the maximum|below the minimum) ')
+        then 'range'
+    when {part} like 'file lacks mapped column%' then 'missing_column'
+    when {part} like 'duplicate % within the file (first at record %' then 'duplicate_in_file'
+    when {part} like 'duplicate %: already loaded from %' then 'duplicate_key'
+    when {part} like 'personal data (%) in identifier column %' then 'pii_in_identifier'
+    when {part} like 'malformed CSV record%' or {part} = 'not a JSON object on this line'
+        then 'malformed'
+    when regexp_matches({part}, '^(record|line) \\d+ is .* above the maximum record size')
+        then 'oversize'
+    when source_record is null and raw_values is null then 'unreadable_file'
+    else 'unknown' end"""
 _FILES_DDL = f"""
 create table if not exists {RAW_SCHEMA}.load_files (
     batch_id varchar, source_name varchar, entity varchar, source_file varchar,
@@ -118,6 +154,23 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, catalog: str | None = None
         table = f"{prefix}{RAW_SCHEMA}.load_rejects"
         con.execute(f"update {table} set reason = ? where coalesce(reason, '') = ''", [_NO_REASON])
         con.execute(f"alter table {table} alter column reason set not null")
+    _migrate_reason_code(con, catalog, prefix)
+
+
+def _migrate_reason_code(con: duckdb.DuckDBPyConnection, catalog: str | None, prefix: str) -> None:
+    """Warehouses from before reason codes: add the column, and code the old rows once."""
+    present = con.execute(
+        """select count(*) from information_schema.columns
+           where table_catalog = coalesce(?, current_database()) and table_schema = ?
+             and table_name = 'load_rejects' and column_name = 'reason_code'""",
+        [catalog, RAW_SCHEMA],
+    ).fetchone()
+    if present and present[0]:
+        return
+    table = f"{prefix}{RAW_SCHEMA}.load_rejects"
+    con.execute(f"alter table {table} add column reason_code varchar")
+    code = _BACKFILL_CODE.format(part="split_part(coalesce(reason, ''), '; ', 1)")
+    con.execute(f"update {table} set reason_code = {code}")
 
 
 def file_sha256(path: Path) -> str:
@@ -248,7 +301,7 @@ def _oversize_rejects(
             f"{limit:,} bytes (max_record_bytes): not parsed"
         )
         con.execute(
-            "insert into structural_rejects values (?, ?, ?, ?)",
+            "insert into structural_rejects values (?, ?, ?, ?, 'oversize')",
             [number, number if jsonl else None, json.dumps({"first_bytes": beginning}), reason],
         )
 
@@ -284,7 +337,7 @@ def _read_into_src(
     """
     con.execute(
         "create temp table structural_rejects (source_record bigint, source_line bigint, "
-        "raw_values varchar, reason varchar)"
+        "raw_values varchar, reason varchar, reason_code varchar)"
     )
     max_line = max_record_bytes + 1024  # DuckDB only ever sees records within the limit
     if spec.format == "parquet":
@@ -361,7 +414,8 @@ def _read_csv(
            select kept_records.record, null, to_json({'line': any_value(csv_line)}),
                   'malformed CSV record: '
                   || coalesce(arg_min(error_message, coalesce(column_idx, 0)),
-                              any_value(error_type)::varchar, 'rejected by the CSV reader')
+                              any_value(error_type)::varchar, 'rejected by the CSV reader'),
+                  'malformed'
            from csv_reject_errors
            inner join kept_records on kept_records.read_record = csv_reject_errors.line - 1
            group by kept_records.record order by kept_records.record"""
@@ -403,7 +457,7 @@ def _read_jsonl(
     con.execute(
         f"""insert into structural_rejects
             select source_line, source_line, to_json({{'line': line}}),
-                   'not a JSON object on this line'
+                   'not a JSON object on this line', 'malformed'
             from numbered where nullif(trim(line), '') is not null and not ({is_object})"""
     )
     keys = list(dict.fromkeys(spec.columns.values()))
@@ -494,15 +548,16 @@ def _value_sql(value: object) -> str:
     return quote_literal(str(value).lower() if isinstance(value, bool) else value)
 
 
-def _checks(col: Column, text: str, typed: str, spec: SourceSpec) -> list[str]:
-    """SQL expressions giving a reason (or NULL) per check; every piece of text in them,
-    declared or canonical, goes through quote_literal."""
+def _checks(col: Column, text: str, typed: str, spec: SourceSpec) -> list[tuple[str, str]]:
+    """Per check, an SQL expression giving a reason (or NULL) and the check's reason code
+    (REASON_CODES); every piece of text in them, declared or canonical, goes through
+    quote_literal."""
     name = col.name
     shown = f"'''' || {text} || ''''"
     checks = []
     if col.required:
         message = quote_literal(f"{name}: required value missing")
-        checks.append(f"case when {text} is null then {message} end")
+        checks.append((f"case when {text} is null then {message} end", "required"))
     if col.type != "varchar":
         what = col.type
         if col.type == "timestamp" and spec.timestamp_format:
@@ -510,26 +565,46 @@ def _checks(col: Column, text: str, typed: str, spec: SourceSpec) -> list[str]:
         if spec.values.get(col.name):
             what += " nor a value of its values: map"
         checks.append(
-            f"case when {text} is not null and {typed} is null "
-            f"then {quote_literal(name + ': ')} || {shown} "
-            f"|| {quote_literal(' is not a valid ' + what)} end"
+            (
+                (
+                    f"case when {text} is not null and {typed} is null "
+                    f"then {quote_literal(name + ': ')} || {shown} "
+                    f"|| {quote_literal(' is not a valid ' + what)} end"
+                ),
+                "type",
+            )
         )
     if col.min is not None:
         checks.append(
-            f"case when {typed} < {float(col.min)!r} then {quote_literal(name + ': ')} || {typed} "
-            f"|| {quote_literal(f' is below the minimum {col.min:g}')} end"
+            (
+                (
+                    f"case when {typed} < {float(col.min)!r} then {quote_literal(name + ': ')} "
+                    f"|| {typed} || {quote_literal(f' is below the minimum {col.min:g}')} end"
+                ),
+                "range",
+            )
         )
     if col.max is not None:
         checks.append(
-            f"case when {typed} > {float(col.max)!r} then {quote_literal(name + ': ')} || {typed} "
-            f"|| {quote_literal(f' is above the maximum {col.max:g}')} end"
+            (
+                (
+                    f"case when {typed} > {float(col.max)!r} then {quote_literal(name + ': ')} "
+                    f"|| {typed} || {quote_literal(f' is above the maximum {col.max:g}')} end"
+                ),
+                "range",
+            )
         )
     if col.allowed:
         allowed = ", ".join(quote_literal(a) for a in col.allowed)
         checks.append(
-            f"case when {typed} is not null and {typed} not in ({allowed}) "
-            f"then {quote_literal(name + ': ')} || {shown} "
-            f"|| {quote_literal(' is not one of ' + ', '.join(col.allowed))} end"
+            (
+                (
+                    f"case when {typed} is not null and {typed} not in ({allowed}) "
+                    f"then {quote_literal(name + ': ')} || {shown} "
+                    f"|| {quote_literal(' is not one of ' + ', '.join(col.allowed))} end"
+                ),
+                "allowed",
+            )
         )
     return checks
 
@@ -538,14 +613,14 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str])
     ent = entity(spec.entity)
     present_set = set(present)
     missing = [s for s in dict.fromkeys(spec.columns.values()) if s not in present_set]
-    selects, checks = [], []
+    selects: list[str] = []
+    checks: list[tuple[str, str]] = []
     if missing:
-        checks.append(
-            quote_literal(
-                f"file lacks mapped column(s) {missing}; found {present}. "
-                f"Did the export change? Update {spec.declared_in}"
-            )
+        message = quote_literal(
+            f"file lacks mapped column(s) {missing}; found {present}. "
+            f"Did the export change? Update {spec.declared_in}"
         )
+        checks.append((message, "missing_column"))
     for col in ent.columns:
         text = _mapped_text(col, spec, present_set)
         typed = _typed(col, text, spec)
@@ -557,19 +632,29 @@ def _stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str])
         line = "null::bigint"
         fields = ", ".join(f"{quote_literal(c)}: src.{quote_ident(c)}" for c in present)
         raw = f"to_json({{{fields}}})" if present else "'{}'"
+    # the code of the first check that gives a reason, as the reason names it first
+    codes = (
+        "coalesce("
+        + ", ".join(f"case when ({r}) is not null then {quote_literal(c)} end" for r, c in checks)
+        + ")"
+        if checks
+        else "null::varchar"
+    )
     con.execute(
         f"""create temp table staged as
             select {", ".join(selects)},
                    src._source_record, {line} as _source_line,
                    {raw}::varchar as _raw_values,
-                   concat_ws('; ', {", ".join(checks) or "null"}) as _reason
+                   concat_ws('; ', {", ".join(r for r, _ in checks) or "null"}) as _reason,
+                   {codes} as _reason_code
             from src"""
     )
     key = ", ".join(ent.primary_key)
     key_text = " || ', ' || ".join(f"coalesce({k}::varchar, '')" for k in ent.primary_key)
     con.execute(
         f"""update staged set _reason = 'duplicate {key} ' || {key_text} ||
-                   ' within the file (first at record ' || first_record || ')'
+                   ' within the file (first at record ' || first_record || ')',
+                   _reason_code = 'duplicate_in_file'
             from (select _source_record as rec,
                          min(_source_record) over (partition by {key}) as first_record
                   from staged where _reason = '') dupes
@@ -649,7 +734,8 @@ def _commit_file(
         duplicate = quote_literal(f"duplicate {', '.join(ent.primary_key)} ")
         con.execute(
             f"""update staged set _reason = {duplicate} || {key_text}
-                    || ': already loaded from ' || w._source_file
+                    || ': already loaded from ' || w._source_file,
+                    _reason_code = 'duplicate_key'
                 from {table} w where {match} and staged._reason = ''"""
         )
         con.execute(
@@ -663,12 +749,12 @@ def _commit_file(
             f"""insert into wh.{RAW_SCHEMA}.load_rejects
                 select $batch, $source, $entity, $file, $sha, _source_record, _source_line,
                        _raw_values, coalesce(nullif(_reason, ''), {quote_literal(_NO_REASON)}),
-                       $now
+                       $now, coalesce(_reason_code, 'unknown')
                 from staged where _reason <> ''
                 union all
                 select $batch, $source, $entity, $file, $sha, source_record, source_line,
                        raw_values, coalesce(nullif(reason, ''), {quote_literal(_NO_REASON)}),
-                       $now
+                       $now, coalesce(reason_code, 'unknown')
                 from structural_rejects""",
             stamp,
         )
@@ -716,7 +802,7 @@ def _record_failure(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id
     """A file that cannot be read at all is kept as one reject naming the file and error."""
     con.execute("begin")
     con.execute(
-        f"insert into wh.{RAW_SCHEMA}.load_rejects values (?,?,?,?,?,?,?,?,?,?)",
+        f"insert into wh.{RAW_SCHEMA}.load_rejects values (?,?,?,?,?,?,?,?,?,?,?)",
         [
             batch_id,
             result.source_name,
@@ -728,6 +814,7 @@ def _record_failure(con: duckdb.DuckDBPyConnection, result: FileResult, batch_id
             None,
             result.message or "file could not be loaded",
             _utc_now(),
+            "unreadable_file",
         ],
     )
     _record_file(con, result, batch_id)

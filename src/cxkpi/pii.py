@@ -333,7 +333,8 @@ def protect_staged(
                     ],
                 )
                 con.execute(
-                    f"update staged set _reason = pii_bad.reason from pii_bad "
+                    f"update staged set _reason = pii_bad.reason, "
+                    "_reason_code = 'pii_in_identifier' from pii_bad "
                     f"where staged.{name} = pii_bad.value and staged._reason = ''"
                 )
             continue

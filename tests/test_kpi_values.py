@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import REPO, make_settings
-from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, write_landing
+from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, RESPONSES, write_landing
 
 from cxkpi import pipeline
 
@@ -130,3 +130,54 @@ def test_an_analyst_adds_a_kpi_with_one_yaml_file(published: Path, tmp_path: Pat
     assert actual[("web_nps", "store", "S3", "all")][:2] == (pytest.approx(100.0), 2)
     generated = settings.dbt_project_dir / "models" / "kpis" / "int_kpi_obs__survey_responses.sql"
     assert "-- web_nps: NPS of web customers" in generated.read_text()
+
+
+def _counts(scores: list[int]) -> tuple[int, int, int]:
+    return (
+        sum(s >= 9 for s in scores),
+        sum(7 <= s <= 8 for s in scores),
+        sum(s <= 6 for s in scores),
+    )
+
+
+@pytest.mark.parametrize(
+    ("org_level", "org_unit", "channel", "keep"),
+    [
+        ("hq", "HQ", "all", lambda store, channel: True),
+        ("store", "S3", "all", lambda store, channel: store == "S3"),
+        ("hq", "HQ", "web", lambda store, channel: channel == "web"),
+    ],
+)
+def test_published_nps_uncertainty_matches_the_textbook(
+    published: Path, org_level: str, org_unit: str, channel: str, keep
+) -> None:
+    """The SQL's standard error, interval and significance are checked against
+    cxkpi.analysis.stats (textbook NPS variance, Rocks 2016), on hand-made answers.
+
+    The SQL's delta-method error divides by n - 1 (the unbiased sample variance of the
+    +1/0/-1 scores); the textbook's maximum-likelihood variance divides by n, so the two
+    differ by exactly sqrt(n / (n - 1)).
+    """
+    import math
+
+    from cxkpi.analysis import stats
+
+    scores = [nps for store, ch, nps, _, _ in RESPONSES if keep(store, ch)]
+    promoters, passives, detractors = _counts(scores)
+    n = len(scores)
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        value, standard_error, ci_low, ci_high = con.execute(
+            """select value, standard_error, ci_low, ci_high from kpi_values
+               where kpi_id = 'nps' and period_grain = 'month'
+                 and period_start = date '2026-10-01' and org_level = ? and org_unit_id = ?
+                 and channel = ? and segment = 'all' and touchpoint = 'all'""",
+            [org_level, org_unit, channel],
+        ).fetchone()
+    finally:
+        con.close()
+    assert value == pytest.approx(stats.nps_from_counts(promoters, passives, detractors))
+    textbook = stats.nps_standard_error(promoters, passives, detractors)
+    assert standard_error == pytest.approx(textbook * math.sqrt(n / (n - 1)), rel=1e-9)
+    assert ci_low == pytest.approx(value - 1.96 * standard_error, rel=1e-9)
+    assert ci_high == pytest.approx(value + 1.96 * standard_error, rel=1e-9)

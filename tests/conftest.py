@@ -40,6 +40,23 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def settings_with_catalog(tmp_path: Path, catalog_yaml: str) -> Settings:
+    """Settings whose KPI definitions are ``catalog_yaml``: the models it compiles to go to
+    a copy of the dbt project (and suites), never to the repository's."""
+    kpi_dir = tmp_path / "kpi_definitions"
+    kpi_dir.mkdir()
+    (kpi_dir / "catalog.yml").write_text(catalog_yaml, encoding="utf-8")
+    dbt_dir = shutil.copytree(
+        REPO / "dbt_project",
+        tmp_path / "dbt_project",
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    suites = shutil.copytree(REPO / "expectations", tmp_path / "expectations")
+    return make_settings(
+        tmp_path, kpi_definitions_dir=kpi_dir, dbt_project_dir=dbt_dir, expectations_dir=suites
+    )
+
+
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
     return target

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, make_settings
+from conftest import make_settings, settings_with_catalog
 from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, RESPONSES, write_landing
 
 from cxkpi import pipeline
@@ -17,19 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("handmade")
-    kpi_dir = tmp / "kpi_definitions"
-    kpi_dir.mkdir()
-    (kpi_dir / "handmade.yml").write_text(KPIS)
-    # the generated models go to a copy of the dbt project, not the repository's
-    dbt_dir = shutil.copytree(
-        REPO / "dbt_project", tmp / "dbt_project", ignore=shutil.ignore_patterns("target", "logs")
-    )
-    suites = tmp / "expectations"
-    shutil.copytree(REPO / "expectations", suites)
-    settings = make_settings(
-        tmp, kpi_definitions_dir=kpi_dir, dbt_project_dir=dbt_dir, expectations_dir=suites
-    )
+    settings = settings_with_catalog(tmp_path_factory.mktemp("handmade"), KPIS)
     write_landing(settings.landing_dir)
     result = pipeline.run_all(settings, pipeline.RunContext.new("handmade", "2026-10-31"))
     assert result.stages["load_x"]["rows_rejected"] == 0

@@ -12,7 +12,7 @@ import duckdb
 from cxkpi import pii, publish
 from cxkpi.gate.registry import Outcome
 from cxkpi.gate.report import SAMPLE_TEXT
-from cxkpi.warehouse import connect, quote_ident, quote_literal
+from cxkpi.warehouse import quote_ident
 
 
 def table_sql(table: str) -> str:
@@ -102,17 +102,6 @@ def published_parquet(published: Path | None, table: str) -> Path | None:
 
 
 def last_publish(published: Path | None) -> dict[str, Any] | None:
-    log_file = published_parquet(published, "publish_log")
-    if log_file is None:
-        return None
-    con = connect()
-    try:
-        rows = fetch_dicts(
-            con.execute(
-                f"select * from read_parquet({quote_literal(log_file)}) "
-                "order by version desc limit 1"
-            )
-        )
-    finally:
-        con.close()
-    return rows[0] if rows else None
+    """The publish_log row of the current version (None if nothing is published)."""
+    history = publish.read_publish_log(published) if published is not None else []
+    return history[-1] if history else None

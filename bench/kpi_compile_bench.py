@@ -46,10 +46,10 @@ def write_catalog(folder: Path, count: int) -> None:
         else:
             body = SHAPES[i % 9]
         parent = "goal_0" if i < 10 else f"kpi_{(i // 10) * 10 - 10}"
+        final, milestone = (7, 6) if "type: mean" in body else (50, 40)
         target = (
-            "target: {value: 7, by: 2027-12-31, milestones: [{date: 2027-06-30, value: 6}]}\n"
-            if "type: mean" in body
-            else "target: {value: 50, by: 2027-12-31, milestones: [{date: 2027-06-30, value: 40}]}\n"
+            f"target: {{value: {final}, by: 2027-12-31, "
+            f"milestones: [{{date: 2027-06-30, value: {milestone}}}]}}\n"
         )
         (folder / f"kpi_{i:04d}.yml").write_text(
             f"id: kpi_{i}\nlabel: KPI {i}\nowner: team {i % 7}\nparents: [{parent}]\n{body}\n"
@@ -76,9 +76,8 @@ def main() -> None:
         )
     size = sum(len(c) for c in files.values())
     print(f"{args.kpis:,} KPI files + 1 goal")
-    print(
-        f"  validate  {validated - started:6.2f}s  ({args.kpis / (validated - started):,.0f} KPIs/s)"
-    )
+    rate = args.kpis / (validated - started)
+    print(f"  validate  {validated - started:6.2f}s  ({rate:,.0f} KPIs/s)")
     print(f"  compile   {compiled - validated:6.2f}s  ({len(files)} files, {size / 1e6:.1f} MB)")
     print(f"  total     {compiled - started:6.2f}s  (aim: under 5 s)")
 

@@ -94,7 +94,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not args.paths:
             raise
         settings = None  # checking given files needs no project
-    paths = [Path(p) for p in args.paths] or [settings.kpi_definitions_dir]
+    if args.paths:
+        paths = [Path(p) for p in args.paths]
+    else:
+        assert settings is not None  # only checking given files may go without a project
+        paths = [settings.kpi_definitions_dir]
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise CxkpiError(f"no such file or folder: {', '.join(map(str, missing))}")
@@ -111,8 +115,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from cxkpi.sources import check_sources
 
         specs, source_problems = check_sources(settings.sources_dir, settings.dbt_project_dir)
-        for problem in source_problems:
-            print(problem)
+        for source_problem in source_problems:
+            print(source_problem)
         failed = failed or bool(source_problems)
         print(
             f"{'error' if source_problems else 'ok   '} sources: {len(specs)} source "

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the gate imports this module: only the type checker follows this import
+    from cxkpi.gate.report import GateReport
+
 
 class CxkpiError(Exception):
     """Base class; the CLI prints these without a traceback and exits non-zero."""
@@ -31,7 +36,10 @@ class GateFailed(CxkpiError):
     """
 
     def __init__(
-        self, message: str, failures: list[dict] | None = None, report: object | None = None
+        self,
+        message: str,
+        failures: list[dict] | None = None,
+        report: GateReport | None = None,
     ) -> None:
         super().__init__(message)
         self.failures = failures or []

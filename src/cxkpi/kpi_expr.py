@@ -116,7 +116,7 @@ class Expression:
         return self.tree.sql(dialect="postgres")
 
 
-def _is_boolean(node: exp.Expression, boolean_columns: set[str]) -> bool:
+def _is_boolean(node: exp.Expr, boolean_columns: set[str]) -> bool:
     node = node.unnest()
     if isinstance(node, (*_COMPARISONS, exp.Boolean)):
         return True
@@ -139,7 +139,7 @@ def _is_boolean(node: exp.Expression, boolean_columns: set[str]) -> bool:
     return False
 
 
-def _offset_of(text: str, node: exp.Expression) -> int:
+def _offset_of(text: str, node: exp.Expr) -> int:
     meta = getattr(node, "meta", None) or {}
     if "start" in meta:
         return int(meta["start"])
@@ -149,7 +149,7 @@ def _offset_of(text: str, node: exp.Expression) -> int:
     return 0
 
 
-def _token_of(node: exp.Expression) -> str:
+def _token_of(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return node.name
     if isinstance(node, exp.Func):
@@ -226,12 +226,12 @@ def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
             raise ExpressionError("subqueries are not allowed", _offset_of(text, node))
     expression = Expression(text, tree)
     if allowed_columns is not None:
-        for column in tree.find_all(exp.Column):
-            if column.name not in allowed_columns:
+        for reference in tree.find_all(exp.Column):
+            if reference.name not in allowed_columns:
                 raise ExpressionError(
-                    f"unknown column '{column.name}'",
-                    _offset_of(text, column),
-                    _did_you_mean(column.name, allowed_columns),
+                    f"unknown column '{reference.name}'",
+                    _offset_of(text, reference),
+                    _did_you_mean(reference.name, allowed_columns),
                 )
     return expression
 
@@ -251,7 +251,7 @@ def signs_of_references(tree: exp.Expression) -> dict[str, int]:
     way). 0 when a reference appears with both signs."""
     signs: dict[str, int] = {}
 
-    def visit(node: exp.Expression, sign: int) -> None:
+    def visit(node: exp.Expr, sign: int) -> None:
         if isinstance(node, exp.Column):
             previous = signs.get(node.name)
             signs[node.name] = sign if previous in (None, sign) else 0
@@ -276,7 +276,7 @@ def signs_of_references(tree: exp.Expression) -> dict[str, int]:
     return signs
 
 
-def _is_negative_literal(node: exp.Expression) -> bool:
+def _is_negative_literal(node: exp.Expr) -> bool:
     node = node.unnest()
     return isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal)
 
@@ -292,7 +292,7 @@ def added_pairs(tree: exp.Expression) -> list[tuple[str, str]]:
     return pairs
 
 
-def _lone_reference(node: exp.Expression) -> str | None:
+def _lone_reference(node: exp.Expr) -> str | None:
     node = node.unnest()
     if isinstance(node, exp.Column):
         return node.name

@@ -88,7 +88,9 @@ _AT_HINT = re.compile(rf"@|(?<![^\W\d_])(?:{_AT_WORDS})(?![^\W\d_])", re.IGNOREC
 # (a phone) nor inside an IBAN that failed its own checksum
 _CARD = re.compile(
     r"(?<![\d.,+])(?<![A-Z]{2}\d{2} )"
-    r"(?:[2-6]\d{12,18}|[2-6]\d{3}([ -])\d{4}(?:\1\d{4}){1,2}(?:\1\d{1,3})?|3\d{3}([ -])\d{6}\2\d{5})"
+    r"(?:[2-6]\d{12,18}"  # contiguous
+    r"|[2-6]\d{3}([ -])\d{4}(?:\1\d{4}){1,2}(?:\1\d{1,3})?"  # groups of four
+    r"|3\d{3}([ -])\d{6}\2\d{5})"  # Amex 4-6-5
     r"(?!\d)"
 )
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
@@ -346,7 +348,8 @@ def protect_staged(
         if not changes:
             continue
         con.execute(
-            "create or replace temp table pii_masked (value varchar, masked varchar, reason varchar)"
+            "create or replace temp table pii_masked"
+            " (value varchar, masked varchar, reason varchar)"
         )
         con.executemany("insert into pii_masked values (?, ?, ?)", changes)
         held = con.execute(

@@ -51,6 +51,7 @@ def run_expectations(
     suites: list[Suite], frames: dict[str, Any], evidence_dir: Path | None
 ) -> list[CheckResult]:
     import great_expectations as gx
+    from great_expectations.checkpoint.actions import ValidationAction
 
     context = _gx_context(evidence_dir)
     datasource = context.data_sources.add_pandas("cxkpi_warehouse")
@@ -70,7 +71,7 @@ def run_expectations(
             gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{suite.name}_validation")
         )
         assert suite.table is not None
-        actions = (
+        actions: list[ValidationAction] = (
             [] if evidence_dir is None else [gx.checkpoint.UpdateDataDocsAction(name="data_docs")]
         )
         checkpoint = context.checkpoints.add(

@@ -56,7 +56,7 @@ NOTIFIERS: list[Notifier] = [log_notifier]
 
 
 def _notice(report_or_failure: GateReport | GateFailed) -> GateNotice:
-    report = report_or_failure
+    report: GateReport | None
     if isinstance(report_or_failure, GateFailed):
         report = report_or_failure.report
         if report is None:  # a GateFailed raised elsewhere: only its message is known
@@ -68,7 +68,8 @@ def _notice(report_or_failure: GateReport | GateFailed) -> GateNotice:
                 tuple(str(report_or_failure).splitlines()[1:]),
                 None,
             )
-    assert isinstance(report, GateReport)
+    else:
+        report = report_or_failure
     lines = tuple(r.describe() for r in (*report.errors, *report.warnings))
     return GateNotice(
         report.status,

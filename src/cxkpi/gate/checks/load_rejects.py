@@ -70,7 +70,8 @@ def check_load_rejects(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
             failing.append((s["source_name"], read, rejected, share))
     if not failing:
         return Outcome(True, 0, observed={"sources": observed})
-    messages, sample = [], []
+    messages: list[str] = []
+    sample: list[dict] = []
     for name, read, rejected, share in failing:
         # grouped by the loader's reason code (raw.load_rejects.reason_code), one example
         # reason each: the first record's

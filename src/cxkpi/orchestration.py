@@ -57,6 +57,8 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
             manifest_path=project.dbt_manifest_path,
             install_dbt_deps=False,
             dbt_vars=dbt_vars(project),
+            # the profile's paths and the telemetry switches, for every dbt task
+            env_vars=dbt_env(project),
         ),
         "profile_config": ProfileConfig(
             profile_name="cxkpi",
@@ -74,5 +76,5 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
             execution_mode=ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
         ),
-        "operator_args": {"pool": WAREHOUSE_POOL, "env": dbt_env(project)},
+        "operator_args": {"pool": WAREHOUSE_POOL},
     }

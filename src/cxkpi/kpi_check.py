@@ -14,6 +14,7 @@ from typing import Any
 from cxkpi.kpi_language import (
     _NESTED_KEYS,
     BENCHMARK_KINDS,
+    DIMENSIONS,
     EFFORTS,
     FIELDS,
     ID_PATTERN,
@@ -25,7 +26,7 @@ from cxkpi.kpi_language import (
 )
 from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES
 from cxkpi.kpi_types import EXPRESSION_FIELDS, KPI_TYPES, TYPE_OPTIONS, TYPES
-from cxkpi.kpi_yaml import Document, FieldReader, Problem, label, suggest
+from cxkpi.kpi_yaml import Document, FieldReader, Path_, Problem, label, suggest
 from cxkpi.vocabulary import DIRECTIONS, UNITS
 
 
@@ -165,7 +166,7 @@ class DefinitionChecker(FieldReader):
         filters = data.get("filters")
         if isinstance(filters, str):
             filters = [filters]
-            paths = [("filters",)]
+            paths: list[Path_] = [("filters",)]
         else:
             filters = self.list_of(("filters",), filters)
             paths = [("filters", i) for i in range(len(filters))]
@@ -289,7 +290,7 @@ class DefinitionChecker(FieldReader):
             self.problem(("box",), f"box {d.box} does not fit the scale {list(scale)}")
 
     def _dimensions(self, value: Any, d: Definition) -> None:
-        allowed = _NESTED_KEYS["dimensions"]
+        allowed = DIMENSIONS
         value = self.mapping_keys(("dimensions",), value, allowed)
         for key, options in allowed.items():
             if key not in value:
@@ -317,10 +318,10 @@ class DefinitionChecker(FieldReader):
             for i, item in enumerate(
                 self.list_of(("target", "milestones"), target.get("milestones"))
             ):
-                path = ("target", "milestones", i)
-                item = self.mapping_keys(path, item, _NESTED_KEYS["milestone"])
-                when = self.date((*path, "date"), item.get("date"))
-                value = self.number((*path, "value"), item.get("value"))
+                milestone: Path_ = ("target", "milestones", i)
+                item = self.mapping_keys(milestone, item, _NESTED_KEYS["milestone"])
+                when = self.date((*milestone, "date"), item.get("date"))
+                value = self.number((*milestone, "value"), item.get("value"))
                 if when is not None and value is not None:
                     d.milestones.append(Milestone(when, value))
             dates = [m.date for m in d.milestones]
@@ -353,7 +354,9 @@ class DefinitionChecker(FieldReader):
                     f"wrong side of {reference:g} for direction {d.direction}",
                 )
         bounds = _bounds(d)
-        checks = [(("target",) if not isinstance(target, dict) else ("target", "value"), d.target)]
+        checks: list[tuple[Path_, float | None]] = [
+            (("target",) if not isinstance(target, dict) else ("target", "value"), d.target)
+        ]
         checks += [
             (("target", "milestones", i, "value"), m.value) for i, m in enumerate(d.milestones)
         ]

@@ -21,7 +21,6 @@ deterministic: the same YAML gives byte-identical files.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -31,6 +30,7 @@ from sqlglot import exp
 
 from cxkpi.dbt_text import expression_sql, sql_comment
 from cxkpi.dbt_text import sql_literal as _lit
+from cxkpi.kpi_facts import FACT_TABLES, SQL_TYPES, fact_rows
 from cxkpi.kpi_semantic import YAML_HEADER, semantic_yaml
 from cxkpi.kpi_sources import BOOLEAN, SOURCES
 from cxkpi.kpi_spec import Catalog, Definition
@@ -133,100 +133,6 @@ def _source_model(source_name: str, definitions: list[Definition]) -> str:
 
 # --- facts: what the catalog declares, one row each ----------------------------------------
 
-_SQL_TYPES = {
-    "string": "{{ dbt.type_string() }}",
-    "double": "double precision",
-    "integer": "integer",
-    "date": "date",
-}
-
-
-@dataclass(frozen=True)
-class FactTable:
-    description: str  # the model's comment
-    columns: tuple[tuple[str, str], ...]  # (name, kind of _SQL_TYPES)
-    materialized_as_table: bool = False
-
-
-FACT_TABLES = {
-    "int_kpi__definitions": FactTable(
-        "One row per goal, KPI and factor.",
-        (
-            ("kpi_id", "string"),
-            ("kind", "string"),
-            ("kpi_label", "string"),
-            ("kpi_description", "string"),
-            ("owner", "string"),
-            ("kpi_level", "string"),
-            ("source", "string"),
-            ("kpi_type", "string"),
-            ("unit", "string"),
-            ("direction", "string"),
-            ("aggregation", "string"),
-            ("multiplier", "double"),
-            ("percentile", "double"),
-            ("target", "double"),
-            ("target_by", "date"),
-            ("on_track", "double"),
-            ("at_risk", "double"),
-            ("min_sample", "integer"),
-            ("effort", "string"),
-            ("actions", "string"),
-            ("parents", "string"),
-            ("ideal", "double"),
-            ("internal_rating", "double"),
-            ("definition_sql", "string"),
-            ("declared_in", "string"),
-        ),
-        materialized_as_table=True,
-    ),
-    "int_kpi__milestones": FactTable(
-        "Targets in force: each KPI's milestones in due order, then its final target.",
-        (
-            ("kpi_id", "string"),
-            ("due_order", "integer"),
-            ("due_date", "date"),
-            ("target_value", "double"),
-        ),
-    ),
-    "int_kpi__edges": FactTable(
-        "The theory-of-change tree: child -> parent links with weights.",
-        (
-            ("child_id", "string"),
-            ("parent_id", "string"),
-            ("weight", "double"),
-            ("parent_order", "integer"),
-        ),
-    ),
-    "int_kpi__benchmarks": FactTable(
-        "Comparison points per KPI.",
-        (
-            ("kpi_id", "string"),
-            ("benchmark_name", "string"),
-            ("benchmark_kind", "string"),
-            ("benchmark_value", "double"),
-            ("period", "string"),
-            ("benchmark_source", "string"),
-        ),
-    ),
-    "int_kpi__time_grains": FactTable(
-        "The time grains each goal, KPI and factor is published at.",
-        (("kpi_id", "string"), ("period_grain", "string"), ("display_order", "integer")),
-    ),
-    "int_kpi__org_levels": FactTable(
-        "The org levels each goal, KPI and factor is published at.",
-        (("kpi_id", "string"), ("org_level", "string"), ("display_order", "integer")),
-    ),
-    "int_kpi__breakdowns": FactTable(
-        "The breakdowns each goal, KPI and factor is published by.",
-        (("kpi_id", "string"), ("breakdown", "string"), ("display_order", "integer")),
-    ),
-    "int_kpi__actions": FactTable(
-        "The actions that move each KPI, in declared order.",
-        (("kpi_id", "string"), ("action_order", "integer"), ("action", "string")),
-    ),
-}
-
 
 def _fact_model(name: str, rows: list[tuple]) -> str:
     table = FACT_TABLES[name]
@@ -235,82 +141,9 @@ def _fact_model(name: str, rows: list[tuple]) -> str:
         header=HEADER,
         description=table.description,
         materialized_as_table=table.materialized_as_table,
-        columns=[{"name": c, "sql_type": _SQL_TYPES[kind]} for c, kind in table.columns],
+        columns=[{"name": c, "sql_type": SQL_TYPES[kind]} for c, kind in table.columns],
         rows=[[_lit(value) for value in row] for row in rows],
     )
-
-
-def _definition_sql(d: Definition) -> str:
-    parts = [f"{k}: {e.sql()}" for k, e in d.expressions.items()]
-    parts += [f"filter: {f.sql()}" for f in d.filters]
-    return "; ".join(parts)
-
-
-def _definition_row(d: Definition) -> tuple:
-    return (
-        d.id,
-        d.kind,
-        d.label,
-        d.description,
-        d.owner,
-        d.level,
-        d.source,
-        d.type,
-        d.unit,
-        d.direction,
-        d.aggregation,
-        d.multiplier,
-        d.percentile,
-        d.target,
-        d.target_by.isoformat() if d.target_by else None,
-        d.on_track,
-        d.at_risk,
-        d.min_sample,
-        d.effort,
-        # shown as written in kpi_catalog; SQL joins int_kpi__actions and int_kpi__edges
-        json.dumps(d.actions, ensure_ascii=False),
-        json.dumps([{"id": p, "weight": w} for p, w in d.parents]),
-        d.ideal,
-        d.internal_rating,
-        _definition_sql(d),
-        d.declared_at,
-    )
-
-
-def _listed(definitions: list[Definition], attribute: str, vocabulary: tuple[str, ...]) -> list:
-    """One row per definition and declared member, ordered as the vocabulary orders them."""
-    return [
-        (d.id, member, vocabulary.index(member) + 1)
-        for d in definitions
-        for member in getattr(d, attribute)
-    ]
-
-
-def _fact_rows(definitions: list[Definition], kpis: list[Definition]) -> dict[str, list]:
-    milestone_rows = []
-    for d in kpis:
-        dated = [(m.date.isoformat(), m.value) for m in d.milestones]
-        if d.target is not None:
-            dated.append((d.target_by.isoformat() if d.target_by else None, d.target))
-        milestone_rows += [(d.id, i, due, value) for i, (due, value) in enumerate(dated, 1)]
-    return {
-        "int_kpi__definitions": [_definition_row(d) for d in definitions],
-        "int_kpi__milestones": milestone_rows,
-        "int_kpi__edges": [
-            (d.id, parent, weight, order)
-            for d in kpis
-            for order, (parent, weight) in enumerate(d.parents, 1)
-        ],
-        "int_kpi__benchmarks": [
-            (d.id, b.name, b.kind, b.value, b.period, b.source) for d in kpis for b in d.benchmarks
-        ],
-        "int_kpi__time_grains": _listed(definitions, "time_grains", TIME_GRAINS),
-        "int_kpi__org_levels": _listed(definitions, "org_levels", KPI_ORG_LEVELS),
-        "int_kpi__breakdowns": _listed(definitions, "breakdowns", BREAKDOWNS),
-        "int_kpi__actions": [
-            (d.id, order, action) for d in kpis for order, action in enumerate(d.actions, 1)
-        ],
-    }
 
 
 # --- values ------------------------------------------------------------------------------
@@ -421,7 +254,7 @@ def render(catalog: Catalog, root: Path | None = None) -> dict[str, str]:
     files["int_kpi__observations.sql"] = _render(
         "kpi_observations.sql", header=HEADER, source_names=sorted(sources)
     )
-    for name, rows in _fact_rows(definitions, kpis).items():
+    for name, rows in fact_rows(definitions, kpis).items():
         files[f"{name}.sql"] = _fact_model(name, rows)
     percentiles = sorted({d.percentile for d in kpis if d.percentile is not None})
     files["int_kpi__values_base.sql"] = _values_base_model(percentiles)

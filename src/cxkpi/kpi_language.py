@@ -84,12 +84,15 @@ FIELDS: dict[str, FieldSpec] = {
         ("factor",),
     ),
 }
-_NESTED_KEYS = {
-    "dimensions": {
-        "time_grains": TIME_GRAINS,
-        "org_levels": KPI_ORG_LEVELS,
-        "breakdowns": BREAKDOWNS,
-    },
+# The dimensions a KPI declares, each with its choices (the vocabulary's).
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "time_grains": TIME_GRAINS,
+    "org_levels": KPI_ORG_LEVELS,
+    "breakdowns": BREAKDOWNS,
+}
+# nested mapping -> its keys, each with its allowed values (None: any)
+_NESTED_KEYS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "dimensions": dict(DIMENSIONS),
     "target": {"value": None, "by": None, "milestones": None},
     "thresholds": {"on_track": None, "at_risk": None},
     "benchmark": {

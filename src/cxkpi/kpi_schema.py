@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cxkpi.kpi_language import _NESTED_KEYS, BENCHMARK_KINDS, FIELDS, ID_PATTERN
+from cxkpi.kpi_language import BENCHMARK_KINDS, DIMENSIONS, FIELDS, ID_PATTERN
 
 
 def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of one definition document, from FIELDS."""
-    simple = {
+    simple: dict[str, dict[str, Any]] = {
         "str": {"type": "string"},
         "number": {"type": "number"},
         "integer": {"type": "integer", "minimum": 1},
@@ -64,7 +64,7 @@ def json_schema() -> dict:
             "additionalProperties": False,
             "properties": {
                 key: {"type": "array", "items": {"enum": list(options)}}
-                for key, options in _NESTED_KEYS["dimensions"].items()
+                for key, options in DIMENSIONS.items()
             },
         }
     )

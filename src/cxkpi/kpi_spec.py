@@ -110,7 +110,7 @@ def _check_links(
     doc_of = {(doc.file, doc.line): doc for doc in documents}
 
     def report(d: Definition, path: Path_, message: str, hint: str = "") -> None:
-        doc = doc_of.get((d.file, d.line))
+        doc = doc_of.get((d.file, d.line)) if d.file else None
         line, column = doc.at(path) if doc else (d.line, 1)
         problems.append(Problem(d.file or Path("?"), line, column, message, hint))
 

@@ -1,4 +1,8 @@
-"""``cxkpi new kpi|goal|factor <id>``: a commented template, in the right place."""
+"""``cxkpi new kpi|goal|factor <id>``: a commented template, in the right place.
+
+The choices it lists (sources, KPI types) come from ``kpi_sources`` and ``kpi_types``, so a
+new type or source shows up here without an edit.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import re
 from pathlib import Path
 
 from cxkpi.errors import CxkpiError
+from cxkpi.kpi_sources import SOURCES
 from cxkpi.kpi_spec import ID_PATTERN
+from cxkpi.kpi_types import TYPES
 
 FOLDERS = {"kpi": "kpis", "goal": "goals", "factor": "factors"}
 
@@ -22,9 +28,8 @@ owner: CX Insights              # who answers for it
 level: driver                   # goal | outcome | driver | operational
 parents: []                     # ids it moves, e.g. [service_quality] or [{{id: nps, weight: 2}}]
 
-source: survey_responses        # survey_responses | factor_ratings | orders | deliveries | tickets
-type: top_box                   # nps | top_box | bottom_box | mean | ratio | share | count |
-                                # count_distinct | sum | percentile | derived
+source: survey_responses        # {sources}
+type: top_box                   # {types}
 measure: csat                   # a column or SQL expression of the source
 # filters:                      # rows to count, e.g.
 #   - channel = 'web'
@@ -78,6 +83,23 @@ ideal: 8                        # the level worth reaching (0-10): not every exp
 }
 
 
+# where a trailing comment starts in the templates
+_COMMENT_COLUMN = 32
+
+
+def _choices(options: tuple[str, ...] | list[str]) -> str:
+    """Options for a trailing comment, ``a | b | c``, wrapped under the comment column."""
+    lines, line = [], ""
+    for option in options:
+        candidate = f"{line} | {option}" if line else option
+        if line and _COMMENT_COLUMN + 2 + len(candidate) + 2 > 100:
+            lines.append(line + " |")
+            candidate = option
+        line = candidate
+    lines.append(line)
+    return ("\n" + " " * _COMMENT_COLUMN + "# ").join(lines)
+
+
 def new_definition(kind: str, definition_id: str, directory: Path) -> Path:
     if kind not in TEMPLATES:
         raise CxkpiError(f"can scaffold {', '.join(TEMPLATES)}, not {kind!r}")
@@ -98,5 +120,8 @@ def new_definition(kind: str, definition_id: str, directory: Path) -> Path:
         raise CxkpiError(f"id {definition_id!r} is already used in {existing[0]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     label = definition_id.replace("_", " ").capitalize()
-    target.write_text(TEMPLATES[kind].format(id=definition_id, label=label), encoding="utf-8")
+    text = TEMPLATES[kind].format(
+        id=definition_id, label=label, sources=_choices(list(SOURCES)), types=_choices(TYPES)
+    )
+    target.write_text(text, encoding="utf-8")
     return target

@@ -69,7 +69,9 @@ aggregated as (
         count(*) as n,
         count(distinct distinct_key) as distinct_count,
         max(percentile) as percentile,
-        percentile_cont(0.9) within group (order by case when percentile = 0.9 then measure_value end) as p_0_9
+        percentile_cont(0.9) within group (
+            order by case when percentile = 0.9 then measure_value end
+        ) as p_0_9
     from placed
     group by grouping sets (
             (kpi_id, day_start, store_id),

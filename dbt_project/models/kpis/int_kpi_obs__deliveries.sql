@@ -47,7 +47,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where promised_at is not null
-          and (is_delivered)
+      and (is_delivered)
 
 )
 

@@ -27,8 +27,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'brand_image')
-          and experience is not null
+      and (factor = 'brand_image')
+      and experience is not null
 
     union all
 
@@ -49,8 +49,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'brand_image')
-          and experience is not null
+      and (factor = 'brand_image')
+      and experience is not null
 
     union all
 
@@ -71,8 +71,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'convenience')
-          and experience is not null
+      and (factor = 'convenience')
+      and experience is not null
 
     union all
 
@@ -93,8 +93,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'convenience')
-          and satisfaction_gap is not null
+      and (factor = 'convenience')
+      and satisfaction_gap is not null
 
     union all
 
@@ -115,8 +115,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'relationship')
-          and experience is not null
+      and (factor = 'relationship')
+      and experience is not null
 
     union all
 
@@ -137,8 +137,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'price')
-          and experience is not null
+      and (factor = 'price')
+      and experience is not null
 
     union all
 
@@ -159,8 +159,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'product')
-          and experience is not null
+      and (factor = 'product')
+      and experience is not null
 
     union all
 
@@ -181,8 +181,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'relationship')
-          and experience is not null
+      and (factor = 'relationship')
+      and experience is not null
 
     union all
 
@@ -203,8 +203,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'service')
-          and experience is not null
+      and (factor = 'service')
+      and experience is not null
 
     union all
 
@@ -225,8 +225,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (factor = 'service')
-          and experience is not null
+      and (factor = 'service')
+      and experience is not null
 
 )
 

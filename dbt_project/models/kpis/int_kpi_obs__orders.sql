@@ -27,7 +27,7 @@ observations as (
         cast(customer_id as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and customer_id is not null
+      and customer_id is not null
 
     union all
 
@@ -48,7 +48,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and amount is not null
+      and amount is not null
 
     union all
 
@@ -69,7 +69,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and (is_observable_90d)
+      and (is_observable_90d)
 
     union all
 
@@ -110,8 +110,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and (is_repeat_purchase)
-          and days_since_previous_order is not null
+      and (is_repeat_purchase)
+      and days_since_previous_order is not null
 
     union all
 
@@ -132,7 +132,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and customer_tenure_days is not null
+      and customer_tenure_days is not null
 
     union all
 
@@ -173,7 +173,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and (is_observable_90d)
+      and (is_observable_90d)
 
     union all
 
@@ -194,7 +194,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-          and amount is not null
+      and amount is not null
 
 )
 

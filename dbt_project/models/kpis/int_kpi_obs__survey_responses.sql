@@ -27,7 +27,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and ces is not null
+      and ces is not null
 
     union all
 
@@ -48,7 +48,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (NOT ces IS NULL)
+      and (NOT ces IS NULL)
 
     union all
 
@@ -69,7 +69,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and csat is not null
+      and csat is not null
 
     union all
 
@@ -90,9 +90,9 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and (has_delivery)
-          and (delivery_was_late)
-          and csat is not null
+      and (has_delivery)
+      and (delivery_was_late)
+      and csat is not null
 
     union all
 
@@ -113,7 +113,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and nps is not null
+      and nps is not null
 
     union all
 
@@ -134,7 +134,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where responded_at is not null
-          and csat is not null
+      and csat is not null
 
 )
 

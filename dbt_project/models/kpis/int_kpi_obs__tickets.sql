@@ -47,8 +47,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
-          and (is_closed)
-          and (NOT first_contact_resolution IS NULL)
+      and (is_closed)
+      and (NOT first_contact_resolution IS NULL)
 
     union all
 
@@ -89,7 +89,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
-          and (is_closed)
+      and (is_closed)
 
     union all
 
@@ -110,8 +110,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
-          and (is_closed)
-          and hours_to_close is not null
+      and (is_closed)
+      and hours_to_close is not null
 
     union all
 
@@ -132,8 +132,8 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
-          and (is_closed)
-          and hours_to_close is not null
+      and (is_closed)
+      and hours_to_close is not null
 
 )
 

@@ -27,6 +27,24 @@ milestones as (
 
 ),
 
+time_grains as (
+
+    select * from {{ ref('int_kpi__time_grains') }}
+
+),
+
+org_levels as (
+
+    select * from {{ ref('int_kpi__org_levels') }}
+
+),
+
+breakdowns as (
+
+    select * from {{ ref('int_kpi__breakdowns') }}
+
+),
+
 all_values as (
 
     select
@@ -56,14 +74,21 @@ declared as (
         definitions.min_sample
     from all_values
     inner join definitions on all_values.kpi_id = definitions.kpi_id
-    where ',' || definitions.time_grains || ',' like '%,' || all_values.period_grain || ',%'
-      and ',' || definitions.org_levels || ',' like '%,' || all_values.org_level || ',%'
-      and (all_values.channel = 'all'
-           or ',' || definitions.breakdowns || ',' like '%,channel,%')
-      and (all_values.segment = 'all'
-           or ',' || definitions.breakdowns || ',' like '%,segment,%')
-      and (all_values.touchpoint = 'all'
-           or ',' || definitions.breakdowns || ',' like '%,touchpoint,%')
+    inner join time_grains
+        on all_values.kpi_id = time_grains.kpi_id
+        and all_values.period_grain = time_grains.period_grain
+    inner join org_levels
+        on all_values.kpi_id = org_levels.kpi_id
+        and all_values.org_level = org_levels.org_level
+    left join breakdowns as by_channel
+        on all_values.kpi_id = by_channel.kpi_id and by_channel.breakdown = 'channel'
+    left join breakdowns as by_segment
+        on all_values.kpi_id = by_segment.kpi_id and by_segment.breakdown = 'segment'
+    left join breakdowns as by_touchpoint
+        on all_values.kpi_id = by_touchpoint.kpi_id and by_touchpoint.breakdown = 'touchpoint'
+    where (all_values.channel = 'all' or by_channel.kpi_id is not null)
+      and (all_values.segment = 'all' or by_segment.kpi_id is not null)
+      and (all_values.touchpoint = 'all' or by_touchpoint.kpi_id is not null)
 
 ),
 

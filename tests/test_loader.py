@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 from conftest import query
 
-from cxkpi import loader
 from cxkpi.canonical import ENTITIES
 from cxkpi.errors import LoadError
-from cxkpi.loader import DEFAULT_MAX_RECORD_BYTES, load
+from cxkpi.loader import DEFAULT_MAX_RECORD_BYTES, count, load, read
 from cxkpi.sources import parse_source
 
 pytestmark = pytest.mark.integration
@@ -511,14 +510,14 @@ def test_a_reader_that_loses_a_record_fails_the_file(env, monkeypatch) -> None:
     """DuckDB's reader is checked against an independent count; here the count says one
     more record than the reader returns (as when a huge record silently vanished)."""
     spec, landing, warehouse = env
-    original = loader._scan_csv
+    original = count.scan_csv
 
     def one_more(*args, **kwargs):
         scan = original(*args, **kwargs)
         scan.records += 1
         return scan
 
-    monkeypatch.setattr(loader, "_scan_csv", one_more)
+    monkeypatch.setattr(read, "scan_csv", one_more)
     write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,,\n")
     with pytest.raises(LoadError, match=r"holds 2 records \(counted independently of DuckDB\)"):
         load(warehouse, landing, [spec], "b1")
@@ -536,7 +535,7 @@ def test_the_independent_count_agrees_with_pythons_csv_module(env) -> None:
         + 'R3,web,2026-07-01 10:00:00,9,,"unterminated\n'
     )
     data = text.encode()
-    scan = loader._scan_csv(data, b'"', b'"', 1000)
+    scan = count.scan_csv(data, b'"', b'"', 1000)
     rows = [r for r in csv.reader(io.StringIO(text)) if r]
     assert scan.records == len(rows) - 1 == 3
 

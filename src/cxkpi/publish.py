@@ -1,18 +1,6 @@
 """Publish the audited marts: a new complete, versioned file swapped in atomically.
 
-Layout of the published folder::
-
-    published/cx.duckdb         -> current/cx.duckdb     what BI tools open (a symlink)
-    published/latest.json       -> current/latest.json   manifest of the current version
-    published/current           -> live/v000007          THE pointer: one rename switches it
-    published/live/v000007/                              the current version, as readers see it:
-        cx.duckdb                 a copy of the version's file (a read-write client changes
-        latest.json               only this copy, never the archive)
-    published/versions/v000007/                          one folder per kept version, read-only:
-        cx.duckdb                 the DuckDB file of that version
-        <table>.parquet           every published table as Parquet
-        manifest.json             version, run, dates, schema, row counts, checksums
-    published/.publish.lock                              held by a publish or rollback
+The folder's layout, and reading it: ``cxkpi.published_folder``.
 
 The publisher never writes a file a reader has open. It builds the next version in
 temporary folders, fsyncs them, renames the archive folder and the live folder into place,
@@ -29,6 +17,12 @@ so a BI client holding ``cx.duckdb`` open read-write blocks nothing.
 
 The DuckDB file is written by duckdb 1.5 in storage format 64, which every duckdb 1.x
 reader and driver opens (duckdb 2 writes 69, unreadable by 1.x).
+
+Why this module is above ~400 lines: it is one protocol. What is staged, fsynced and
+renamed in which order, where the commit point is, and what recovery and pruning remove
+after a kill at any step, are one crash-safety argument that is checked by reading them
+together (the kill -9 tests stop it at the build and at the commit); splitting the steps
+across modules would hide the order. The read side is apart, in ``published_folder``.
 """
 
 from __future__ import annotations
@@ -48,7 +42,36 @@ from cxkpi.config import Settings
 from cxkpi.dbt_runner import published_models
 from cxkpi.errors import PublishError
 from cxkpi.loader import file_sha256
+from cxkpi.published_folder import (
+    CURRENT,
+    LIVE,
+    current_archive,
+    current_manifest,
+    kept_versions,
+    live_folder,
+    read_publish_log,
+    verify_version,
+    version_folder,
+    versions_dir,
+)
 from cxkpi.warehouse import connect, process_lock, quote_ident, quote_literal, writer_lock
+
+# The readers of the published folder stay reachable as ``publish.<name>`` for the CLI,
+# the pipeline and the gate.
+__all__ = [
+    "PUBLISH_LOG_COLUMNS",
+    "PublishResult",
+    "current_archive",
+    "current_manifest",
+    "kept_versions",
+    "publish",
+    "publish_lock",
+    "published_tables",
+    "read_publish_log",
+    "recover",
+    "rollback",
+    "verify_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +89,6 @@ PUBLISH_LOG_COLUMNS = (
     "source_version integer",  # for a rollback: the version restored
     "duration_seconds double",
 )
-CURRENT = "current"
-LIVE = "live"
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 LOCK_WAIT_S = 120.0  # a publish waits this long for another publish or rollback to finish
 
@@ -79,92 +100,12 @@ class PublishResult:
     row_counts: dict[str, int]
 
 
-def versions_dir(settings: Settings) -> Path:
-    return settings.published_dir / "versions"
-
-
-def version_folder(settings: Settings, version: int) -> Path:
-    return versions_dir(settings) / f"v{version:06d}"
-
-
-def live_folder(settings: Settings, version: int) -> Path:
-    return settings.published_dir / LIVE / f"v{version:06d}"
-
-
-def kept_versions(settings: Settings) -> list[int]:
-    folder = versions_dir(settings)
-    if not folder.is_dir():
-        return []
-    return sorted(
-        int(p.name[1:])
-        for p in folder.iterdir()
-        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()
-    )
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def current_manifest(published_dir: Path) -> dict | None:
-    """The manifest of the current version (``latest.json``), or None if nothing is
-    published."""
-    latest = published_dir / "latest.json"
-    if not latest.exists():
-        return None
-    return json.loads(latest.read_text(encoding="utf-8"))
-
-
-def current_archive(published_dir: Path) -> Path | None:
-    """The immutable archive folder of the current version (None if nothing is published):
-    what the pipeline reads back instead of the live file a BI client may hold open."""
-    manifest = current_manifest(published_dir)
-    return None if manifest is None else published_dir / manifest["path"]
-
-
-def read_publish_log(published_path: Path) -> list[dict]:
-    """The publish history of the current version (empty if none yet), read from its
-    archived Parquet export: no lock of a client on ``cx.duckdb`` can get in the way."""
-    archive = current_archive(published_path.parent)
-    if archive is None:
-        return []
-    con = connect()
-    try:
-        source = quote_literal(archive / "publish_log.parquet")
-        cursor = con.execute(f"select * from read_parquet({source}) order by version")
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
-    return rows
-
-
-def verify_version(settings: Settings, version: int) -> dict:
-    """Check every file of an archived version against its manifest; return the manifest.
-
-    Raises PublishError naming the first file whose checksum does not match (or that is
-    missing): such a version must not be published again."""
-    folder = version_folder(settings, version)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PublishError(f"version {version} has no readable manifest ({exc})") from exc
-    expected = {"cx.duckdb": manifest["duckdb"]["sha256"]}
-    expected.update({meta["file"]: meta["sha256"] for meta in manifest["tables"].values()})
-    for name, sha in expected.items():
-        file = folder / name
-        if not file.is_file():
-            raise PublishError(f"version {version} is damaged: {file} is missing")
-        if file_sha256(file) != sha:
-            raise PublishError(
-                f"version {version} is damaged: {file} does not match the checksum in its "
-                f"manifest (changed after it was published); refusing to restore it"
-            )
-    return manifest
 
 
 def _temporary(settings: Settings) -> list[Path]:

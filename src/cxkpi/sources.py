@@ -2,25 +2,34 @@
 
 A user brings a new export by writing one YAML file in ``sources/``; no code changes.
 Every mistake in a declaration is reported with the file and the offending field.
+The checks of single fields, and ``Location`` (where a field is written), are in
+``cxkpi.source_fields``.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import duckdb
 import yaml
 
 from cxkpi.canonical import ENTITIES, entity
 from cxkpi.errors import ConfigError
 from cxkpi.kpi_spec import Document, Problem, read_documents
+from cxkpi.source_fields import (
+    Location,
+    check_csv_char,
+    check_encoding,
+    check_text,
+    check_timestamp_format,
+    duckdb_time_zones,
+    fail,
+    scalar_text,
+)
 
 FORMATS = ("csv", "parquet", "jsonl")
 # Encodings DuckDB decodes natively (others would need an extension download); any other
@@ -49,23 +58,6 @@ _GENERATED_NAMES = {"raw", "main", "temp", "load_rejects", "load_files", "publis
 _GENERATED_PREFIXES = ("stg_", "int_", "fct_", "dim_", "kpi_", "raw_", "load_")
 # Columns the loader adds to a parsed file: a source column of that name would clash.
 _INTERNAL_COLUMNS = {"_source_record", "_source_line", "_line", "_raw_values", "_reason"}
-# The strptime directives DuckDB supports (a '-' drops zero padding where it applies).
-_STRPTIME_DIRECTIVE = re.compile(r"%(-?[dmyHIMSj]|[aAwbBYpfgnzZUWcxXGVu%])")
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a declaration (or one of its fields) is written: file, and line:column when the
-    YAML was read with positions."""
-
-    file: Path
-    document: Document | None = None
-
-    def at(self, *field_path: str | int) -> str:
-        if self.document is None:
-            return str(self.file)
-        line, column = self.document.at(tuple(field_path))
-        return f"{self.file}:{line}:{column}"
 
 
 @dataclass(frozen=True)
@@ -114,94 +106,6 @@ class SourceSpec:
         return found
 
 
-def _scalar_text(value: Any) -> bool:
-    return isinstance(value, str | int | float) and not isinstance(value, bool)
-
-
-def _check_text(where: Location, value: Any, *field_path: str | int) -> str:
-    """A text field of the declaration: a string, without NUL bytes, not empty."""
-    name = ".".join(str(p) for p in field_path)
-    if not isinstance(value, str):
-        raise _fail(where.at(*field_path), f"{name} must be text, got {value!r}")
-    if not value:
-        raise _fail(where.at(*field_path), f"{name} must not be empty")
-    if "\x00" in value:
-        raise _fail(where.at(*field_path), f"{name} must not contain a NUL byte")
-    return value
-
-
-def _fail(where: Location | Path | str, message: str) -> ConfigError:
-    place = where.at() if isinstance(where, Location) else where
-    return ConfigError(f"{place}: {message}")
-
-
-@cache
-def _duckdb_time_zones() -> frozenset[str]:
-    from cxkpi.warehouse import connect
-
-    con = connect()
-    try:
-        return frozenset(
-            r[0] for r in con.execute("select name from pg_timezone_names()").fetchall()
-        )
-    finally:
-        con.close()
-
-
-def _check_timestamp_format(where: Location, fmt: Any) -> str:
-    fmt = _check_text(where, fmt, "timestamps", "format")
-    at = where.at("timestamps", "format")
-    position = 0
-    while (percent := fmt.find("%", position)) >= 0:
-        directive = _STRPTIME_DIRECTIVE.match(fmt, percent)
-        if directive is None:
-            shown = fmt[percent : percent + 3]
-            raise _fail(
-                at,
-                f"timestamps.format {fmt!r}: {shown!r} is not a strptime directive DuckDB "
-                "supports (e.g. %Y %m %d %H %M %S %f %z %b; write %% for a literal %)",
-            )
-        position = directive.end()
-    from cxkpi.warehouse import connect
-
-    con = connect()
-    try:
-        con.execute("select try_strptime('2026-01-01', ?)", [fmt])
-    except duckdb.Error as exc:
-        raise _fail(at, f"timestamps.format {fmt!r} is refused by DuckDB: {exc}") from None
-    finally:
-        con.close()
-    return fmt
-
-
-def _check_csv_char(where: Location, csv_data: dict, key: str, default: str) -> str:
-    value = csv_data.get(key, default)
-    value = _check_text(where, value, "csv", key)
-    if len(value) != 1:
-        raise _fail(where.at("csv", key), f"csv.{key} must be a single character, got {value!r}")
-    if value in "\r\n":
-        raise _fail(where.at("csv", key), f"csv.{key} cannot be a line break")
-    if key != "delimiter" and not value.isascii():
-        raise _fail(where.at("csv", key), f"csv.{key} must be an ASCII character, got {value!r}")
-    return value
-
-
-def _check_encoding(where: Location, value: Any) -> str:
-    text = _check_text(where, value, "csv", "encoding")
-    try:
-        info = codecs.lookup(text)
-    except LookupError:
-        raise _fail(
-            where.at("csv", "encoding"), f"csv.encoding {text!r} is not a known encoding"
-        ) from None
-    if not getattr(info, "_is_text_encoding", True):
-        raise _fail(
-            where.at("csv", "encoding"),
-            f"csv.encoding {text!r} is not a text encoding (e.g. utf-8, cp1252, latin-1)",
-        )
-    return {"utf-8": "utf-8", "iso8859-1": "latin-1"}.get(info.name, info.name)
-
-
 def parse_source(
     data: Any,
     where: Path,
@@ -212,177 +116,175 @@ def parse_source(
     ``document`` gives positions) and field of the first problem."""
     at = Location(where, document)
     if not isinstance(data, dict):
-        raise _fail(at, "a source declaration must be a mapping")
+        raise fail(at, "a source declaration must be a mapping")
     unknown = sorted(set(map(str, data)) - _SOURCE_KEYS)
     if unknown:
-        raise _fail(at.at(unknown[0]), f"unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
+        raise fail(at.at(unknown[0]), f"unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
     for key in ("name", "entity", "path", "columns"):
         if key not in data:
-            raise _fail(at, f"missing required key '{key}'")
+            raise fail(at, f"missing required key '{key}'")
     name = data["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise _fail(
+        raise fail(
             at.at("name"),
             f"name {name!r} must be letters, digits and underscores, starting with a letter "
             "(at most 63 characters)",
         )
     reserved = {n.lower() for n in (*_GENERATED_NAMES, *reserved_names)}
     if name.lower() in reserved or name.lower().startswith(_GENERATED_PREFIXES):
-        raise _fail(
+        raise fail(
             at.at("name"),
             f"name {name!r} is taken by a table or model cxkpi generates (raw tables, "
             f"load_rejects, load_files, dbt models; prefixes {', '.join(_GENERATED_PREFIXES)}): "
             "choose another, e.g. crm_customers",
         )
     if not isinstance(data["entity"], str) or data["entity"] not in ENTITIES:
-        raise _fail(
-            at.at("entity"), f"entity {data['entity']!r} unknown; known: {sorted(ENTITIES)}"
-        )
+        raise fail(at.at("entity"), f"entity {data['entity']!r} unknown; known: {sorted(ENTITIES)}")
     target = entity(data["entity"])
-    path = _check_text(at, data["path"], "path")
+    path = check_text(at, data["path"], "path")
     pure = PurePosixPath(path)
     if pure.is_absolute() or path.startswith("~") or re.match(r"[A-Za-z]:", path):
-        raise _fail(at.at("path"), f"path {path!r} must be relative to landing_dir, not absolute")
+        raise fail(at.at("path"), f"path {path!r} must be relative to landing_dir, not absolute")
     if "\\" in path:
-        raise _fail(at.at("path"), f"path {path!r}: use / to separate folders")
+        raise fail(at.at("path"), f"path {path!r}: use / to separate folders")
     if ".." in pure.parts:
-        raise _fail(at.at("path"), f"path {path!r} must stay inside landing_dir (no '..')")
+        raise fail(at.at("path"), f"path {path!r} must stay inside landing_dir (no '..')")
     fmt = data.get("format") or pure.suffix.lstrip(".") or "csv"
     if fmt not in FORMATS:
         field_at = at.at("format" if "format" in data else "path")
-        raise _fail(field_at, f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
+        raise fail(field_at, f"format {fmt!r} unsupported; use one of {list(FORMATS)}")
 
     columns = data["columns"]
     if not isinstance(columns, dict) or not columns:
-        raise _fail(at.at("columns"), "columns must map canonical columns to source columns")
+        raise fail(at.at("columns"), "columns must map canonical columns to source columns")
     by_lower: dict[str, str] = {}
     for canonical, source_column in columns.items():
         if canonical not in target.column_names:
-            raise _fail(
+            raise fail(
                 at.at("columns", canonical),
                 f"columns: {canonical!r} is not a column of {target.name}; "
                 f"known: {list(target.column_names)}",
             )
         if not isinstance(source_column, str):
-            raise _fail(
+            raise fail(
                 at.at("columns", canonical),
                 f"columns.{canonical} must be the source column's name as text, got "
                 f'{source_column!r} (quote it: "{source_column}")',
             )
-        _check_text(at, source_column, "columns", canonical)
+        check_text(at, source_column, "columns", canonical)
         if source_column != source_column.strip():
-            raise _fail(
+            raise fail(
                 at.at("columns", canonical),
                 f"columns.{canonical}: {source_column!r} has leading or trailing spaces "
                 "(header names are compared trimmed)",
             )
         if source_column in _INTERNAL_COLUMNS:
-            raise _fail(
+            raise fail(
                 at.at("columns", canonical),
                 f"columns.{canonical}: {source_column!r} is a name the loader uses itself",
             )
         other = by_lower.setdefault(source_column.lower(), source_column)
         if other != source_column:
-            raise _fail(
+            raise fail(
                 at.at("columns", canonical),
                 f"columns.{canonical}: {source_column!r} and {other!r} differ only in case; "
                 "DuckDB matches column names case-insensitively, so they cannot be told apart",
             )
     missing_required = [c.name for c in target.columns if c.required and c.name not in columns]
     if missing_required:
-        raise _fail(
+        raise fail(
             at.at("columns"),
             f"columns: required canonical column(s) not mapped: {missing_required}",
         )
 
     values = data.get("values") or {}
     if not isinstance(values, dict):
-        raise _fail(at.at("values"), "values must map a canonical column to {source value: value}")
+        raise fail(at.at("values"), "values must map a canonical column to {source value: value}")
     for canonical, mapping in values.items():
         if canonical not in columns:
-            raise _fail(at.at("values", canonical), f"values: {canonical!r} is not a mapped column")
+            raise fail(at.at("values", canonical), f"values: {canonical!r} is not a mapped column")
         if not isinstance(mapping, dict):
-            raise _fail(
+            raise fail(
                 at.at("values", canonical),
                 f"values.{canonical} must be a mapping of source value to value",
             )
         for key, value in mapping.items():
             if isinstance(key, bool) or key is None:
-                raise _fail(
+                raise fail(
                     at.at("values", canonical),
                     f"values.{canonical}: key {key!r} is what YAML makes of an unquoted "
                     'yes/no/on/off/true/false/null; quote the source value, e.g. "Yes": true',
                 )
-            if not _scalar_text(key) or "\x00" in str(key):
-                raise _fail(
+            if not scalar_text(key) or "\x00" in str(key):
+                raise fail(
                     at.at("values", canonical),
                     f"values.{canonical}: key {key!r} must be a source value (text or number)",
                 )
-            if not (value is None or isinstance(value, bool) or _scalar_text(value)):
-                raise _fail(
+            if not (value is None or isinstance(value, bool) or scalar_text(value)):
+                raise fail(
                     at.at("values", canonical, key),
                     f"values.{canonical}.{key}: {value!r} must be one value (text, number, "
                     "true/false, or null for no value)",
                 )
             if isinstance(value, str) and "\x00" in value:
-                raise _fail(at.at("values", canonical, key), f"values.{canonical}.{key}: NUL byte")
+                raise fail(at.at("values", canonical, key), f"values.{canonical}.{key}: NUL byte")
 
     timestamps = data.get("timestamps") or {}
     if not isinstance(timestamps, dict):
-        raise _fail(
+        raise fail(
             at.at("timestamps"), "timestamps must be a mapping: {format: ..., timezone: ...}"
         )
     unknown_ts = sorted(set(map(str, timestamps)) - _TIMESTAMP_KEYS)
     if unknown_ts:
-        raise _fail(
+        raise fail(
             at.at("timestamps", unknown_ts[0]),
             f"timestamps: unknown key(s) {unknown_ts}; allowed: {sorted(_TIMESTAMP_KEYS)}",
         )
     timestamp_format = None
     if timestamps.get("format") is not None:
-        timestamp_format = _check_timestamp_format(at, timestamps["format"])
-    timezone = _check_text(at, timestamps.get("timezone", "UTC"), "timestamps", "timezone")
+        timestamp_format = check_timestamp_format(at, timestamps["format"])
+    timezone = check_text(at, timestamps.get("timezone", "UTC"), "timestamps", "timezone")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _fail(
+        raise fail(
             at.at("timestamps", "timezone"),
             f"timestamps.timezone {timezone!r} is not an IANA time zone",
         ) from None
-    if timezone not in _duckdb_time_zones():
-        raise _fail(
+    if timezone not in duckdb_time_zones():
+        raise fail(
             at.at("timestamps", "timezone"),
             f"timestamps.timezone {timezone!r} is not a time zone DuckDB knows",
         )
 
     csv_data = data.get("csv") or {}
     if not isinstance(csv_data, dict):
-        raise _fail(at.at("csv"), "csv must be a mapping, e.g. {delimiter: ';', encoding: cp1252}")
+        raise fail(at.at("csv"), "csv must be a mapping, e.g. {delimiter: ';', encoding: cp1252}")
     unknown_csv = sorted(set(map(str, csv_data)) - _CSV_KEYS)
     if unknown_csv:
-        raise _fail(
+        raise fail(
             at.at("csv", unknown_csv[0]),
             f"csv: unknown key(s) {unknown_csv}; allowed: {sorted(_CSV_KEYS)}",
         )
     if csv_data.get("header", True) is not True:
-        raise _fail(
+        raise fail(
             at.at("csv", "header"),
             "csv.header: files must have a header row (columns are mapped by name)",
         )
-    delimiter = _check_csv_char(at, csv_data, "delimiter", ",")
-    quote = _check_csv_char(at, csv_data, "quote", '"')
-    escape = _check_csv_char(at, csv_data, "escape", quote)
+    delimiter = check_csv_char(at, csv_data, "delimiter", ",")
+    quote = check_csv_char(at, csv_data, "quote", '"')
+    escape = check_csv_char(at, csv_data, "escape", quote)
     if quote == delimiter:
-        raise _fail(at.at("csv", "quote"), f"csv.quote and csv.delimiter are both {quote!r}")
+        raise fail(at.at("csv", "quote"), f"csv.quote and csv.delimiter are both {quote!r}")
     if escape == delimiter:
-        raise _fail(at.at("csv", "escape"), f"csv.escape and csv.delimiter are both {escape!r}")
-    encoding = _check_encoding(at, csv_data.get("encoding", "utf-8"))
+        raise fail(at.at("csv", "escape"), f"csv.escape and csv.delimiter are both {escape!r}")
+    encoding = check_encoding(at, csv_data.get("encoding", "utf-8"))
     required = data.get("required", True)
     if not isinstance(required, bool):
-        raise _fail(at.at("required"), f"required must be true or false, got {required!r}")
+        raise fail(at.at("required"), f"required must be true or false, got {required!r}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise _fail(at.at("description"), "description must be text")
+        raise fail(at.at("description"), "description must be text")
 
     return SourceSpec(
         name=name,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import REPO, make_settings
 
-from cxkpi import dbt_runner, loader, vocabulary
+from cxkpi import dbt_runner, loader, package_macros, vocabulary
 from cxkpi.config import DEFAULT_MIN_SAMPLE
 from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES, TEXT, TIMESTAMP
 
@@ -160,3 +160,134 @@ def test_kpi_source_columns_exist_in_the_built_models_with_their_types(tmp_path:
                 )
     finally:
         con.close()
+
+
+# --- the headline slice, the org roll-up and the KPI tree walk: one macro each ----------
+
+MACROS = REPO / "dbt_project" / "macros"
+SRC = REPO / "src" / "cxkpi"
+
+
+def _sql_and_python_files() -> list[Path]:
+    """Every file of the project that could spell SQL: models, macros, Python, package SQL."""
+    return sorted(
+        [*(REPO / "dbt_project" / "models").rglob("*.sql"), *MACROS.rglob("*.sql")]
+        + [*SRC.rglob("*.py"), *(SRC / "sql").glob("*.sql")]
+    )
+
+
+def _spelled_in(pattern: str) -> set[str]:
+    return {
+        str(path.relative_to(REPO))
+        for path in _sql_and_python_files()
+        if re.search(pattern, path.read_text(encoding="utf-8"))
+    }
+
+
+def test_the_headline_slice_is_one_row_per_kpi_and_month_at_hq_without_breakdown() -> None:
+    """The macro (rendered as Python renders it) over every grain, level and breakdown."""
+    con = duckdb.connect()
+    values = {
+        "period_grain": vocabulary.TIME_GRAINS,
+        "org_level": vocabulary.KPI_ORG_LEVELS,
+        **{breakdown: ("all", "web") for breakdown in vocabulary.BREAKDOWNS},
+    }
+    con.execute(
+        "create table kpi_values as select * from "
+        + " cross join ".join(f"(select unnest({list(v)!r}) as {c})" for c, v in values.items())
+    )
+    all_breakdowns = ("all",) * len(vocabulary.BREAKDOWNS)
+    for level in vocabulary.KPI_ORG_LEVELS:
+        where = package_macros.call("headline_slice.sql", f"headline_slice({level!r})")
+        assert con.execute(f"select * from kpi_values where {where}").fetchall() == [
+            ("month", level, *all_breakdowns)
+        ]
+    headline = con.execute(f"select * from kpi_values where {package_macros.headline_slice()}")
+    assert headline.fetchall() == [("month", "hq", *all_breakdowns)]
+
+
+def test_no_model_or_module_spells_the_headline_slice_but_its_macro() -> None:
+    """The marts, the KPI summary and the gate's kpi_movement check call headline_slice();
+    a copy of its conjuncts anywhere else is a second definition. ("channel = 'all' or
+    ..." is kpi_values' own test of a declared breakdown, not the slice.)"""
+    the_macro = {"src/cxkpi/sql/headline_slice.sql", "dbt_project/macros/cxkpi/headline_slice.sql"}
+    assert _spelled_in(r"period_grain\s*=\s*'month'") == the_macro
+    breakdowns = "|".join(vocabulary.BREAKDOWNS)
+    assert _spelled_in(rf"\b({breakdowns})\s*=\s*'all'(?!\s+or\b)") == set()
+
+
+def test_the_headline_readers_call_the_macro() -> None:
+    callers = _spelled_in(r"headline_slice\(")
+    for model in ("kpi_tree", "kpi_maturity", "kpi_benchmark_position"):
+        assert f"dbt_project/models/marts/{model}.sql" in callers
+    for model in ("roadmap", "fct_kpi_trends", "fct_kpi_effectiveness"):
+        assert f"dbt_project/models/analysis/{model}.sql" in callers
+    assert {"src/cxkpi/pipeline.py", "src/cxkpi/gate/checks/kpi_movement.py"} <= callers
+
+
+def test_the_org_roll_up_places_each_row_at_every_kpi_org_level() -> None:
+    """place_at_org_levels rendered (ref stubbed) and run: a row counts at its store, its
+    region and HQ; a row without a store or region still counts at HQ."""
+    macros = (MACROS / "place_at_org_levels.sql").read_text(encoding="utf-8")
+    sql = package_macros.render_call(
+        macros, "place_at_org_levels('facts')", ref=lambda model: model
+    )
+    con = duckdb.connect()
+    con.execute("create table dim_org_units as select 'H' as org_unit_id, 'hq' as org_level")
+    con.execute(
+        "create table facts as select * from (values ('f1', 'S1', 'R1'), ('f2', null, null))"
+        " as t(fact_id, store_id, region_id)"
+    )
+    placed = con.execute(f"select org_level, org_unit_id, fact_id from ({sql}) order by all")
+    assert placed.fetchall() == [
+        ("hq", "H", "f1"),
+        ("hq", "H", "f2"),
+        ("region", "R1", "f1"),
+        ("store", "S1", "f1"),
+    ]
+    placed_levels = con.execute(f"select distinct org_level from ({sql})").fetchall()
+    assert {level for (level,) in placed_levels} == set(vocabulary.KPI_ORG_LEVELS)
+
+
+def test_no_model_spells_the_org_roll_up_but_its_macro() -> None:
+    """A fact placed at an org level by hand ('store' as org_level ... union all ...) is a
+    second copy of the roll-up; the roll-up marts call place_at_org_levels."""
+    levels = "|".join(vocabulary.KPI_ORG_LEVELS)
+    assert _spelled_in(rf"'({levels}|{{{{ level }}}})'\s+as\s+org_level") == {
+        "dbt_project/macros/place_at_org_levels.sql"
+    }
+    assert _spelled_in(r"place_at_org_levels\('") == {
+        "dbt_project/models/marts/fct_experience_by_delivery.sql",
+        "dbt_project/models/marts/fct_outcomes_by_nps_category.sql",
+        "dbt_project/models/marts/fct_ticket_experience.sql",
+        "dbt_project/models/analysis/int_factor_gap_inputs.sql",
+    }
+
+
+def test_the_kpi_tree_walk_down_finds_every_descendant_and_survives_a_cycle() -> None:
+    macros = (MACROS / "kpi_descendants.sql").read_text(encoding="utf-8")
+    cte = package_macros.render_call(macros, "kpi_descendants('edges')")
+    con = duckdb.connect()
+    con.execute(
+        "create table edges as select * from (values ('g', 'a'), ('a', 'b'), ('b', 'a'))"
+        " as t(parent_id, child_id)"
+    )
+    pairs = con.execute(f"with recursive {cte} select * from descendants order by all")
+    assert pairs.fetchall() == [
+        ("a", "a"),
+        ("a", "b"),
+        ("b", "a"),
+        ("b", "b"),
+        ("g", "a"),
+        ("g", "b"),
+    ]
+
+
+def test_no_model_walks_the_kpi_tree_down_but_its_macro() -> None:
+    assert _spelled_in(r"\bdescendants\s+as\s*\(|\bas\s+ancestor_id\b") == {
+        "dbt_project/macros/kpi_descendants.sql"
+    }
+    assert _spelled_in(r"kpi_descendants\('") == {
+        "dbt_project/models/marts/kpi_tree.sql",
+        "dbt_project/models/marts/kpi_alignment_report.sql",
+    }

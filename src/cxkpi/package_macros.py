@@ -13,13 +13,35 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-MACROS = ("factor_gap_steps.sql",)
+import jinja2
+
+MACROS = ("factor_gap_steps.sql", "headline_slice.sql")
 GENERATED_DIR = Path("macros") / "cxkpi"
 
 
 def source(name: str) -> str:
     """The macro file's text as shipped in the package."""
     return resources.files("cxkpi").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def render_call(macros: str, expression: str, **context: object) -> str:
+    """``expression`` (a call of a macro defined in the text ``macros``) rendered with plain
+    Jinja; ``context`` stands in for what dbt would provide (variables, ``ref``)."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    template = environment.from_string(macros + "\n{{ " + expression + " }}")
+    return template.render(**context).strip()
+
+
+def call(name: str, expression: str, **context: object) -> str:
+    """``expression`` (a call of a macro of the package file ``name``) rendered as the dbt
+    project's copy renders it."""
+    return render_call(source(name), expression, **context)
+
+
+def headline_slice() -> str:
+    """The where-clause of kpi_values' headline slice (HQ, month, no breakdown) exactly as
+    the marts' ``headline_slice()`` renders it: for Python that reads kpi_values."""
+    return call("headline_slice.sql", "headline_slice()")
 
 
 def render() -> dict[str, str]:

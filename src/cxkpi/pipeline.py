@@ -335,14 +335,12 @@ def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
             parquet = quote_literal(archive / f"{table}.parquet")
             con.execute(f"create view {table} as select * from read_parquet({parquet})")
         cursor = con.execute(
-            """
+            f"""
             with hq_months as (
                 select v.*, c.kpi_level
-                from kpi_values v
+                from (select * from kpi_values where {package_macros.headline_slice()}) as v
                 inner join kpi_catalog c using (kpi_id)
-                where v.period_grain = 'month' and v.org_level = 'hq' and v.channel = 'all'
-                  and v.segment = 'all' and v.touchpoint = 'all'
-                  and c.kpi_level in ('goal', 'outcome')
+                where c.kpi_level in ('goal', 'outcome')
             ),
             latest as (
                 -- the latest month with a reliable value, else the latest month

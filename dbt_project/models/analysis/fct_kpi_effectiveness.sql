@@ -21,8 +21,8 @@ store_months as (
 
     select kpi_id, org_unit_id, period_start, value
     from {{ ref('kpi_values') }}
-    where org_level = 'store' and period_grain = 'month' and channel = 'all'
-      and segment = 'all' and touchpoint = 'all' and value is not null
+    where {{ headline_slice(org_level='store') }}
+      and value is not null
 
 ),
 

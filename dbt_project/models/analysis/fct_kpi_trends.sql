@@ -12,8 +12,9 @@ monthly as (
         extract(year from period_start) * 12 + extract(month from period_start)
             as month_index
     from {{ ref('kpi_values') }}
-    where org_level = 'hq' and period_grain = 'month' and channel = 'all'
-      and segment = 'all' and touchpoint = 'all' and is_reliable and value is not null
+    where {{ headline_slice() }}
+      and is_reliable
+      and value is not null
 
 ),
 

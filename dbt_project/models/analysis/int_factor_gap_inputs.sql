@@ -15,14 +15,6 @@ org as (
 
 ),
 
-hq as (
-
-    select org_unit_id as hq_id
-    from {{ ref('stg_ops__org_units') }}
-    where org_level = 'hq'
-
-),
-
 factors as (
 
     select kpi_id as factor, ideal, min_sample
@@ -31,7 +23,7 @@ factors as (
 
 ),
 
-placed as (
+dated as (
 
     select
         ratings.factor,
@@ -40,31 +32,31 @@ placed as (
         ratings.importance,
         cast({{ dbt.date_trunc('month', 'ratings.responded_at') }} as date) as period_start,
         ratings.store_id,
-        org.region_id,
-        hq.hq_id
+        org.region_id
     from ratings
     left join org on ratings.store_id = org.store_id
-    cross join hq
+
+),
+
+placed as (
+
+    {{ place_at_org_levels('dated') }}
 
 ),
 
 by_org_unit as (
 
-    {% for level, column in [('store', 'store_id'), ('region', 'region_id'), ('hq', 'hq_id')] %}
     select
         period_start,
-        '{{ level }}' as org_level,
-        {{ column }} as org_unit_id,
+        org_level,
+        org_unit_id,
         factor,
         {{ exact_mean('experience') }} as experience,
         {{ exact_mean('expectation') }} as expectation,
         {{ exact_mean('importance') }} as importance,
         count(experience) as n
     from placed
-    where {{ column }} is not null
-    group by period_start, {{ column }}, factor
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    group by period_start, org_level, org_unit_id, factor
 
 )
 

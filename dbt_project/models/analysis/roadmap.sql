@@ -60,12 +60,19 @@ factor_items as (
 
 ),
 
+headline_values as (
+
+    select *
+    from {{ ref('kpi_values') }}
+    where {{ headline_slice() }}
+
+),
+
 latest_kpi_month as (
 
     select kpi_id, max(period_start) as period_start
-    from {{ ref('kpi_values') }}
-    where org_level = 'hq' and period_grain = 'month' and channel = 'all'
-      and segment = 'all' and touchpoint = 'all' and is_reliable
+    from headline_values
+    where is_reliable
     group by kpi_id
 
 ),
@@ -90,15 +97,12 @@ kpi_items as (
         definitions.owner,
         definitions.effort,
         definitions.actions
-    from {{ ref('kpi_values') }} as values_now
+    from headline_values as values_now
     inner join latest_kpi_month
         on values_now.kpi_id = latest_kpi_month.kpi_id
         and values_now.period_start = latest_kpi_month.period_start
     inner join definitions on values_now.kpi_id = definitions.kpi_id
-    where values_now.org_level = 'hq' and values_now.period_grain = 'month'
-      and values_now.channel = 'all' and values_now.segment = 'all'
-      and values_now.touchpoint = 'all'
-      and values_now.status in ('off_track', 'at_risk')
+    where values_now.status in ('off_track', 'at_risk')
 
 ),
 

@@ -8,14 +8,6 @@ responses as (
 
 ),
 
-hq as (
-
-    select org_unit_id as hq_id
-    from {{ ref('dim_org_units') }}
-    where org_level = 'hq'
-
-),
-
 about_deliveries as (
 
     -- responses whose order was delivered: late if any of its deliveries arrived late
@@ -36,21 +28,7 @@ about_deliveries as (
 
 placed as (
 
-    select 'store' as org_level, store_id as org_unit_id, about_deliveries.*
-    from about_deliveries
-    where store_id is not null
-
-    union all
-
-    select 'region' as org_level, region_id as org_unit_id, about_deliveries.*
-    from about_deliveries
-    where region_id is not null
-
-    union all
-
-    select 'hq' as org_level, hq.hq_id as org_unit_id, about_deliveries.*
-    from about_deliveries
-    cross join hq
+    {{ place_at_org_levels('about_deliveries') }}
 
 ),
 

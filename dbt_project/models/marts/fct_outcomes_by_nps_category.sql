@@ -14,14 +14,6 @@ orders as (
 
 ),
 
-hq as (
-
-    select org_unit_id as hq_id
-    from {{ ref('dim_org_units') }}
-    where org_level = 'hq'
-
-),
-
 data_end as (
 
     select max(ordered_at) as latest_ordered_at
@@ -84,21 +76,7 @@ outcomes as (
 
 placed as (
 
-    select 'store' as org_level, store_id as org_unit_id, outcomes.*
-    from outcomes
-    where store_id is not null
-
-    union all
-
-    select 'region' as org_level, region_id as org_unit_id, outcomes.*
-    from outcomes
-    where region_id is not null
-
-    union all
-
-    select 'hq' as org_level, hq.hq_id as org_unit_id, outcomes.*
-    from outcomes
-    cross join hq
+    {{ place_at_org_levels('outcomes') }}
 
 ),
 

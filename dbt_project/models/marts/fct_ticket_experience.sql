@@ -14,14 +14,6 @@ responses as (
 
 ),
 
-hq as (
-
-    select org_unit_id as hq_id
-    from {{ ref('dim_org_units') }}
-    where org_level = 'hq'
-
-),
-
 org as (
 
     select org_unit_id as store_id, region_id
@@ -70,21 +62,7 @@ ticket_answers as (
 
 placed as (
 
-    select 'store' as org_level, store_id as org_unit_id, ticket_answers.*
-    from ticket_answers
-    where store_id is not null
-
-    union all
-
-    select 'region' as org_level, region_id as org_unit_id, ticket_answers.*
-    from ticket_answers
-    where region_id is not null
-
-    union all
-
-    select 'hq' as org_level, hq.hq_id as org_unit_id, ticket_answers.*
-    from ticket_answers
-    cross join hq
+    {{ place_at_org_levels('ticket_answers') }}
 
 ),
 

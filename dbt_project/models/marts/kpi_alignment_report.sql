@@ -35,24 +35,7 @@ measurable as (
 
 ),
 
-descendants as (
-
-    -- union, not union all: a cycle adds no new pair, so the walk ends
-    select
-        parent_id as ancestor_id,
-        child_id as descendant_id
-    from edges
-
-    union
-
-    select
-        descendants.ancestor_id,
-        edges.child_id as descendant_id
-    from descendants
-    inner join edges
-        on descendants.descendant_id = edges.parent_id
-
-),
+{{ kpi_descendants('edges') }},
 
 measured_below as (
 

@@ -34,11 +34,7 @@ latest_hq as (
             order by case when is_reliable then 0 else 1 end, period_start desc
         ) as preference
     from kpi_values
-    where period_grain = 'month'
-      and org_level = 'hq'
-      and channel = 'all'
-      and segment = 'all'
-      and touchpoint = 'all'
+    where {{ headline_slice() }}
       and value is not null
 
 ),

@@ -60,11 +60,7 @@ hq_monthly as (
         count(*) as monthly_values,
         sum(case when is_reliable then 1 else 0 end) as reliable_monthly_values
     from kpi_values
-    where period_grain = 'month'
-      and org_level = 'hq'
-      and channel = 'all'
-      and segment = 'all'
-      and touchpoint = 'all'
+    where {{ headline_slice() }}
     group by kpi_id
 
 ),

@@ -118,11 +118,7 @@ latest_reliable_hq as (
         status,
         row_number() over (partition by kpi_id order by period_start desc) as recency
     from kpi_values
-    where period_grain = 'month'
-      and org_level = 'hq'
-      and channel = 'all'
-      and segment = 'all'
-      and touchpoint = 'all'
+    where {{ headline_slice() }}
       and is_reliable
 
 ),
@@ -163,24 +159,7 @@ own_scores as (
 
 ),
 
-descendants as (
-
-    -- union, not union all: a cycle adds no new pair, so the walk ends
-    select
-        parent_id as ancestor_id,
-        child_id as descendant_id
-    from edges
-
-    union
-
-    select
-        descendants.ancestor_id,
-        edges.child_id as descendant_id
-    from descendants
-    inner join edges
-        on descendants.descendant_id = edges.parent_id
-
-),
+{{ kpi_descendants('edges') }},
 
 scorable as (
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import jinja2
-
 from cxkpi import package_macros
 from cxkpi.errors import CxkpiError
 from cxkpi.warehouse import connect
@@ -35,11 +33,9 @@ OUTPUT_COLUMNS = (
 
 
 def gap_sql(input_relation: str) -> str:
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    template = environment.from_string(
-        package_macros.source(MACRO) + "\n{{ factor_gap_steps(input_relation) }}"
+    return package_macros.call(
+        MACRO, "factor_gap_steps(input_relation)", input_relation=input_relation
     )
-    return template.render(input_relation=input_relation)
 
 
 def read_input(path: Path) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cxkpi import package_macros
 from cxkpi.gate.checks._common import (
     fetch_dicts,
     published_parquet,
@@ -17,8 +18,7 @@ from cxkpi.warehouse import connect, quote_literal
 _HQ_MONTHS = """
     select kpi_id, period_start, value, unit, n, is_reliable
     from {table}
-    where period_grain = 'month' and org_level = 'hq' and channel = 'all'
-      and segment = 'all' and touchpoint = 'all' {kpis}
+    where {headline_slice} {kpis}
 """
 
 
@@ -26,7 +26,10 @@ def _hq_months(con, source: str, kpis: list[str] | None) -> dict[tuple, dict]:
     where = ""
     if kpis:
         where = " and kpi_id in (" + ", ".join("'" + k.replace("'", "''") + "'" for k in kpis) + ")"
-    rows = fetch_dicts(con.execute(_HQ_MONTHS.format(table=source, kpis=where)))
+    sql = _HQ_MONTHS.format(
+        table=source, headline_slice=package_macros.headline_slice(), kpis=where
+    )
+    rows = fetch_dicts(con.execute(sql))
     return {(r["kpi_id"], r["period_start"]): r for r in rows}
 
 

@@ -36,14 +36,9 @@ ranked_edges as (
         edges.weight,
         row_number() over (
             partition by edges.child_id
-            order by
-                edges.weight desc,
-                {{ dbt.position("('\"' || edges.parent_id || '\"')", "coalesce(definitions.parents, '')") }},
-                edges.parent_id
+            order by edges.weight desc, edges.parent_order, edges.parent_id
         ) as parent_rank
     from edges
-    left join definitions
-        on edges.child_id = definitions.kpi_id
 
 ),
 

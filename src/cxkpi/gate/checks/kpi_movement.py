@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from cxkpi import package_macros
 from cxkpi.gate.checks._common import (
@@ -82,7 +82,7 @@ def check_kpi_movement(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
     def bound_of(unit: str | None) -> float | None:
         return bounds.get(unit or "", bounds.get("default"))
 
-    def comparable(v: dict | None) -> bool:
+    def comparable(v: dict | None) -> TypeGuard[dict]:
         return v is not None and v["value"] is not None and (v["is_reliable"] or not reliable_only)
 
     moved, compared = [], 0
@@ -94,16 +94,16 @@ def check_kpi_movement(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
         if abs(now["value"] - before["value"]) > bound:
             moved.append(("same month", now, before, bound))
     for kpi in sorted({k for k, _ in new}):
-        now, before = (
-            _latest_reliable(new, kpi, reliable_only),
-            _latest_reliable(old, kpi, reliable_only),
-        )
-        if now is None or before is None or now["period_start"] <= before["period_start"]:
+        latest = _latest_reliable(new, kpi, reliable_only)
+        before_latest = _latest_reliable(old, kpi, reliable_only)
+        if latest is None or before_latest is None:
+            continue
+        if latest["period_start"] <= before_latest["period_start"]:
             continue  # same latest month: compared above
-        bound = bound_of(now["unit"])
+        bound = bound_of(latest["unit"])
         compared += bound is not None
-        if bound is not None and abs(now["value"] - before["value"]) > bound:
-            moved.append(("latest month vs previous latest", now, before, bound))
+        if bound is not None and abs(latest["value"] - before_latest["value"]) > bound:
+            moved.append(("latest month vs previous latest", latest, before_latest, bound))
     observed = {"values_compared": compared}
     if not moved:
         return Outcome(True, 0, observed=observed)

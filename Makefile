@@ -54,6 +54,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check src tests dags bench
 	$(BIN)/ruff format --check src tests dags bench
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/pipeline_bench.py

@@ -16,7 +16,8 @@ def _typed(col: Column, text: str, spec: SourceSpec) -> str:
         return text
     if col.type == "integer":
         as_double = f"try_cast({text} as double)"
-        return f"(case when {as_double} = floor({as_double}) then try_cast({as_double} as integer) end)"
+        whole = f"{as_double} = floor({as_double})"
+        return f"(case when {whole} then try_cast({as_double} as integer) end)"
     if col.type == "double":
         as_double = f"try_cast({text} as double)"
         return f"(case when isfinite({as_double}) then {as_double} end)"

@@ -208,7 +208,7 @@ def test_convenience_has_the_most_negative_weighted_gap(sql) -> None:
 
 
 @pytest.mark.integration
-def test_brand_image_is_a_placebo_and_the_drivers_drive(sql) -> None:
+def test_brand_image_is_a_placebo_and_the_planted_factors_move_nps(sql) -> None:
     rows = sql(
         """select f.factor, corr(f.experience, s.nps), count(*)
            from raw.factor_ratings f join raw.survey_responses s using (response_id)
@@ -220,5 +220,5 @@ def test_brand_image_is_a_placebo_and_the_drivers_drive(sql) -> None:
     assert n_brand >= 500
     assert abs(r_brand) < 0.1
     # the placebo result means something only because the real drivers do show
-    for driver in demo.PLANTED["nps_drivers"]:
-        assert corr[driver][0] > 0.3, driver
+    for factor in demo.PLANTED["nps_factors"]:
+        assert corr[factor][0] > 0.3, factor

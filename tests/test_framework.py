@@ -83,7 +83,7 @@ def test_worked_example_through_the_marts(tmp_path: Path) -> None:
         ignore=shutil.ignore_patterns("target", "logs"),
     )
     suites = shutil.copytree(REPO / "expectations", tmp_path / "expectations")
-    (suites / "driver_importance.yml").unlink()  # one respondent: no regression to audit
+    (suites / "factor_importance.yml").unlink()  # one respondent: no regression to audit
     settings = make_settings(
         tmp_path, kpi_definitions_dir=kpi_dir, dbt_project_dir=dbt_dir, expectations_dir=suites
     )
@@ -140,15 +140,15 @@ def test_demo_key_weakness_is_found(demo_published: Path) -> None:
 
 
 @pytest.mark.integration
-def test_demo_derived_importance_finds_drivers_and_not_the_placebo(demo_published) -> None:
+def test_demo_derived_importance_finds_the_planted_factors_and_not_the_placebo(demo_published) -> None:
     rows = query(
         demo_published,
         """
-        select driver, rank, relative_weight, ci_low, beta_p_value
-        from driver_importance where outcome = 'nps' order by rank""",
+        select factor, rank, relative_weight, ci_low, beta_p_value
+        from factor_importance where outcome = 'nps' order by rank""",
     )
-    drivers = [r[0] for r in rows]
-    assert set(drivers[:3]) == set(demo.PLANTED["nps_drivers"])
+    factors = [r[0] for r in rows]
+    assert set(factors[:3]) == set(demo.PLANTED["nps_factors"])
     placebo = next(r for r in rows if r[0] == demo.PLANTED["placebo_factor"])
     assert placebo[1] >= 4 and placebo[2] < 0.01 and placebo[3] < 0.01 and placebo[4] > 0.01
 

@@ -1,6 +1,6 @@
 """Derived importance: standardized betas and Johnson's relative weights recover planted
 structure, on synthetic frames and on the demo data (whose generator plants service,
-product and convenience as NPS drivers and brand_image as a placebo)."""
+product and convenience as NPS factors and brand_image as a placebo)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ import pandas as pd
 import pytest
 
 from cxkpi import demo
-from cxkpi.analysis.importance import DriverImportance, derived_importance, factor_frame
 from cxkpi.canonical import EXPERIENCE_FACTORS
+from cxkpi.methods.importance import FactorImportance, derived_importance, factor_frame
 
 
-def by_driver(results: list[DriverImportance]) -> dict[str, DriverImportance]:
-    return {r.driver: r for r in results}
+def by_factor(results: list[FactorImportance]) -> dict[str, FactorImportance]:
+    return {r.factor: r for r in results}
 
 
 def synthetic(n: int = 2000, seed: int = 11) -> pd.DataFrame:
     """y = 0.6 x1 + 0.3 x2 + e with independent standard normal x and Var(e) = 0.55.
 
     Var(y) = 0.36 + 0.09 + 0.55 = 1, so the standardized betas equal the raw ones (0.6, 0.3,
-    0), the relative weights of uncorrelated drivers are their squared correlations with y
+    0), the relative weights of uncorrelated factors are their squared correlations with y
     (0.36, 0.09, 0) and R^2 = 0.45.
     """
     rng = np.random.default_rng(seed)
@@ -33,13 +33,13 @@ def synthetic(n: int = 2000, seed: int = 11) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2]})
 
 
-def johnson_by_svd(frame: pd.DataFrame, outcome: str, drivers: list[str]) -> np.ndarray:
+def johnson_by_svd(frame: pd.DataFrame, outcome: str, factors: list[str]) -> np.ndarray:
     """Johnson's (2000) original construction from the data matrix, for cross-checking.
 
     X (z-scores / sqrt(n - 1)) = P D Q'; Z = P Q' is the closest orthonormal matrix to X;
     Lambda = Z'X = Q D Q'; beta = Z'y; eps_j = sum_k Lambda_jk^2 beta_k^2.
     """
-    data = frame[[outcome, *drivers]].dropna().to_numpy(dtype=float)
+    data = frame[[outcome, *factors]].dropna().to_numpy(dtype=float)
     z = (data - data.mean(axis=0)) / data.std(axis=0, ddof=1) / np.sqrt(len(data) - 1)
     p_, _singular, qt = np.linalg.svd(z[:, 1:], full_matrices=False)
     zz = p_ @ qt
@@ -48,8 +48,8 @@ def johnson_by_svd(frame: pd.DataFrame, outcome: str, drivers: list[str]) -> np.
     return (lam**2) @ (beta**2)
 
 
-def ols_r_squared(frame: pd.DataFrame, outcome: str, drivers: list[str]) -> float:
-    data = frame[[outcome, *drivers]].dropna().to_numpy(dtype=float)
+def ols_r_squared(frame: pd.DataFrame, outcome: str, factors: list[str]) -> float:
+    data = frame[[outcome, *factors]].dropna().to_numpy(dtype=float)
     x = np.column_stack([np.ones(len(data)), data[:, 1:]])
     coef, *_ = np.linalg.lstsq(x, data[:, 0], rcond=None)
     residual = data[:, 0] - x @ coef
@@ -63,25 +63,25 @@ def ols_r_squared(frame: pd.DataFrame, outcome: str, drivers: list[str]) -> floa
 def test_recovers_known_structure():
     frame = synthetic()
     results = derived_importance(frame, "y", ["x1", "x2", "x3"])
-    r = by_driver(results)
+    r = by_factor(results)
 
-    assert [x.driver for x in results] == ["x1", "x2", "x3"]  # sorted by rank
+    assert [x.factor for x in results] == ["x1", "x2", "x3"]  # sorted by rank
     assert [r[d].rank for d in ("x1", "x2", "x3")] == [1, 2, 3]
     assert r["x1"].beta == pytest.approx(0.6, abs=0.04)
     assert r["x2"].beta == pytest.approx(0.3, abs=0.04)
     assert r["x3"].beta == pytest.approx(0.0, abs=0.04)
     assert r["x1"].beta_p_value < 1e-10 and r["x2"].beta_p_value < 1e-10
     assert r["x3"].beta_p_value > 0.01
-    # se of a standardized beta with uncorrelated drivers ~ sqrt((1 - R^2) / n)
+    # se of a standardized beta with uncorrelated factors ~ sqrt((1 - R^2) / n)
     assert r["x3"].beta_se == pytest.approx(np.sqrt(0.55 / 2000), rel=0.1)
 
     assert r["x1"].relative_weight == pytest.approx(0.36, abs=0.04)
     assert r["x2"].relative_weight == pytest.approx(0.09, abs=0.03)
     assert r["x1"].relative_weight > r["x2"].relative_weight > r["x3"].relative_weight >= 0
-    assert r["x3"].ci_low < 0.005  # the unrelated driver's interval reaches ~0 ...
-    assert r["x2"].ci_low > 0.05  # ... the real drivers' do not
+    assert r["x3"].ci_low < 0.005  # the unrelated factor's interval reaches ~0 ...
+    assert r["x2"].ci_low > 0.05  # ... the real factors' do not
     for x in results:
-        assert x.ci_low <= x.relative_weight <= x.ci_high or x.driver == "x3"
+        assert x.ci_low <= x.relative_weight <= x.ci_high or x.factor == "x3"
 
     r_squared = results[0].r_squared
     assert r_squared == pytest.approx(0.45, abs=0.04)
@@ -94,15 +94,15 @@ def test_recovers_known_structure():
 def test_relative_weights_match_johnsons_svd_construction():
     rng = np.random.default_rng(3)
     base = rng.normal(size=(800, 1))
-    x = 0.7 * base + rng.normal(size=(800, 4))  # correlated drivers (r ~ 0.33)
+    x = 0.7 * base + rng.normal(size=(800, 4))  # correlated factors (r ~ 0.33)
     y = x @ np.array([0.5, 0.2, 0.0, -0.3]) + rng.normal(size=800)
     frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(y=y)
-    drivers = ["a", "b", "c", "d"]
-    r = by_driver(derived_importance(frame, "y", drivers, bootstrap=0))
-    expected = johnson_by_svd(frame, "y", drivers)
-    got = np.array([r[d].relative_weight for d in drivers])
+    factors = ["a", "b", "c", "d"]
+    r = by_factor(derived_importance(frame, "y", factors, bootstrap=0))
+    expected = johnson_by_svd(frame, "y", factors)
+    got = np.array([r[d].relative_weight for d in factors])
     np.testing.assert_allclose(got, expected, atol=1e-12)
-    assert all(np.isnan(r[d].ci_low) and np.isnan(r[d].ci_high) for d in drivers)
+    assert all(np.isnan(r[d].ci_low) and np.isnan(r[d].ci_high) for d in factors)
 
 
 def test_collinear_drivers_keep_positive_weights_while_betas_wobble():
@@ -114,7 +114,7 @@ def test_collinear_drivers_keep_positive_weights_while_betas_wobble():
     y = 0.5 * x1 + 0.5 * x2 + rng.normal(size=n)
     frame = pd.DataFrame({"y": y, "x1": x1, "x2": x2, "x3": x3})
     results = derived_importance(frame, "y", ["x1", "x2", "x3"])
-    r = by_driver(results)
+    r = by_factor(results)
 
     r_squared = results[0].r_squared
     assert sum(x.relative_weight for x in results) == pytest.approx(r_squared, abs=1e-10)
@@ -124,7 +124,7 @@ def test_collinear_drivers_keep_positive_weights_while_betas_wobble():
     assert r["x1"].relative_weight == pytest.approx(r["x2"].relative_weight, rel=0.1)
     assert r["x3"].relative_weight < 0.01
     assert all(x.ci_low >= 0 for x in results)
-    # the betas are poorly determined: their se is ~20x that of the independent driver
+    # the betas are poorly determined: their se is ~20x that of the independent factor
     assert r["x1"].beta_se > 10 * r["x3"].beta_se
     assert r["x2"].beta_se > 10 * r["x3"].beta_se
 
@@ -134,7 +134,7 @@ def test_exactly_collinear_drivers_split_the_weight():
     x1 = rng.normal(size=300)
     frame = pd.DataFrame({"x1": x1, "x2": 2.0 * x1 + 1.0, "y": x1 + rng.normal(size=300)})
     results = derived_importance(frame, "y", ["x1", "x2"], bootstrap=20)
-    r = by_driver(results)
+    r = by_factor(results)
     assert r["x1"].relative_weight == pytest.approx(r["x2"].relative_weight, rel=1e-6)
     assert r["x1"].relative_weight + r["x2"].relative_weight == pytest.approx(
         results[0].r_squared, abs=1e-10
@@ -162,20 +162,20 @@ def test_deterministic_for_a_seed():
 
 
 @pytest.mark.parametrize(
-    ("outcome", "drivers", "message"),
+    ("outcome", "factors", "message"),
     [
-        ("y", [], "at least one driver"),
+        ("y", [], "at least one factor"),
         ("y", ["x1", "x1"], "duplicated"),
-        ("y", ["y", "x1"], "cannot also be a driver"),
+        ("y", ["y", "x1"], "cannot also be a factor"),
         ("y", ["x1", "nope"], "not in the frame"),
         ("y", ["x1", "const"], "without variation"),
         ("y", ["x1", "text"], "not numeric"),
     ],
 )
-def test_invalid_input(outcome, drivers, message):
+def test_invalid_input(outcome, factors, message):
     frame = synthetic(n=50).assign(const=1.0, text="a")
     with pytest.raises(ValueError, match=message):
-        derived_importance(frame, outcome, drivers)
+        derived_importance(frame, outcome, factors)
 
 
 def test_too_few_rows():
@@ -223,11 +223,11 @@ def test_factor_frame_rejects_inconsistent_input():
         factor_frame(LONG.drop(columns="nps"))
 
 
-# --- the demo data: planted drivers and placebo -------------------------------------------
+# --- the demo data: planted factors and placebo -------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def demo_importance(tmp_path_factory: pytest.TempPathFactory) -> list[DriverImportance]:
+def demo_importance(tmp_path_factory: pytest.TempPathFactory) -> list[FactorImportance]:
     landing: Path = tmp_path_factory.mktemp("importance") / "landing"
     demo.generate(landing, scale=0.5)
     surveys = landing / "surveys"
@@ -241,13 +241,13 @@ def demo_importance(tmp_path_factory: pytest.TempPathFactory) -> list[DriverImpo
 
 
 def test_demo_planted_drivers_rank_on_top(demo_importance):
-    r = by_driver(demo_importance)
-    top = {x.driver for x in demo_importance if x.rank <= 3}
-    assert top == set(demo.PLANTED["nps_drivers"]) == {"service", "product", "convenience"}
-    for driver in top:
-        assert r[driver].beta > 0.2 and r[driver].beta_p_value < 1e-6
-        assert r[driver].ci_low > 0.1  # each explains over a tenth of the NPS variance
-    # together the three drivers explain most of what the model explains
+    r = by_factor(demo_importance)
+    top = {x.factor for x in demo_importance if x.rank <= 3}
+    assert top == set(demo.PLANTED["nps_factors"]) == {"service", "product", "convenience"}
+    for factor in top:
+        assert r[factor].beta > 0.2 and r[factor].beta_p_value < 1e-6
+        assert r[factor].ci_low > 0.1  # each explains over a tenth of the NPS variance
+    # together the three factors explain most of what the model explains
     assert sum(r[d].relative_weight_share for d in top) > 0.9
     n = demo_importance[0].n
     assert 1_500 < n < 2_000  # ~2,000 responses, ~10% skip the factor block, some nulls
@@ -256,7 +256,7 @@ def test_demo_planted_drivers_rank_on_top(demo_importance):
 
 def test_demo_placebo_matters_not_at_all(demo_importance):
     placebo = demo.PLANTED["placebo_factor"]
-    r = by_driver(demo_importance)[placebo]
+    r = by_factor(demo_importance)[placebo]
     assert placebo == "brand_image"
     assert r.rank == len(EXPERIENCE_FACTORS)  # the smallest relative weight
     assert r.ci_low < 0.01

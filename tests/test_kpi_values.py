@@ -140,7 +140,7 @@ def test_published_nps_uncertainty_matches_the_textbook(
     published: Path, org_level: str, org_unit: str, channel: str, keep
 ) -> None:
     """The SQL's standard error, interval and significance are checked against
-    cxkpi.analysis.stats (textbook NPS variance, Rocks 2016), on hand-made answers.
+    cxkpi.methods.stats (textbook NPS variance, Rocks 2016), on hand-made answers.
 
     The SQL's delta-method error divides by n - 1 (the unbiased sample variance of the
     +1/0/-1 scores); the textbook's maximum-likelihood variance divides by n, so the two
@@ -148,7 +148,7 @@ def test_published_nps_uncertainty_matches_the_textbook(
     """
     import math
 
-    from cxkpi.analysis import stats
+    from cxkpi.methods import stats
 
     scores = [nps for store, ch, nps, _, _ in RESPONSES if keep(store, ch)]
     promoters, passives, detractors = _counts(scores)

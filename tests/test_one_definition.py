@@ -221,7 +221,7 @@ def test_the_headline_readers_call_the_macro() -> None:
     for model in ("kpi_tree", "kpi_maturity", "kpi_benchmark_position"):
         assert f"dbt_project/models/marts/{model}.sql" in callers
     for model in ("roadmap", "fct_kpi_trends", "fct_kpi_effectiveness"):
-        assert f"dbt_project/models/analysis/{model}.sql" in callers
+        assert f"dbt_project/models/diagnostics/{model}.sql" in callers
     assert {"src/cxkpi/pipeline.py", "src/cxkpi/gate/checks/kpi_movement.py"} <= callers
 
 
@@ -260,7 +260,7 @@ def test_no_model_spells_the_org_roll_up_but_its_macro() -> None:
         "dbt_project/models/marts/fct_experience_by_delivery.sql",
         "dbt_project/models/marts/fct_outcomes_by_nps_category.sql",
         "dbt_project/models/marts/fct_ticket_experience.sql",
-        "dbt_project/models/analysis/int_factor_gap_inputs.sql",
+        "dbt_project/models/diagnostics/int_factor_gap_inputs.sql",
     }
 
 
@@ -291,3 +291,31 @@ def test_no_model_walks_the_kpi_tree_down_but_its_macro() -> None:
         "dbt_project/models/marts/kpi_tree.sql",
         "dbt_project/models/marts/kpi_alignment_report.sql",
     }
+
+
+RETIRED_NAMES = {
+    # each meant a second thing next to a word we keep (docs/data-engineer.md, "Words
+    # with one meaning each")
+    "cxkpi.analysis": "the Python package is cxkpi.methods",
+    "models/analysis": "the dbt folder is models/diagnostics",
+    "driver_importance": "a factor's derived importance is factor_importance",
+    "DriverImportance": "FactorImportance",
+    "nps_drivers": "nps_factors",
+}
+
+
+def test_retired_names_do_not_come_back() -> None:
+    tracked = [
+        p
+        for folder in ("src", "dags", "dbt_project", "expectations", "docs", "bench", "tests")
+        for p in (REPO / folder).rglob("*")
+        if p.suffix in {".py", ".sql", ".yml", ".md"} and "target" not in p.parts
+    ] + [REPO / "README.md"]
+    this_file = Path(__file__).resolve()
+    for path in tracked:
+        if path.resolve() == this_file:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for name, instead in RETIRED_NAMES.items():
+            assert name not in text, f"{path.relative_to(REPO)} says {name}: {instead}"
+    assert not (REPO / "dbt_project" / "analyses").exists()

@@ -75,7 +75,7 @@ def test_no_personal_data_in_any_published_table_or_parquet_file(night) -> None:
     con = duckdb.connect(str(settings.published_path), read_only=True)
     try:
         tables = [r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()]
-        assert {"fct_verbatims", "kpi_values", "driver_importance"} <= set(tables)
+        assert {"fct_verbatims", "kpi_values", "factor_importance"} <= set(tables)
         findings = [f for t in tables for f in _findings(con, f'"{t}"')]
     finally:
         con.close()

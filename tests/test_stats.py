@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from cxkpi.analysis.stats import (
+from cxkpi.methods.stats import (
     is_significant_change,
     nps_confidence_interval,
     nps_difference_test,

@@ -156,7 +156,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_gap(args: argparse.Namespace) -> int:
-    from cxkpi.analysis import gap
+    from cxkpi.methods import gap
 
     rows = gap.read_input(Path(args.input))
     results = gap.analyse(rows)

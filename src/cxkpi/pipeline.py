@@ -146,11 +146,11 @@ def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 
 def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     """Analyses that need more than SQL: derived factor importance per outcome."""
-    from cxkpi.analysis import drivers
+    from cxkpi.methods import factor_importance
 
-    rows = drivers.compute(settings.warehouse_path)
-    drivers.write(settings.warehouse_path, rows)
-    return {"driver_importance_rows": len(rows)}
+    rows = factor_importance.compute(settings.warehouse_path)
+    factor_importance.write(settings.warehouse_path, rows)
+    return {"factor_importance_rows": len(rows)}
 
 
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:

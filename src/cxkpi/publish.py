@@ -16,7 +16,7 @@ publish log, the gate's last-publish comparisons) comes from the archive's Parqu
 so a BI client holding ``cx.duckdb`` open read-write blocks nothing.
 
 The DuckDB file is written by duckdb 1.5 in storage format 64, which every duckdb 1.x
-reader and driver opens (duckdb 2 writes 69, unreadable by 1.x).
+reader and client library opens (duckdb 2 writes 69, unreadable by 1.x).
 
 Why this module is above ~400 lines: it is one protocol. What is staged, fsynced and
 renamed in which order, where the commit point is, and what recovery and pruning remove
@@ -354,12 +354,12 @@ def _seal_and_commit(
 def published_tables(settings: Settings) -> list[dict]:
     """What a publish copies: the dbt models tagged ``published`` and the tables the
     analyze stage writes next to them (name, schema); the gate audits the same list."""
-    from cxkpi.analysis.drivers import TABLE as DRIVER_TABLE
+    from cxkpi.methods.factor_importance import TABLE as IMPORTANCE_TABLE
 
     models = published_models(settings)
     if not models:
         raise PublishError("no dbt model is tagged 'published': nothing to publish")
-    return [*models, {"name": DRIVER_TABLE[1], "schema": DRIVER_TABLE[0]}]
+    return [*models, {"name": IMPORTANCE_TABLE[1], "schema": IMPORTANCE_TABLE[0]}]
 
 
 def _data_through(con) -> object:

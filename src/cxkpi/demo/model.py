@@ -96,7 +96,7 @@ FACTOR_MODEL: Final = {
     "brand_image": _Factor(7.0, 0.0, 5.0, 0.0, 1.3),
     "price": _Factor(6.8, 0.0, 7.0, 0.3, 1.1),
 }
-NPS_DRIVERS: Final = {"service": 0.55, "product": 0.45, "convenience": 0.45}
+NPS_FACTORS: Final = {"service": 0.55, "product": 0.45, "convenience": 0.45}
 CSAT_DRIVERS: Final = {"service": 0.30, "product": 0.20, "convenience": 0.15}
 NPS_BASE, NPS_LATE, NPS_WORSE_REGION, NPS_NOISE = 7.8, -1.45, -0.3, 1.0
 CSAT_BASE, CSAT_LATE, CSAT_NOISE = 3.95, -0.5, 0.6
@@ -136,7 +136,7 @@ PLANTED: Final[dict[str, Any]] = {
     "key_weakness_factor": "convenience",
     "factor_gap": {f: FACTOR_MODEL[f].gap for f in EXPERIENCE_FACTORS},
     "factor_importance": {f: FACTOR_MODEL[f].importance for f in EXPERIENCE_FACTORS},
-    "nps_drivers": tuple(NPS_DRIVERS),
+    "nps_factors": tuple(NPS_FACTORS),
     "placebo_factor": "brand_image",
     "worse_region": WORSE_REGION,
     "late_rate_by_region": dict(LATE_RATE_BY_REGION),

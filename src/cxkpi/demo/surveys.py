@@ -34,7 +34,7 @@ from cxkpi.demo.model import (
     LOCAL_TZ,
     MULTILINE_SHARE,
     NPS_BASE,
-    NPS_DRIVERS,
+    NPS_FACTORS,
     NPS_LATE,
     NPS_NOISE,
     NPS_WORSE_REGION,
@@ -178,7 +178,7 @@ def make_responses(
         experience[f] = factor.experience + part - part.mean()
 
     worse = (org.store_region[store] == [r for r, _ in REGIONS].index(WORSE_REGION)).astype(float)
-    nps_lin = sum(w * (experience[f] - FACTOR_MODEL[f].experience) for f, w in NPS_DRIVERS.items())
+    nps_lin = sum(w * (experience[f] - FACTOR_MODEL[f].experience) for f, w in NPS_FACTORS.items())
     nps_lin = nps_lin + NPS_LATE * late + NPS_WORSE_REGION * worse + rng.normal(0, NPS_NOISE, n)
     nps = np.clip(np.rint(NPS_BASE + nps_lin), 0, 10).astype(np.int64)
     csat_lin = sum(

@@ -2,7 +2,7 @@
 
 dbt computes everything expressible in portable SQL; a key-driver regression is not, so it
 runs here, after ``dbt build`` and before the gate, on the enriched factor ratings. The
-result table ``marts.driver_importance`` is audited and published like the dbt marts.
+result table ``marts.factor_importance`` is audited and published like the dbt marts.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxkpi.analysis.importance import derived_importance, factor_frame
+from cxkpi.methods.importance import derived_importance, factor_frame
 from cxkpi.warehouse import connect, writer_lock
 
-TABLE = ("marts", "driver_importance")
+TABLE = ("marts", "factor_importance")
 # (outcome id, how it is computed per response): an X outcome and an O outcome.
 OUTCOMES = {
     "nps": "the response's likelihood to recommend (0-10)",
@@ -61,11 +61,11 @@ def compute(warehouse: Path) -> list[dict]:
             con.close()
     rows: list[dict] = []
     for outcome, frame in frames.items():
-        drivers = [c for c in frame.columns if c != outcome]
+        factors = [c for c in frame.columns if c != outcome]
         usable = frame.dropna()
-        if len(usable) < max(MIN_RESPONDENTS, len(drivers) + 3) or not drivers:
+        if len(usable) < max(MIN_RESPONDENTS, len(factors) + 3) or not factors:
             continue
-        for result in derived_importance(frame, outcome, drivers):
+        for result in derived_importance(frame, outcome, factors):
             row = {"outcome": outcome, **asdict(result)}
             rows.append(
                 {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
@@ -74,7 +74,7 @@ def compute(warehouse: Path) -> list[dict]:
 
 
 def write(warehouse: Path, rows: list[dict]) -> int:
-    """Replace ``marts.driver_importance`` with ``rows`` in one transaction."""
+    """Replace ``marts.factor_importance`` with ``rows`` in one transaction."""
     schema, name = TABLE
     with writer_lock(warehouse):
         con = connect(warehouse)
@@ -83,8 +83,8 @@ def write(warehouse: Path, rows: list[dict]) -> int:
             con.execute("begin")
             con.execute(
                 f"""create or replace table {schema}.{name} (
-                    driver_importance_id varchar not null, outcome varchar not null,
-                    driver varchar not null, beta double, beta_se double,
+                    factor_importance_id varchar not null, outcome varchar not null,
+                    factor varchar not null, beta double, beta_se double,
                     beta_p_value double, relative_weight double,
                     relative_weight_share double, ci_low double, ci_high double,
                     rank integer, n bigint, r_squared double, method varchar)"""
@@ -94,9 +94,9 @@ def write(warehouse: Path, rows: list[dict]) -> int:
                     f"insert into {schema}.{name} values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         [
-                            f"{r['outcome']}|{r['driver']}",
+                            f"{r['outcome']}|{r['factor']}",
                             r["outcome"],
-                            r["driver"],
+                            r["factor"],
                             r["beta"],
                             r["beta_se"],
                             r["beta_p_value"],

@@ -5,22 +5,22 @@ each factor's experience rating relates to an outcome (NPS, overall satisfaction
 repurchase) across respondents. Two standard measures are reported side by side:
 
 1. **Standardized regression coefficients.** OLS of the z-scored outcome on the z-scored
-   drivers, ``beta = (Z'Z)^-1 Z'y`` (via :func:`numpy.linalg.lstsq`), with the analytical
+   factors, ``beta = (Z'Z)^-1 Z'y`` (via :func:`numpy.linalg.lstsq`), with the analytical
    standard errors ``se = sqrt(diag(s^2 (Z'Z)^-1))``, ``s^2 = RSS / (n - p - 1)`` (one degree
    of freedom for the intercept that the centring removed) and two-sided p-values from the
    normal approximation of the t distribution, ``p = 2 (1 - Phi(|t|)) = erfc(|t| / sqrt(2))``
-   with ``t = beta / se``: with the hundreds of respondents a driver analysis needs,
+   with ``t = beta / se``: with the hundreds of respondents a key-driver analysis needs,
    t_{n-p-1} and N(0, 1) agree to the third decimal. Betas answer "what if this factor
    moved, the others held fixed", and become unstable (large se, even flipped signs) when
-   drivers are collinear, which experience ratings usually are (a halo of overall
+   factors are collinear, which experience ratings usually are (a halo of overall
    satisfaction).
 
-2. **Relative weights** (Johnson 2000). The drivers X (correlation matrix
+2. **Relative weights** (Johnson 2000). The factors X (correlation matrix
    ``R_xx = Q diag(lambda) Q'``) are replaced by their closest orthonormal counterparts
    Z; ``Lambda = Q diag(sqrt(lambda)) Q'`` holds the correlations of X with Z and
-   ``b = Lambda^-1 r_xy`` the regression of y on Z. The weight of driver j is
+   ``b = Lambda^-1 r_xy`` the regression of y on Z. The weight of factor j is
    ``eps_j = sum_k Lambda_jk^2 b_k^2``; the weights are non-negative and sum to the model's
-   R^2, so each driver's share of the explained variance is ``eps_j / R^2``. They stay
+   R^2, so each factor's share of the explained variance is ``eps_j / R^2``. They stay
    meaningful under collinearity and agree closely with dominance analysis (Budescu 1993).
    Their sampling error comes from a seeded percentile bootstrap over respondents
    (Tonidandel, LeBreton & Johnson 2009).
@@ -52,7 +52,7 @@ from cxkpi.canonical import EXPERIENCE_FACTORS
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["FACTOR_RELATION", "DriverImportance", "derived_importance", "factor_frame"]
+__all__ = ["FACTOR_RELATION", "FactorImportance", "derived_importance", "factor_frame"]
 
 # The warehouse relation with one row per response and factor, carrying the response's NPS.
 FACTOR_RELATION: Final = "intermediate.int_factor_ratings_enriched"
@@ -61,17 +61,17 @@ _EIGEN_TOLERANCE: Final = 1e-12  # relative: eigenvalues below it count as zero 
 
 
 @dataclass(frozen=True)
-class DriverImportance:
-    """Derived importance of one driver for one outcome.
+class FactorImportance:
+    """Derived importance of one factor for one outcome.
 
-    ``beta*`` are on the standardized scale (outcome standard deviations per driver standard
+    ``beta*`` are on the standardized scale (outcome standard deviations per factor standard
     deviation); ``relative_weight*`` describe the share of the outcome's variance explained;
     ``ci_low``/``ci_high`` bound the relative weight (percentile bootstrap, NaN when
     ``bootstrap=0``); ``rank`` 1 is the largest relative weight; ``n`` and ``r_squared`` are
     those of the whole model (the same on every row).
     """
 
-    driver: str
+    factor: str
     beta: float
     beta_se: float
     beta_p_value: float
@@ -87,31 +87,31 @@ class DriverImportance:
 def derived_importance(
     frame: pd.DataFrame,
     outcome: str,
-    drivers: Sequence[str],
+    factors: Sequence[str],
     *,
     bootstrap: int = 200,
     seed: int = 7,
     confidence: float = 0.95,
-) -> list[DriverImportance]:
-    """Key-driver analysis of ``outcome`` on ``drivers``; one result per driver, by rank.
+) -> list[FactorImportance]:
+    """Key-driver analysis of ``outcome`` on ``factors``; one result per factor, by rank.
 
-    Each row of ``frame`` is a respondent; the outcome and driver columns must be numeric
+    Each row of ``frame`` is a respondent; the outcome and factor columns must be numeric
     (booleans count as 0/1). Rows with a missing value in any of them are dropped (listwise
     deletion) and the number of rows used is reported as ``n``. ``bootstrap`` resamples of
     the rows (a :func:`numpy.random.default_rng` seeded with ``seed``, so results are
     reproducible) give the ``confidence`` percentile interval of each relative weight.
 
     Raises :class:`ValueError` for a missing, duplicated or non-numeric column, fewer than
-    ``len(drivers) + 2`` complete rows, or a column without variation.
+    ``len(factors) + 2`` complete rows, or a column without variation.
     """
-    drivers = list(drivers)
-    if not drivers:
-        raise ValueError("at least one driver is needed")
-    if len(set(drivers)) != len(drivers):
-        raise ValueError(f"drivers are duplicated: {drivers}")
-    if outcome in drivers:
-        raise ValueError(f"the outcome {outcome!r} cannot also be a driver")
-    missing = [c for c in [outcome, *drivers] if c not in frame.columns]
+    factors = list(factors)
+    if not factors:
+        raise ValueError("at least one factor is needed")
+    if len(set(factors)) != len(factors):
+        raise ValueError(f"factors are duplicated: {factors}")
+    if outcome in factors:
+        raise ValueError(f"the outcome {outcome!r} cannot also be a factor")
+    missing = [c for c in [outcome, *factors] if c not in frame.columns]
     if missing:
         raise ValueError(f"columns not in the frame: {missing}")
     if bootstrap < 0:
@@ -119,15 +119,15 @@ def derived_importance(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
-    data = _numeric_matrix(frame, [outcome, *drivers])
-    n, p = data.shape[0], len(drivers)
+    data = _numeric_matrix(frame, [outcome, *factors])
+    n, p = data.shape[0], len(factors)
     if n < p + 2:
         raise ValueError(
-            f"{n} complete rows for {p} drivers: at least {p + 2} are needed "
+            f"{n} complete rows for {p} factors: at least {p + 2} are needed "
             "(and many more for a stable result)"
         )
     sd = data.std(axis=0, ddof=1)
-    constant = [name for name, s in zip([outcome, *drivers], sd, strict=True) if not s > 0]
+    constant = [name for name, s in zip([outcome, *factors], sd, strict=True) if not s > 0]
     if constant:
         raise ValueError(f"columns without variation: {constant}")
 
@@ -149,8 +149,8 @@ def derived_importance(
     order = sorted(range(p), key=lambda j: (-weights[j], j))
     ranks = {j: r for r, j in enumerate(order, start=1)}
     return [
-        DriverImportance(
-            driver=drivers[j],
+        FactorImportance(
+            factor=factors[j],
             beta=float(beta[j]),
             beta_se=float(beta_se[j]),
             beta_p_value=float(beta_p[j]),
@@ -265,7 +265,7 @@ def _relative_weights(correlation: np.ndarray) -> tuple[np.ndarray, float]:
     ``R_xx = Q diag(lambda) Q'``; ``Lambda = Q diag(sqrt(lambda)) Q'``;
     ``b = Q diag(1 / sqrt(lambda)) Q' r_xy``; ``eps_j = sum_k Lambda_jk^2 b_k^2``;
     ``R^2 = sum_j eps_j = r_xy' R_xx^-1 r_xy``. Eigenvalues at zero (exactly collinear
-    drivers) are dropped, i.e. the pseudo-inverse is used.
+    factors) are dropped, i.e. the pseudo-inverse is used.
     """
     r_xy = correlation[1:, 0]
     r_xx = correlation[1:, 1:]

@@ -140,7 +140,9 @@ def test_demo_key_weakness_is_found(demo_published: Path) -> None:
 
 
 @pytest.mark.integration
-def test_demo_derived_importance_finds_the_planted_factors_and_not_the_placebo(demo_published) -> None:
+def test_demo_derived_importance_finds_the_planted_factors_and_not_the_placebo(
+    demo_published,
+) -> None:
     rows = query(
         demo_published,
         """

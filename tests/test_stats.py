@@ -12,13 +12,18 @@ import math
 import pytest
 
 from cxkpi.methods.stats import (
+    difference_z_test,
     is_significant_change,
+    mean_standard_error,
+    normal_confidence_interval,
     nps_confidence_interval,
     nps_difference_test,
     nps_from_counts,
     nps_standard_error,
     nps_variance,
     proportion_confidence_interval,
+    proportion_standard_error,
+    ratio_standard_error,
     two_proportion_z_test,
 )
 
@@ -141,6 +146,64 @@ def test_two_proportion_z_test_symmetry_and_degenerate_cases():
     assert two_proportion_z_test(30, 60, 40, 80) == (0.0, 1.0)  # equal rates
 
 
+def test_proportion_standard_error_30_of_120():
+    # p = 0.25: SE = sqrt(0.25 * 0.75 / 120) = sqrt(0.0015625) = 0.0395285
+    assert proportion_standard_error(30, 120) == pytest.approx(0.0395285, abs=1e-7)
+    # no variation, no sampling error
+    assert proportion_standard_error(0, 40) == 0.0
+    assert proportion_standard_error(40, 40) == 0.0
+
+
+# --- means and ratios of sums -------------------------------------------------------------
+
+
+def test_mean_standard_error():
+    # 2, 4, 4, 4, 5, 5, 7, 9: mean 5, squared deviations 9 + 1 + 1 + 1 + 0 + 0 + 4 + 16 = 32,
+    # s^2 = 32 / 7, SE = sqrt(32 / 7 / 8) = sqrt(4 / 7) = 0.7559289
+    assert mean_standard_error([2, 4, 4, 4, 5, 5, 7, 9]) == pytest.approx(0.7559289, abs=1e-7)
+    assert mean_standard_error([3.0, 3.0, 3.0]) == 0.0
+
+
+def test_ratio_standard_error():
+    # y = 2, 3, 5, 6 over x = 1, 2, 2, 3: R = 16 / 8 = 2, residuals y - 2x = 0, -1, 1, 0,
+    # sum of squares 2; SE = sqrt(2 / 3 / 4) / (8 / 4) = sqrt(1 / 6) / 2 = 0.2041241
+    assert ratio_standard_error([2, 3, 5, 6], [1, 2, 2, 3]) == pytest.approx(0.2041241, abs=1e-7)
+    # y exactly proportional to x: R explains every observation, no sampling error
+    assert ratio_standard_error([2, 4, 6], [1, 2, 3]) == 0.0
+    # with every x = 1 the ratio of sums is the mean: 0.7559289 as in the mean's test
+    values = [2, 4, 4, 4, 5, 5, 7, 9]
+    assert ratio_standard_error(values, [1] * 8) == pytest.approx(0.7559289, abs=1e-7)
+    # the denominators' scale cancels: x = 10 each gives R / 10 and a tenth of the error
+    assert ratio_standard_error(values, [10] * 8) == pytest.approx(0.07559289, abs=1e-8)
+
+
+# --- any estimate with a standard error ---------------------------------------------------
+
+
+def test_normal_confidence_interval():
+    # 10 -/+ 1.959964 * 2 = 10 -/+ 3.919928, not clipped to any scale
+    assert normal_confidence_interval(10.0, 2.0) == pytest.approx((6.080072, 13.919928), abs=1e-5)
+    # 90%: 10 -/+ 1.644854 * 2 = (6.710292, 13.289708)
+    low, high = normal_confidence_interval(10.0, 2.0, confidence=0.90)
+    assert (low, high) == pytest.approx((6.710292, 13.289708), abs=1e-5)
+    assert normal_confidence_interval(-95.0, 10.0)[0] == pytest.approx(-114.599, abs=1e-3)
+
+
+def test_difference_z_test():
+    # 30 (SE 3) against 20 (SE 4): SE of the difference sqrt(9 + 16) = 5, z = 10 / 5 = 2,
+    # p = 2 * (1 - Phi(2)) = 2 * 0.0227501 = 0.0455003: significant at 5%
+    z, p = difference_z_test(30.0, 3.0, 20.0, 4.0)
+    assert z == pytest.approx(2.0)
+    assert p == pytest.approx(0.0455003, abs=1e-6)
+    assert is_significant_change(p)
+    # 25 against 20: z = 1, p = 2 * (1 - Phi(1)) = 2 * 0.1586553 = 0.3173105
+    z, p = difference_z_test(20.0, 4.0, 25.0, 3.0)
+    assert z == pytest.approx(-1.0)
+    assert p == pytest.approx(0.3173105, abs=1e-6)
+    assert not is_significant_change(p)
+    assert difference_z_test(5.0, 0.0, 5.0, 0.0) == (0.0, 1.0)
+
+
 # --- empty samples and invalid input ------------------------------------------------------
 
 
@@ -156,6 +219,10 @@ def test_empty_samples_give_nan():
     assert math.isnan(z) and math.isnan(p)
     assert not is_significant_change(p)
     assert not is_significant_change(None)
+    assert math.isnan(proportion_standard_error(0, 0))
+    assert math.isnan(mean_standard_error([4.0]))  # one value has no sample variance
+    assert math.isnan(ratio_standard_error([1.0], [2.0]))
+    assert math.isnan(ratio_standard_error([1.0, 2.0], [0.0, 0.0]))
 
 
 @pytest.mark.parametrize(
@@ -168,6 +235,9 @@ def test_empty_samples_give_nan():
         lambda: proportion_confidence_interval(11, 10),
         lambda: proportion_confidence_interval(-1, 10),
         lambda: two_proportion_z_test(5, 4, 1, 10),
+        lambda: proportion_standard_error(11, 10),
+        lambda: ratio_standard_error([1.0, 2.0], [1.0]),
+        lambda: normal_confidence_interval(1.0, 1.0, confidence=1.5),
         lambda: is_significant_change(0.01, alpha=0.0),
     ],
 )

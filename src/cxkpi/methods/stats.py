@@ -1,4 +1,5 @@
-"""Sampling error and significance tests for CX rates: NPS, top-box shares, conversion.
+"""Sampling error and significance tests for CX rates and means: NPS, top-box shares,
+conversion, average scores and ratios of sums.
 
 Pure functions on counts, standard library only: normal quantiles come from
 :class:`statistics.NormalDist`, two-sided tail probabilities
@@ -32,23 +33,32 @@ References
   Statistician* 52(2), 119-126.
 * Agresti, A. (2013). *Categorical Data Analysis*, 3rd ed., Wiley, sec. 3.1 and 3.2
   (two-sample test of proportions with the pooled standard error).
+* Cochran, W. G. (1977). *Sampling Techniques*, 3rd ed., Wiley, sec. 2.4 (standard error of
+  a mean) and sec. 6.3-6.4 (variance of the ratio estimate R = sum y / sum x, Taylor
+  linearisation).
 """
 
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
+from collections.abc import Sequence
+from statistics import NormalDist, stdev
 from typing import Final
 
 __all__ = [
     "NpsCounts",
+    "difference_z_test",
     "is_significant_change",
+    "mean_standard_error",
+    "normal_confidence_interval",
     "nps_confidence_interval",
     "nps_difference_test",
     "nps_from_counts",
     "nps_standard_error",
     "nps_variance",
     "proportion_confidence_interval",
+    "proportion_standard_error",
+    "ratio_standard_error",
     "two_proportion_z_test",
 ]
 
@@ -136,12 +146,13 @@ def nps_confidence_interval(
     in one category the standard error is 0 and the interval collapses to the point; use the
     interval only above the KPI's minimum sample. Returns (NaN, NaN) when n = 0.
     """
-    z = _z_critical(confidence)
+    _z_critical(confidence)  # an invalid confidence raises even for an empty sample
     nps = nps_from_counts(promoters, passives, detractors)
     if math.isnan(nps):
         return _NAN_PAIR
-    half_width = z * nps_standard_error(promoters, passives, detractors)
-    return max(-100.0, nps - half_width), min(100.0, nps + half_width)
+    standard_error = nps_standard_error(promoters, passives, detractors)
+    low, high = normal_confidence_interval(nps, standard_error, confidence)
+    return max(-100.0, low), min(100.0, high)
 
 
 def nps_difference_test(counts_a: NpsCounts, counts_b: NpsCounts) -> tuple[float, float]:
@@ -160,6 +171,20 @@ def nps_difference_test(counts_a: NpsCounts, counts_b: NpsCounts) -> tuple[float
 
 
 # --- proportions --------------------------------------------------------------------------
+
+
+def proportion_standard_error(successes: int, n: int) -> float:
+    """Standard error of a proportion p = successes / n: ``sqrt(p (1 - p) / n)``.
+
+    The maximum-likelihood (Wald) error, in proportion units; NaN when n = 0.
+    """
+    _check_counts(successes, n)
+    if successes > n:
+        raise ValueError(f"successes ({successes}) exceed n ({n})")
+    if n == 0:
+        return math.nan
+    p = successes / n
+    return math.sqrt(p * (1.0 - p) / n)
 
 
 def proportion_confidence_interval(
@@ -205,6 +230,66 @@ def two_proportion_z_test(x1: int, n1: int, x2: int, n2: int) -> tuple[float, fl
     pooled = (x1 + x2) / (n1 + n2)
     standard_error = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
     return _two_sided_test(x1 / n1 - x2 / n2, standard_error)
+
+
+# --- means and ratios of sums -------------------------------------------------------------
+
+
+def mean_standard_error(values: Sequence[float]) -> float:
+    """Standard error of a sample mean: ``s / sqrt(n)``, s the sample standard deviation
+    (divisor n - 1; Cochran 1977, sec. 2.4). NaN below two values, which have no s.
+    """
+    if len(values) < 2:
+        return math.nan
+    return stdev(values) / math.sqrt(len(values))
+
+
+def ratio_standard_error(numerators: Sequence[float], denominators: Sequence[float]) -> float:
+    """Standard error of the ratio of sums R = sum(y) / sum(x) over n paired observations.
+
+    Taylor linearisation (Cochran 1977, sec. 6.3-6.4, without finite population correction)::
+
+        SE(R) = sqrt( sum((y_i - R x_i)^2) / (n - 1) / n ) / mean(x)
+
+    With every x_i = 1 it is :func:`mean_standard_error` of the y. NaN below two
+    observations or when sum(x) = 0.
+    """
+    if len(numerators) != len(denominators):
+        raise ValueError("numerators and denominators must pair up")
+    n = len(numerators)
+    total_x = math.fsum(denominators)
+    if n < 2 or total_x == 0.0:
+        return math.nan
+    ratio = math.fsum(numerators) / total_x
+    residual_sum_of_squares = math.fsum(
+        (y - ratio * x) ** 2 for y, x in zip(numerators, denominators, strict=True)
+    )
+    return math.sqrt(residual_sum_of_squares / (n - 1) / n) / (total_x / n)
+
+
+# --- any estimate with a standard error ---------------------------------------------------
+
+
+def normal_confidence_interval(
+    estimate: float, standard_error: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Normal-approximation interval ``estimate ± z_{1-alpha/2} * standard_error``, not
+    clipped to any scale (:func:`nps_confidence_interval` clips to the NPS scale)."""
+    half_width = _z_critical(confidence) * standard_error
+    return estimate - half_width, estimate + half_width
+
+
+def difference_z_test(
+    estimate_a: float, standard_error_a: float, estimate_b: float, standard_error_b: float
+) -> tuple[float, float]:
+    """Two-sided z test of equal expectations for two independent estimates.
+
+    ``z = (a - b) / sqrt(SE_a^2 + SE_b^2)``, ``p = 2 * Phi(-|z|)``: the test of a change
+    between two periods (or units) whose estimates come with their own standard errors,
+    whatever kind of estimate they are. A positive z means a is higher.
+    """
+    standard_error = math.hypot(standard_error_a, standard_error_b)
+    return _two_sided_test(estimate_a - estimate_b, standard_error)
 
 
 def is_significant_change(p_value: float | None, alpha: float = 0.05) -> bool:

@@ -119,7 +119,7 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
         full_args.insert(1, "--quiet")
     log.info("dbt %s", " ".join(args))
     # keep the DuckDB file open while dbt runs (profiles.yml): _release_connections closes it
-    with _environment({**dbt_env(settings), "CXKPI_DBT_KEEP_OPEN": "true"}):
+    with _environment({**dbt_env(settings), "CXKPI_DBT_KEEP_OPEN": "True"}):
         try:
             result = dbtRunner().invoke(full_args)
         finally:

@@ -42,10 +42,12 @@ demo-data: install
 run: install demo-data
 	$(BIN)/cxkpi run --logical-date $(DEMO_END)
 
-# loadfile: a module's nights (module-scoped fixtures) run once, on one worker; the
-# session's demo night is built once and shared by both workers (tests/conftest.py).
+# loadscope: a module's tests (a class's, where a file has classes of long nights) run on
+# one worker, so module fixtures run once; in the order tests/conftest.py sorts them
+# (longest first), not xdist's by test count. Session-wide nights are built once and
+# shared by both workers (conftest.shared_folder).
 test: install
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # Everything not marked integration (real DuckDB/dbt/GX nights) or e2e (real Airflow).
 test-fast: install

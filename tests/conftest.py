@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,24 @@ os.environ.update(
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     }
 )
+
+
+# Longest first: Airflow nights (e2e), then dbt nights (integration), then unit tests.
+LONGEST_FIRST = ("e2e", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the tests longest first. pytest-xdist hands out its work units (a module, or a
+    class) in this order (``make test`` turns off xdist's own reordering by test count),
+    so no long night starts last and keeps one worker busy alone at the end."""
+
+    def rank(item: pytest.Item) -> int:
+        for position, marker in enumerate(LONGEST_FIRST):
+            if item.get_closest_marker(marker):
+                return position
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: a module's tests keep their order
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
@@ -91,23 +110,36 @@ def _build_demo_night(folder: Path) -> None:
     (folder / "written.json").write_text(json.dumps(written))
 
 
-@pytest.fixture(scope="session")
-def demo_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoNight:
-    """One demo night per session. Under pytest-xdist the workers share the session's
-    temporary root: the first to take the lock builds, the others wait and reuse it."""
+def shared_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_id: str,
+    name: str,
+    build: Callable[[Path], None],
+) -> Path:
+    """A folder built once per test session by ``build(folder)``. Under pytest-xdist the
+    workers share the session's temporary root: the first to take the lock builds, the
+    others wait and reuse it."""
     if worker_id == "master":
         root = tmp_path_factory.getbasetemp()
     else:
         root = tmp_path_factory.getbasetemp().parent
-    folder = root / f"demo-night-{DEMO_SCALE}-{DEMO_DATE}"
-    done = folder / "written.json"  # written last: its presence means a complete night
+    folder = root / name
     # fcntl, not a package: the lock dies with its process, so a crashed builder frees it
-    with open(root / "demo-night.lock", "w") as lock:
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
+        if not (folder / "done").exists():
             shutil.rmtree(folder, ignore_errors=True)  # a build a crashed worker left
-            _build_demo_night(folder)
-    return DemoNight(folder, json.loads(done.read_text()))
+            build(folder)
+            (folder / "done").touch()  # last: its presence means a complete build
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_night(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoNight:
+    """One demo night per session, shared by the xdist workers."""
+    name = f"demo-night-{DEMO_SCALE}-{DEMO_DATE}"
+    folder = shared_folder(tmp_path_factory, worker_id, name, _build_demo_night)
+    return DemoNight(folder, json.loads((folder / "written.json").read_text()))
 
 
 @pytest.fixture
@@ -123,5 +155,21 @@ def query(database: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(database), read_only=True)
     try:
         return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def inject_out_of_range_nps(warehouse: Path, responded_at: str = "2026-10-31 10:00") -> None:
+    """A value that never passed the loader (e.g. written by another tool): NPS 42."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute(
+            """insert into raw.survey_responses (response_id, channel, responded_at, nps,
+                   store_id, _source_name, _source_file)
+               select 'INJECTED', 'web', ?::timestamp, 42, min(org_unit_id),
+                      'fault-injection', 'none'
+               from raw.org_units where level = 'store'""",
+            [responded_at],
+        )
     finally:
         con.close()

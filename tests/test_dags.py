@@ -1,4 +1,5 @@
-"""The Airflow DAG: a DagBag integrity test, and a real `airflow dags test` night."""
+"""The Airflow DAG: a DagBag integrity test, and real `airflow dags test` nights (a good
+one that publishes, a bad one that is blocked)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from airflow_env import BIN, airflow_environment, run, write_project_config
-from conftest import REPO, make_settings
+from conftest import REPO, inject_out_of_range_nps, make_settings
+
+from cxkpi.config import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +39,69 @@ MODELS = (
     "dim_org_units",
     "kpi_catalog",
 )
+
+
+def migrated_airflow(tmp: Path) -> dict[str, str]:
+    """The environment of a fresh Airflow home (metadata DB migrated) for the project in
+    ``tmp``."""
+    env = airflow_environment(tmp, write_project_config(tmp))
+    migrate = run([str(BIN / "airflow"), "db", "migrate"], env, tmp)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return env
+
+
+def airflow_night(env: dict[str, str], tmp: Path, day: str) -> tuple[int, str]:
+    """``airflow dags test cx_nightly <day>``: its exit code and output."""
+    night = run([str(BIN / "airflow"), "dags", "test", "cx_nightly", day], env, tmp)
+    return night.returncode, night.stdout + night.stderr
+
+
+# The two nights are classes, and first in this file: pytest-xdist (--dist loadscope) hands
+# them out first, one to each worker.
+class TestAGoodNight:
+    def test_airflow_runs_a_good_night_and_publishes_it(self, tmp_path: Path) -> None:
+        from cxkpi import dbt_runner, demo
+
+        settings = make_settings(tmp_path)
+        demo.generate(settings.landing_dir, scale=0.2)
+        dbt_runner.parse(settings)
+        env = migrated_airflow(tmp_path)
+        returncode, output = airflow_night(env, tmp_path, "2026-10-31")
+        assert returncode == 0, output[-5000:]
+        assert "state=success" in output, output[-5000:]
+
+        con = duckdb.connect(str(settings.published_path), read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("show tables").fetchall()}
+            kpi_rows = con.execute("select count(*) from kpi_values").fetchone()[0]
+            log = con.execute(
+                "select version, run_id, logical_date::varchar, audit_summary from publish_log"
+            ).fetchall()
+        finally:
+            con.close()
+        assert {"kpi_values", "dim_org_units", "kpi_catalog", "publish_log"} <= tables
+        assert kpi_rows > 0
+        [(version, run_id, logical_date, audit)] = log
+        assert version == 1 and run_id.startswith("manual__") and logical_date == "2026-10-31"
+        assert '"failed": 0' in audit
+
+
+class TestABadNight:
+    def test_airflow_blocks_a_bad_night(self, demo_project: Settings, tmp_path: Path) -> None:
+        """A project that published a good night (a copy of the session's demo night; its
+        dbt build left the manifest the DAG renders from) gets a score out of range in the
+        warehouse, behind the loader's back. The dbt test task fails, publish never runs,
+        the published files stay as they were."""
+        published_before = hashlib.sha256(demo_project.published_path.read_bytes()).hexdigest()
+        latest_before = (demo_project.published_dir / "latest.json").read_text()
+        inject_out_of_range_nps(demo_project.warehouse_path, "2026-11-01 10:00")
+        env = migrated_airflow(tmp_path)
+        returncode, output = airflow_night(env, tmp_path, "2026-11-01")
+        assert returncode != 0, output[-3000:]
+        assert "accepted_range" in output and "state=failed" in output
+        published_after = hashlib.sha256(demo_project.published_path.read_bytes()).hexdigest()
+        assert published_after == published_before
+        assert (demo_project.published_dir / "latest.json").read_text() == latest_before
 
 
 @pytest.fixture(scope="module")
@@ -100,56 +166,3 @@ def test_task_ids_and_wiring(dagbag) -> None:
 
 def test_dag_has_no_cycles(dagbag) -> None:
     dagbag.dags["cx_nightly"].check_cycle()  # raises on a cycle
-
-
-def test_airflow_runs_a_good_night_and_blocks_a_bad_one(tmp_path: Path) -> None:
-    from cxkpi import dbt_runner, demo
-
-    config = write_project_config(tmp_path)
-    settings = make_settings(tmp_path)
-    demo.generate(settings.landing_dir, scale=0.2)
-    dbt_runner.parse(settings)
-    env = airflow_environment(tmp_path, config)
-    migrate = run([str(BIN / "airflow"), "db", "migrate"], env, tmp_path)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    night = run([str(BIN / "airflow"), "dags", "test", "cx_nightly", "2026-10-31"], env, tmp_path)
-    output = night.stdout + night.stderr
-    assert night.returncode == 0, output[-5000:]
-    assert "state=success" in output, output[-5000:]
-
-    con = duckdb.connect(str(settings.published_path), read_only=True)
-    try:
-        tables = {r[0] for r in con.execute("show tables").fetchall()}
-        kpi_rows = con.execute("select count(*) from kpi_values").fetchone()[0]
-        log = con.execute(
-            "select version, run_id, logical_date::varchar, audit_summary from publish_log"
-        ).fetchall()
-    finally:
-        con.close()
-    assert {"kpi_values", "dim_org_units", "kpi_catalog", "publish_log"} <= tables
-    assert kpi_rows > 0
-    [(version, run_id, logical_date, audit)] = log
-    assert version == 1 and run_id.startswith("manual__") and logical_date == "2026-10-31"
-    assert '"failed": 0' in audit
-
-    # A bad night: a score out of range reaches the warehouse behind the loader's back.
-    # The dbt test task fails, publish never runs, the published files stay as they were.
-    published_before = hashlib.sha256(settings.published_path.read_bytes()).hexdigest()
-    latest_before = (settings.published_dir / "latest.json").read_text()
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
-        con.execute(
-            """insert into raw.survey_responses (response_id, channel, responded_at, nps,
-                   store_id, _source_name, _source_file)
-               select 'INJECTED', 'web', timestamp '2026-11-01 10:00', 42,
-                      min(org_unit_id), 'fault-injection', 'none'
-               from raw.org_units where level = 'store'"""
-        )
-    finally:
-        con.close()
-    bad = run([str(BIN / "airflow"), "dags", "test", "cx_nightly", "2026-11-01"], env, tmp_path)
-    output = bad.stdout + bad.stderr
-    assert bad.returncode != 0, output[-3000:]
-    assert "accepted_range" in output and "state=failed" in output
-    assert hashlib.sha256(settings.published_path.read_bytes()).hexdigest() == published_before
-    assert (settings.published_dir / "latest.json").read_text() == latest_before

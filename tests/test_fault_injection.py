@@ -12,31 +12,28 @@ it is a new load), and the whole pipeline (``pipeline.run_all``). Every test ass
     ``raw.load_files``, and those counts match the rows really in ``raw.*`` and
     ``raw.load_rejects`` (and the records written, where the fault leaves them countable).
 
-The nights run in separate processes, two at a time when pytest runs alone and one at a
-time under pytest-xdist, whose workers already keep the cores busy (a pool of two on top
-of two workers would run three dbt builds on two cores). Each process works in one fixed
-folder, restored from the baseline before every night: dbt's partial parse stays valid
-there, and the loader's file registry (keyed by path relative to the landing folder)
-holds for the copy as is, so only the night's files are new loads.
+Each night runs in the pytest process (worker), in one fixed folder per worker, restored
+from the baseline before every night: dbt's partial parse stays valid there, and the
+loader's file registry (keyed by path relative to the landing folder) holds for the copy
+as is, so only the night's files are new loads. The tests are grouped in classes by what
+catches the fault; pytest-xdist (``--dist loadscope``) hands each class to a worker, so
+the two workers share the nights and the baseline is built once for both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from conftest import make_settings
+from conftest import make_settings, shared_folder
 
 from cxkpi import demo, pipeline
 from cxkpi.errors import CxkpiError
@@ -46,10 +43,6 @@ pytestmark = pytest.mark.integration
 BASELINE_DATE = "2026-10-31"
 NIGHT_DATE = "2026-11-01"
 NIGHT_FILE = "responses_2026-11-01.csv"
-# Under pytest-xdist the other worker already uses the second core: one night at a time.
-WORKERS = int(
-    os.environ.get("CXKPI_FAULT_WORKERS", "1" if "PYTEST_XDIST_WORKER" in os.environ else "2")
-)
 
 
 # === the faults =============================================================================
@@ -205,12 +198,12 @@ FAULTS = {
 }
 
 
-# === one night, in a worker process =========================================================
+# === one night ==============================================================================
 
 
 @dataclass
 class Night:
-    """What a night left behind (plain data: it travels back from the worker process)."""
+    """What a night left behind."""
 
     fault: str
     run_id: str
@@ -248,8 +241,11 @@ def restore(baseline: Path, slot: Path) -> None:
         target = slot / part.name
         if part.name == "dbt_target" and target.exists():
             continue  # keep the slot's partial-parse state: same path, same project
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(part, target)
+        if part.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(part, target)
+        else:
+            shutil.copy2(part, target)
 
 
 def _file_counts(warehouse: Path, run_id: str) -> list[dict]:
@@ -289,10 +285,9 @@ def _published(path: Path) -> tuple[list[int], dict | None]:
     return [v for v, _ in log], json.loads(log[-1][1]) if log[-1][1] else None
 
 
-def run_night(fault_name: str, baseline: str, slots: str) -> Night:
-    """Restore this process's slot from the baseline, inject the fault, run the night."""
-    slot = Path(slots) / f"slot-{os.getpid()}"
-    restore(Path(baseline), slot)
+def run_night(fault_name: str, baseline: Path, slot: Path) -> Night:
+    """Restore the slot from the baseline, inject the fault, run the night."""
+    restore(baseline, slot)
     settings = make_settings(slot)
     fault = FAULTS[fault_name]
     written = fault.inject(settings.landing_dir)
@@ -326,42 +321,28 @@ def run_night(fault_name: str, baseline: str, slots: str) -> Night:
 # === fixtures ===============================================================================
 
 
-def warm_up() -> int:
-    """Import the heavy libraries in a worker while the baseline is being built."""
-    import dbt.cli.main  # noqa: F401
-    import great_expectations  # noqa: F401
-
-    from cxkpi import kpi_compile  # noqa: F401
-
-    return os.getpid()
-
-
-@pytest.fixture(scope="module")
-def pool():
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB/dbt
-    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=spawn) as executor:
-        for _ in range(WORKERS):
-            executor.submit(warm_up)
-        yield executor
-
-
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("baseline")
-    settings = make_settings(base)
+def _build_baseline(folder: Path) -> None:
+    settings = make_settings(folder)
     demo.generate(settings.landing_dir, scale=0.2)
     pipeline.run_all(settings, pipeline.RunContext.new("baseline", BASELINE_DATE))
-    return base
 
 
-@pytest.fixture(scope="module")
-def nights(request, pool, baseline: Path, tmp_path_factory) -> dict[str, Night]:
-    """Every selected fault's night, run WORKERS at a time in fresh processes."""
-    selected = {item.name for item in request.session.items if item.module is request.module}
-    wanted = [name for name in FAULTS if f"test_{name}" in selected]
-    slots = tmp_path_factory.mktemp("nights")
-    futures = {name: pool.submit(run_night, name, str(baseline), str(slots)) for name in wanted}
-    return {name: future.result() for name, future in futures.items()}
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The published demo project every fault night starts from, shared by the workers."""
+    return shared_folder(tmp_path_factory, worker_id, "fault-baseline", _build_baseline)
+
+
+@pytest.fixture(scope="session")
+def slot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This worker's folder for the nights (one path: dbt's partial parse stays valid)."""
+    return tmp_path_factory.mktemp("fault-slot")
+
+
+@pytest.fixture
+def night(request: pytest.FixtureRequest, baseline: Path, slot: Path) -> Night:
+    """The night of the fault this test is named after (test_<fault>)."""
+    return run_night(request.function.__name__.removeprefix("test_"), baseline, slot)
 
 
 # === assertions =============================================================================
@@ -401,165 +382,153 @@ def assert_flagged(night: Night, *names: str) -> str:
     return warnings
 
 
-# === the faults, one test each ==============================================================
+# === the faults, one test each, grouped by what catches them ===============================
 
 
-def test_out_of_range_scores(nights) -> None:
-    night = nights["out_of_range_scores"]
-    message = assert_blocked(
-        night,
-        "GateFailed",
-        "raw.load_rejects: load_rejects(max_share=0.05) [error], 5 rows: survey_export "
-        "rejected 5 of 40 rows (12.5%, max 5.0%); top reasons: 5x range "
-        "(e.g. 'nps: 11 is above the maximum 10')",
-    )
-    assert "'file': 'responses_2026-11-01.csv'" in message
-    assert_no_row_lost(night)
+class TestRejectedRowsBlock:
+    """Rows the loader rejects, too many for the rejects check (error): blocked."""
+
+    def test_out_of_range_scores(self, night: Night) -> None:
+        message = assert_blocked(
+            night,
+            "GateFailed",
+            "raw.load_rejects: load_rejects(max_share=0.05) [error], 5 rows: survey_export "
+            "rejected 5 of 40 rows (12.5%, max 5.0%); top reasons: 5x range "
+            "(e.g. 'nps: 11 is above the maximum 10')",
+        )
+        assert "'file': 'responses_2026-11-01.csv'" in message
+        assert_no_row_lost(night)
+
+    def test_duplicate_response_ids(self, night: Night) -> None:
+        message = assert_blocked(
+            night,
+            "GateFailed",
+            "load_rejects(max_share=0.05) [error], 5 rows: survey_export rejected 5 of 40 rows",
+        )
+        assert "3x duplicate_key (e.g. 'duplicate response_id " in message
+        assert "2x duplicate_in_file (e.g. 'duplicate response_id " in message
+        assert_no_row_lost(night)
+
+    def test_garbled_file(self, night: Night) -> None:
+        message = assert_blocked(night, "GateFailed", "load_rejects(max_share=0.05) [error]")
+        # grouped by code: both kinds of broken record are "malformed", one example shown
+        assert "x malformed (e.g. 'malformed CSV record: " in message
+        [file] = night.files
+        assert file["rows_rejected"] >= 7 and file["rows_loaded"] >= 30
+        assert_no_row_lost(night)
+
+    def test_schema_change(self, night: Night) -> None:
+        assert_blocked(
+            night,
+            "GateFailed",
+            "survey_export rejected 40 of 40 rows (100.0%, max 5.0%)",
+            "40x missing_column (e.g. \"file lacks mapped column(s) ['NPS']",
+        )
+        assert_no_row_lost(night)
+
+    def test_text_in_numeric_column(self, night: Night) -> None:
+        assert_blocked(
+            night,
+            "GateFailed",
+            "survey_export rejected 4 of 40 rows (10.0%, max 5.0%)",
+            "4x type (e.g. \"nps: '",
+            "' is not a valid integer\")",
+        )
+        assert_no_row_lost(night)
 
 
-def test_null_keys(nights) -> None:
-    night = nights["null_keys"]
-    assert_flagged(
-        night,
-        "load_rejects(max_share=0) [warn], 1 rows: survey_export rejected 1 of 40 rows (2.5%",
-        "1x required (e.g. 'response_id: required value missing')",
-    )
-    assert_no_row_lost(night)
+class TestSuspiciousMarts:
+    """Loaded cleanly, caught in the marts: orphans (warn), volume and KPI movement (error)."""
+
+    def test_orphan_reviews(self, night: Night) -> None:
+        warnings = assert_flagged(
+            night,
+            "staging.stg_surveys__responses: orphans(order_id -> staging.stg_ops__orders.order_id)"
+            " [warn], 3 rows: 3 of 840 rows (0.4%, max 0.0%) have order_id values not found in "
+            "staging.stg_ops__orders.order_id",
+        )
+        assert "{'key': 'NIGHT-0000', 'order_id': 'O-404-1'}" in warnings
+        assert_no_row_lost(night)
+
+    def test_volume_spike(self, night: Night) -> None:
+        message = assert_blocked(
+            night,
+            "GateFailed",
+            "marts.fct_verbatims: volume_change(max_ratio=5) [error]",
+            "in published version 1 (x",
+        )
+        assert "volume_change(max_ratio=2)" not in message  # a warning, not in the error
+        assert any("volume_change(max_ratio=2) [warn]" in w for w in night.gate_lines("warned"))
+        assert_no_row_lost(night)
+
+    def test_kpi_shift(self, night: Night) -> None:
+        assert_blocked(
+            night,
+            "GateFailed",
+            "marts.kpi_values: kpi_movement(points: 30, percent: 25) [error], 1 rows",
+            "nps 2026-09: 8.75 -> 100 points, moved",
+        )
+        [file] = night.files
+        assert (file["name"], file["status"]) == ("responses_2026-09.csv", "replaced")
+        assert_no_row_lost(night)
 
 
-def test_duplicate_response_ids(nights) -> None:
-    night = nights["duplicate_response_ids"]
-    message = assert_blocked(
-        night,
-        "GateFailed",
-        "load_rejects(max_share=0.05) [error], 5 rows: survey_export rejected 5 of 40 rows",
-    )
-    assert "3x duplicate_key (e.g. 'duplicate response_id " in message
-    assert "2x duplicate_in_file (e.g. 'duplicate response_id " in message
-    assert_no_row_lost(night)
+class TestFewRejectsAndEmptyFilesWarn:
+    """A few rejected rows or an empty file: published, flagged (warn)."""
+
+    def test_null_keys(self, night: Night) -> None:
+        assert_flagged(
+            night,
+            "load_rejects(max_share=0) [warn], 1 rows: survey_export rejected 1 of 40 rows (2.5%",
+            "1x required (e.g. 'response_id: required value missing')",
+        )
+        assert_no_row_lost(night)
+
+    def test_unparseable_timestamp(self, night: Night) -> None:
+        assert_flagged(
+            night,
+            "load_rejects(max_share=0) [warn], 1 rows",
+            "1x type (e.g. \"responded_at: '",
+            "' is not a valid timestamp in format %Y-%m-%d %H:%M:%S\")",
+        )
+        assert_no_row_lost(night)
+
+    def test_empty_file(self, night: Night) -> None:
+        assert_flagged(
+            night,
+            "raw.load_files: empty_files [warn], 1 rows: 1 file(s) of this run have no records "
+            "(survey_export: responses_2026-11-01.csv)",
+        )
+        [file] = night.files
+        assert (file["status"], file["rows_read"]) == ("empty", 0)
+        assert_no_row_lost(night)
 
 
-def test_orphan_reviews(nights) -> None:
-    night = nights["orphan_reviews"]
-    warnings = assert_flagged(
-        night,
-        "staging.stg_surveys__responses: orphans(order_id -> staging.stg_ops__orders.order_id)"
-        " [warn], 3 rows: 3 of 840 rows (0.4%, max 0.0%) have order_id values not found in "
-        "staging.stg_ops__orders.order_id",
-    )
-    assert "{'key': 'NIGHT-0000', 'order_id': 'O-404-1'}" in warnings
-    assert_no_row_lost(night)
+class TestMissingAndUnreadableFiles:
+    """A file missing or unreadable: the load stops the night, or freshness warns."""
 
+    def test_truncated_parquet(self, night: Night) -> None:
+        """A file that cannot be read at all stops the night at the load, before the gate."""
+        assert_blocked(
+            night,
+            "LoadError",
+            "orders_2026-11-01.parquet: file could not be read as parquet",
+        )
+        assert night.gate is None and "dbt_build" not in night.stages
+        [file] = night.files
+        assert (file["status"], file["rows_read"]) == ("failed", 0)
+        assert_no_row_lost(night)
 
-def test_missing_survey_file(nights) -> None:
-    night = nights["missing_survey_file"]
-    warnings = assert_flagged(
-        night,
-        "staging.stg_surveys__responses: freshness(responded_at) [warn]: latest responded_at "
-        "is 2026-10-31 17:51:23, 3 day(s) before the logical date 2026-11-03",
-        "is a source file missing?",
-    )
-    assert "freshness(ordered_at)" not in warnings  # the orders did arrive
-    assert_no_row_lost(night)
+    def test_missing_required_source(self, night: Night) -> None:
+        assert_blocked(night, "LoadError", "no file matches org/org_units.csv")
+        assert night.gate is None
 
-
-def test_empty_file(nights) -> None:
-    night = nights["empty_file"]
-    assert_flagged(
-        night,
-        "raw.load_files: empty_files [warn], 1 rows: 1 file(s) of this run have no records "
-        "(survey_export: responses_2026-11-01.csv)",
-    )
-    [file] = night.files
-    assert (file["status"], file["rows_read"]) == ("empty", 0)
-    assert_no_row_lost(night)
-
-
-def test_garbled_file(nights) -> None:
-    night = nights["garbled_file"]
-    message = assert_blocked(night, "GateFailed", "load_rejects(max_share=0.05) [error]")
-    # grouped by code: both kinds of broken record are "malformed", one example shown
-    assert "x malformed (e.g. 'malformed CSV record: " in message
-    [file] = night.files
-    assert file["rows_rejected"] >= 7 and file["rows_loaded"] >= 30
-    assert_no_row_lost(night)
-
-
-def test_schema_change(nights) -> None:
-    night = nights["schema_change"]
-    assert_blocked(
-        night,
-        "GateFailed",
-        "survey_export rejected 40 of 40 rows (100.0%, max 5.0%)",
-        "40x missing_column (e.g. \"file lacks mapped column(s) ['NPS']",
-    )
-    assert_no_row_lost(night)
-
-
-def test_volume_spike(nights) -> None:
-    night = nights["volume_spike"]
-    message = assert_blocked(
-        night,
-        "GateFailed",
-        "marts.fct_verbatims: volume_change(max_ratio=5) [error]",
-        "in published version 1 (x",
-    )
-    assert "volume_change(max_ratio=2)" not in message  # a warning, not in the error
-    assert any("volume_change(max_ratio=2) [warn]" in w for w in night.gate_lines("warned"))
-    assert_no_row_lost(night)
-
-
-def test_kpi_shift(nights) -> None:
-    night = nights["kpi_shift"]
-    assert_blocked(
-        night,
-        "GateFailed",
-        "marts.kpi_values: kpi_movement(points: 30, percent: 25) [error], 1 rows",
-        "nps 2026-09: 8.75 -> 100 points, moved",
-    )
-    [file] = night.files
-    assert (file["name"], file["status"]) == ("responses_2026-09.csv", "replaced")
-    assert_no_row_lost(night)
-
-
-def test_unparseable_timestamp(nights) -> None:
-    night = nights["unparseable_timestamp"]
-    assert_flagged(
-        night,
-        "load_rejects(max_share=0) [warn], 1 rows",
-        "1x type (e.g. \"responded_at: '",
-        "' is not a valid timestamp in format %Y-%m-%d %H:%M:%S\")",
-    )
-    assert_no_row_lost(night)
-
-
-def test_text_in_numeric_column(nights) -> None:
-    night = nights["text_in_numeric_column"]
-    assert_blocked(
-        night,
-        "GateFailed",
-        "survey_export rejected 4 of 40 rows (10.0%, max 5.0%)",
-        "4x type (e.g. \"nps: '",
-        "' is not a valid integer\")",
-    )
-    assert_no_row_lost(night)
-
-
-def test_truncated_parquet(nights) -> None:
-    """A file that cannot be read at all stops the night at the load, before the gate."""
-    night = nights["truncated_parquet"]
-    assert_blocked(
-        night,
-        "LoadError",
-        "orders_2026-11-01.parquet: file could not be read as parquet",
-    )
-    assert night.gate is None and "dbt_build" not in night.stages
-    [file] = night.files
-    assert (file["status"], file["rows_read"]) == ("failed", 0)
-    assert_no_row_lost(night)
-
-
-def test_missing_required_source(nights) -> None:
-    night = nights["missing_required_source"]
-    assert_blocked(night, "LoadError", "no file matches org/org_units.csv")
-    assert night.gate is None
+    def test_missing_survey_file(self, night: Night) -> None:
+        warnings = assert_flagged(
+            night,
+            "staging.stg_surveys__responses: freshness(responded_at) [warn]: latest responded_at "
+            "is 2026-10-31 17:51:23, 3 day(s) before the logical date 2026-11-03",
+            "is a source file missing?",
+        )
+        assert "freshness(ordered_at)" not in warnings  # the orders did arrive
+        assert_no_row_lost(night)

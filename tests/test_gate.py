@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, inject_out_of_range_nps
 
 from cxkpi import pipeline
 from cxkpi.errors import DbtError, GateFailed
@@ -28,21 +27,6 @@ def published_once(demo_project):
     """A private copy of a project that has published one good night (the session's demo
     night); the tests' nights rerun that logical date."""
     return demo_project
-
-
-def inject_out_of_range_nps(warehouse: Path) -> None:
-    """A value that never passed the loader (e.g. written by another tool)."""
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute(
-            """insert into raw.survey_responses (response_id, channel, responded_at, nps,
-                   store_id, _source_name, _source_file)
-               select 'INJECTED', 'web', timestamp '2026-10-31 10:00', 42, min(org_unit_id),
-                      'fault-injection', 'none'
-               from raw.org_units where level = 'store'"""
-        )
-    finally:
-        con.close()
 
 
 def nps_never_negative(tmp_path: Path, severity: str) -> Path:

@@ -118,7 +118,8 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
     if not log.isEnabledFor(logging.INFO):
         full_args.insert(1, "--quiet")
     log.info("dbt %s", " ".join(args))
-    with _environment(dbt_env(settings)):
+    # keep the DuckDB file open while dbt runs (profiles.yml): _release_connections closes it
+    with _environment({**dbt_env(settings), "CXKPI_DBT_KEEP_OPEN": "True"}):
         try:
             result = dbtRunner().invoke(full_args)
         finally:

@@ -45,8 +45,8 @@ run: install demo-data
 # loadscope: a module's tests (a class's, where a file has classes of long nights) run on
 # one worker, so module fixtures run once; in the order tests/conftest.py sorts them
 # (longest first), not xdist's by test count. Session-wide nights are built once and
-# shared by both workers (conftest.shared_folder).
-test: install
+# shared by both workers (conftest.shared_folder). Lint first: CI keeps ruff and mypy clean.
+test: install lint
 	$(BIN)/pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # Everything not marked integration (real DuckDB/dbt/GX nights) or e2e (real Airflow).

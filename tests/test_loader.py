@@ -699,3 +699,22 @@ def test_a_warehouse_with_absolute_paths_is_converted_on_first_load(tmp_path: Pa
     assert query(warehouse, "select source_file, reason from raw.load_rejects") == [
         ("surveys/b.csv", "duplicate response_id R1: already loaded from surveys/a.csv")
     ]
+
+
+def test_a_column_declared_after_the_warehouse_was_made_is_added(env) -> None:
+    """A warehouse made before a column was declared in canonical.py (simulated by dropping
+    one) gains it, null on the old rows; the next load fills it, no row is lost."""
+    spec, landing, warehouse = env
+    write(landing / "surveys" / "a.csv", HEADER + "R1,web,2026-07-01 10:00:00,9,Satisfied,hi\n")
+    load(warehouse, landing, [spec], "b1")
+    con = duckdb.connect(str(warehouse))
+    con.execute("alter table raw.survey_responses drop column csat")
+    con.execute("alter table raw.survey_responses drop column comment")
+    con.close()
+    write(landing / "surveys" / "b.csv", HEADER + "R2,app,2026-07-02 10:00:00,7,Satisfied,ok\n")
+    report = load(warehouse, landing, [spec], "b2")
+    assert [f.status for f in report.files] == ["unchanged", "loaded"]
+    rows = query(
+        warehouse, "select response_id, csat, comment from raw.survey_responses order by 1"
+    )
+    assert rows == [("R1", None, None), ("R2", 4, "ok")]

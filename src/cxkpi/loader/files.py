@@ -94,10 +94,13 @@ def _commit_file(
                     _reason_code = 'duplicate_key'
                 from {table} w where {match} and staged._reason = ''"""
         )
+        metadata = (
+            "$batch as _batch_id, $source as _source_name, $file as _source_file, "
+            "$sha as _file_sha256, _source_record, $now as _loaded_at"
+        )
         con.execute(
-            f"""insert into {table}
-                select {", ".join(ent.column_names)}, $batch, $source, $file,
-                       $sha, _source_record, $now
+            f"""insert into {table} by name
+                select {", ".join(ent.column_names)}, {metadata}
                 from staged where _reason = '' order by _source_record""",
             {k: stamp[k] for k in ("batch", "source", "file", "sha", "now")},
         )

@@ -70,6 +70,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, catalog: str | None = None
     con.execute(f"create schema if not exists {prefix}{RAW_SCHEMA}")
     for ddl in (*(_entity_ddl(e) for e in ENTITIES.values()), _REJECTS_DDL, _FILES_DDL):
         con.execute(ddl.replace(f" {RAW_SCHEMA}.", f" {prefix}{RAW_SCHEMA}.", 1))
+    _add_new_columns(con, catalog, prefix)
     # Warehouses from before every reject needed a reason: name the gap, then forbid it.
     nullable = con.execute(
         """select is_nullable from information_schema.columns
@@ -82,6 +83,26 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, catalog: str | None = None
         con.execute(f"update {table} set reason = ? where coalesce(reason, '') = ''", [NO_REASON])
         con.execute(f"alter table {table} alter column reason set not null")
     _migrate_reason_code(con, catalog, prefix)
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, catalog: str | None, prefix: str) -> None:
+    """A column declared in canonical.py after the warehouse was made is added to its raw
+    table (null for the rows loaded before); rows are inserted by name, so the order of
+    columns does not matter. A column no longer declared stays, with its history."""
+    present = set(
+        con.execute(
+            """select table_name, column_name from information_schema.columns
+               where table_catalog = coalesce(?, current_database()) and table_schema = ?""",
+            [catalog, RAW_SCHEMA],
+        ).fetchall()
+    )
+    for ent in ENTITIES.values():
+        for column in (*ent.columns, *LOAD_METADATA_COLUMNS):
+            if (ent.name, column.name) not in present:
+                con.execute(
+                    f"alter table {prefix}{RAW_SCHEMA}.{ent.name} "
+                    f"add column {column.name} {column.type}"
+                )
 
 
 def _migrate_reason_code(con: duckdb.DuckDBPyConnection, catalog: str | None, prefix: str) -> None:

@@ -152,9 +152,9 @@ def test_task_ids_and_wiring(dagbag) -> None:
     dag = dagbag.dags["cx_nightly"]
     ids = set(dag.task_ids)
     assert {"prepare", "load_x_data", "load_o_data", "analyze", "quality_gate", "publish"} <= ids
+    # TestBehavior.BUILD: one task per model runs `dbt build` on it (model, then its tests)
     for model in MODELS:
-        assert f"dbt.{model}.run" in ids, model
-        assert f"dbt.{model}.test" in ids, model
+        assert f"dbt.{model}_model_build" in ids, model
     assert dag.get_task("prepare").downstream_task_ids == {"load_x_data", "load_o_data"}
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
     assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}

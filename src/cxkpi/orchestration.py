@@ -67,7 +67,7 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=TestBehavior.BUILD,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
             # a relationships test runs once both of its models exist
             should_detach_multiple_parents_tests=True,

@@ -513,6 +513,61 @@ def test_orphans_share_and_sample(tmp_path: Path) -> None:
     ]
 
 
+def catalog_tables(database: Path) -> None:
+    """The catalog's fact tables as cxkpi compile builds them, for three KPIs and a goal."""
+    execute(
+        database,
+        "create schema if not exists intermediate",
+        "create schema if not exists marts",
+        """create table intermediate.int_kpi__definitions as select * from (values
+               ('nps', 'kpi', -100.0, 100.0), ('csat', 'kpi', 0.0, 100.0),
+               ('effort', 'kpi', 1.0, 7.0), ('orders', 'kpi', null, null),
+               ('grow', 'goal', null, null))
+           as d(kpi_id, kind, value_min, value_max)""",
+        """create table intermediate.int_kpi__org_levels as select * from (values
+               ('nps', 'hq'), ('nps', 'store'), ('csat', 'hq'), ('effort', 'store'),
+               ('orders', 'hq'), ('grow', 'hq')) as l(kpi_id, org_level)""",
+        """create table marts.kpi_values as select * from (values
+               ('nps', 'month', date '2026-10-01', 'hq', 'HQ', 31.0),
+               ('nps', 'month', date '2026-10-01', 'store', 'S1', 140.0),
+               ('csat', 'month', date '2026-10-01', 'hq', 'HQ', null),
+               ('effort', 'month', date '2026-10-01', 'store', 'S1', 0.5),
+               ('orders', 'month', date '2026-10-01', 'hq', 'HQ', 12000.0))
+           as v(kpi_id, period_grain, period_start, org_level, org_unit_id, value)""",
+    )
+
+
+def test_kpis_present_follows_the_catalog_and_names_the_missing(tmp_path: Path) -> None:
+    """Which KPIs must have a value comes from the catalog's declared levels, not the
+    suite: csat (declared at HQ, value null) is named; effort (store only) and the goal
+    are not expected at HQ."""
+    catalog_tables(tmp_path / "wh.duckdb")
+    failure = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
+    assert isinstance(failure, GateFailed)
+    [failed] = failure.report.errors
+    assert failed.message == "1 of 3 KPIs have no value at hq level: csat"
+    assert failed.observed == {"kpis_expected": 3, "kpis_without_value": ["csat"]}
+    assert "kpis_present(hq)" in str(failure) and "csat" in str(failure)
+    store = run(tmp_path, [{"check": "kpis_present", "org_level": "store"}], "marts.kpi_values")
+    assert store.summary() == {"passed": 1, "warned": 0, "failed": 0}
+
+
+def test_kpi_values_in_bounds_reads_each_kpis_range_from_the_catalog(tmp_path: Path) -> None:
+    catalog_tables(tmp_path / "wh.duckdb")
+    report = run(
+        tmp_path, [{"check": "kpi_values_in_bounds", "severity": "warn"}], "marts.kpi_values"
+    )
+    [warning] = report.warnings
+    assert warning.unexpected_count == 2  # NPS 140 and effort 0.5; the count is unbounded
+    assert warning.message == (
+        "2 of 3 values are outside the range their KPI can take (effort, nps)"
+    )
+    assert [(r["kpi_id"], r["value"], r["value_max"]) for r in warning.sample] == [
+        ("nps", 140.0, 100.0),
+        ("effort", 0.5, 7.0),
+    ]
+
+
 # --- the report, the evidence, the notifiers ---------------------------------------------
 
 

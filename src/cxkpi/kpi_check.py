@@ -67,6 +67,7 @@ class DefinitionChecker(FieldReader):
             label=label,
             description=self.text(("description",), data.get("description")) or "",
             owner=self.text(("owner",), data.get("owner")) or "",
+            enabled=self.flag(("enabled",), data.get("enabled"), True),
             file=self.doc.file,
             line=self.doc.line,
         )
@@ -353,7 +354,7 @@ class DefinitionChecker(FieldReader):
                     f"at_risk {d.at_risk:g} is on the "
                     f"wrong side of {reference:g} for direction {d.direction}",
                 )
-        bounds = _bounds(d)
+        bounds = value_bounds(d)
         checks: list[tuple[Path_, float | None]] = [
             (("target",) if not isinstance(target, dict) else ("target", "value"), d.target)
         ]
@@ -383,8 +384,9 @@ class DefinitionChecker(FieldReader):
                 d.benchmarks.append(Benchmark(name, kind, value, period or "", source or ""))
 
 
-def _bounds(d: Definition) -> tuple[float, float] | None:
-    """The range a KPI's values can take, where its type bounds it."""
+def value_bounds(d: Definition) -> tuple[float, float] | None:
+    """The range a KPI's values can take, where its type bounds it (targets are checked
+    against it here; the gate checks published values against it: kpi_catalog)."""
     kpi_type = KPI_TYPES.get(d.type or "")
     if kpi_type is None:
         return None

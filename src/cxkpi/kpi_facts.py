@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cxkpi.kpi_check import value_bounds
 from cxkpi.kpi_spec import Definition
 from cxkpi.vocabulary import BREAKDOWNS, KPI_ORG_LEVELS, TIME_GRAINS
 
@@ -52,6 +53,8 @@ FACT_TABLES = {
             ("on_track", "double"),
             ("at_risk", "double"),
             ("min_sample", "integer"),
+            ("value_min", "double"),
+            ("value_max", "double"),
             ("effort", "string"),
             ("actions", "string"),
             ("parents", "string"),
@@ -136,6 +139,7 @@ def _definition_row(d: Definition) -> tuple:
         d.on_track,
         d.at_risk,
         d.min_sample,
+        *(value_bounds(d) or (None, None)),
         d.effort,
         # shown as written in kpi_catalog; SQL joins int_kpi__actions and int_kpi__edges
         json.dumps(d.actions, ensure_ascii=False),

@@ -66,6 +66,8 @@ select
     definitions.on_track,
     definitions.at_risk,
     cast(definitions.min_sample as integer) as min_sample,
+    definitions.value_min,
+    definitions.value_max,
     coalesce(time_grains.time_grains, '') as time_grains,
     coalesce(org_levels.org_levels, '') as org_levels,
     coalesce(breakdowns.breakdowns, '') as breakdowns,

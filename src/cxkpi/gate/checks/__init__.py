@@ -5,6 +5,8 @@ from cxkpi.gate.checks import (  # noqa: F401  (imported to register)
     empty_files,
     freshness,
     kpi_movement,
+    kpi_values_in_bounds,
+    kpis_present,
     load_rejects,
     orphans,
     pii_in_published,

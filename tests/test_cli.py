@@ -73,3 +73,18 @@ def test_run_refuses_a_dbt_target_the_pipeline_does_not_use(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "dbt_target 'postgres' is not supported" in err and "Traceback" not in err
     assert not (tmp_path / "published").exists()
+
+
+def test_validate_notes_the_links_a_switched_off_kpi_changed(tmp_path, capsys) -> None:
+    from cxkpi.cli import main
+
+    (tmp_path / "a.yml").write_text(
+        "kind: goal\nid: grow\n---\nid: loyalty\nparents: [grow]\nenabled: false\n"
+        "type: nps\nsource: survey_responses\nmeasure: nps\n---\nid: csat\n"
+        "parents: [loyalty]\ntype: top_box\nsource: survey_responses\nmeasure: csat\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(tmp_path / "a.yml")]) == 0
+    out = capsys.readouterr().out
+    assert "note: " in out and "csat: parent 'loyalty' is switched off; linked to grow" in out
+    assert "1 goals, 1 KPIs, 0 factors, 0 problems, 1 switched off" in out

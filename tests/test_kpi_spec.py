@@ -406,10 +406,15 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         39,
         "benchmarks[0].period holds the control character U+0000",
     ),
+    "104_enabled_as_text.yml": (6, 11, "enabled must be true or false, got 'no'"),
+    "105_formula_over_a_switched_off_kpi": (2, 1, "formula: 'csat' is switched off"),
 }
 
 # In a directory entry, the file the problem belongs to.
-PROBLEM_FILE = {"24_duplicate_id": "second.yml"}
+PROBLEM_FILE = {
+    "24_duplicate_id": "second.yml",
+    "105_formula_over_a_switched_off_kpi": "index.yml",
+}
 
 
 def corpus_entries() -> list[str]:
@@ -783,3 +788,52 @@ def test_resolved_gap(name: str, tmp_path: Path) -> None:
     file.write_text(text, encoding="utf-8")
     problems = kpi_spec.load_catalog([file]).problems
     assert check(problems), "\n".join(map(str, problems)) or "no problem reported"
+
+
+def test_a_switched_off_kpi_leaves_the_tree_whole(tmp_path: Path) -> None:
+    """enabled: false drops a KPI from what is computed; a KPI that named it as a parent
+    is linked to its parents (weights multiplied, through a chain of switched-off ones),
+    and each changed link is a note, not a problem."""
+    (tmp_path / "catalog.yml").write_text(
+        """kind: goal
+id: grow
+type: share
+source: orders
+condition: amount > 0
+---
+id: loyalty
+parents: [grow]
+enabled: false
+type: nps
+source: survey_responses
+measure: nps
+---
+id: effort_score
+parents: [{id: loyalty, weight: 0.5}]
+enabled: false
+type: mean
+source: survey_responses
+measure: ces
+---
+id: on_time
+parents: [{id: effort_score, weight: 0.4}, grow]
+type: share
+source: deliveries
+condition: is_on_time
+""",
+        encoding="utf-8",
+    )
+    catalog = kpi_spec.load_catalog([tmp_path])
+    assert catalog.problems == []
+    assert [d.id for d in catalog.definitions] == ["grow", "on_time"]
+    assert [d.id for d in catalog.switched_off] == ["loyalty", "effort_score"]
+    [on_time] = [d for d in catalog.definitions if d.id == "on_time"]
+    assert on_time.parents == [("grow", 1.0)]  # 0.4 * 0.5 * 1.0 via the chain; max with 1.0
+    [note] = catalog.notes
+    assert "on_time: parent 'effort_score' is switched off; linked to grow" in str(note)
+
+    from cxkpi import kpi_compile
+
+    files = kpi_compile.render(catalog)
+    assert "'loyalty'" not in files["int_kpi__definitions.sql"]
+    assert "'effort_score'" not in files["int_kpi__edges.sql"]

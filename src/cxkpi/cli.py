@@ -105,11 +105,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     catalog = kpi_spec.load_catalog(paths, settings.min_sample if settings else DEFAULT_MIN_SAMPLE)
     for problem in sorted(catalog.problems, key=lambda p: (str(p.file), p.line, p.column)):
         print(problem)
+    for note in catalog.notes:
+        print(f"note: {note}")
     failed = bool(catalog.problems)
     kinds = {k: sum(d.kind == k for d in catalog.definitions) for k in kpi_spec.KINDS}
+    off = f", {len(catalog.switched_off)} switched off" if catalog.switched_off else ""
     print(
         f"{'error' if failed else 'ok   '} kpi definitions: {kinds['goal']} goals, "
-        f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems"
+        f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems{off}"
     )
     if settings is not None and not args.paths:
         from cxkpi.sources import check_sources

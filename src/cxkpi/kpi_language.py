@@ -26,7 +26,7 @@ ID_PATTERN = "^[a-z][a-z0-9_]{0,59}$"
 
 @dataclass(frozen=True)
 class FieldSpec:
-    type: str  # str, number, integer, list, mapping, expression, date, id
+    type: str  # str, number, integer, bool, list, mapping, expression, date, id
     description: str
     enum: tuple[str, ...] | None = None
     kinds: tuple[str, ...] = ("kpi", "goal")
@@ -36,6 +36,13 @@ FIELDS: dict[str, FieldSpec] = {
     "kind": FieldSpec("str", "What the document declares (default kpi).", KINDS, KINDS),
     "id": FieldSpec("id", "Unique id: lowercase letters, digits, underscores.", None, KINDS),
     "label": FieldSpec("str", "Display name (default: from the id).", None, KINDS),
+    "enabled": FieldSpec(
+        "bool",
+        "false switches it off: not computed or published; KPIs that name it as a parent "
+        "are linked to its parents instead (default true).",
+        None,
+        KINDS,
+    ),
     "description": FieldSpec("str", "What it measures and why it matters.", None, KINDS),
     "owner": FieldSpec("str", "Accountable person or team.", None, KINDS),
     "level": FieldSpec(
@@ -157,6 +164,7 @@ class Definition:
     actions: list[str] = field(default_factory=list)
     ideal: float | None = None
     internal_rating: float | None = None
+    enabled: bool = True
     file: Path | None = None
     line: int = 0
 

@@ -16,6 +16,7 @@ def json_schema() -> dict:
     simple: dict[str, dict[str, Any]] = {
         "str": {"type": "string"},
         "number": {"type": "number"},
+        "bool": {"type": "boolean"},
         "integer": {"type": "integer", "minimum": 1},
         "expression": {"type": ["string", "number"]},
         "id": {"type": "string", "pattern": ID_PATTERN},

@@ -19,7 +19,7 @@ The names callers use are re-exported here, so ``kpi_spec.load_catalog``,
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxkpi import kpi_expr
@@ -51,8 +51,10 @@ __all__ = [
 
 @dataclass
 class Catalog:
-    definitions: list[Definition]
+    definitions: list[Definition]  # the enabled ones: what is computed and published
     problems: list[Problem]
+    switched_off: list[Definition] = field(default_factory=list)  # enabled: false
+    notes: list[Problem] = field(default_factory=list)  # what switching off changed
 
     @property
     def kpis(self) -> list[Definition]:
@@ -100,7 +102,67 @@ def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SA
         first_seen[definition.id] = definition
         definitions.append(definition)
     _check_links(definitions, documents, problems)
-    return Catalog(definitions, problems)
+    switched_off = [d for d in definitions if not d.enabled]
+    enabled = [d for d in definitions if d.enabled]
+    notes = _relink_around(switched_off, enabled, problems)
+    return Catalog(enabled, problems, switched_off, notes)
+
+
+def _relink_around(
+    switched_off: list[Definition], enabled: list[Definition], problems: list[Problem]
+) -> list[Problem]:
+    """A KPI whose parent is switched off is linked to that parent's own parents (weights
+    multiplied, through any chain of switched-off parents), so the tree stays whole; a
+    formula over a switched-off KPI cannot be computed and is a problem. Returns a note per
+    changed link, for ``cxkpi validate``."""
+    off = {d.id: d for d in switched_off}
+    notes: list[Problem] = []
+
+    def enabled_ancestors(kpi_id: str, weight: float, seen: frozenset[str]) -> list:
+        found: list[tuple[str, float]] = []
+        for parent, w in off[kpi_id].parents:
+            if parent in seen:
+                continue  # a cycle is reported by _check_links
+            if parent in off:
+                found += enabled_ancestors(parent, weight * w, seen | {parent})
+            else:
+                found.append((parent, weight * w))
+        return found
+
+    for d in enabled:
+        formula = d.expressions.get("formula")
+        for name in formula.columns if formula else []:
+            if name in off:
+                problems.append(
+                    Problem(
+                        d.file or Path("?"),
+                        d.line,
+                        1,
+                        f"formula: '{name}' is switched off (enabled: false)",
+                        f"switch {d.id} off too, or {name} on",
+                    )
+                )
+        if not any(parent in off for parent, _ in d.parents):
+            continue
+        parents: dict[str, float] = {}
+        for parent, weight in d.parents:
+            if parent not in off:
+                parents[parent] = max(parents.get(parent, 0.0), weight)
+                continue
+            relinked = enabled_ancestors(parent, weight, frozenset({parent}))
+            for ancestor, w in relinked:
+                parents[ancestor] = max(parents.get(ancestor, 0.0), w)
+            to = ", ".join(a for a, _ in relinked) or "no goal or KPI (it has no parent now)"
+            notes.append(
+                Problem(
+                    d.file or Path("?"),
+                    d.line,
+                    1,
+                    f"{d.id}: parent '{parent}' is switched off; linked to {to}",
+                )
+            )
+        d.parents = list(parents.items())
+    return notes
 
 
 def _check_links(

@@ -204,6 +204,15 @@ class FieldReader:
             return None
         return float(value)
 
+    def flag(self, path: Path_, value: Any, default: bool) -> bool:
+        """true or false as YAML writes them (not "no", 0 or "off" text)."""
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problem(path, f"{label(path)} must be true or false, got {value!r}")
+            return default
+        return value
+
     def choice(self, path: Path_, value: Any, options: tuple[str, ...]) -> str | None:
         if value is None:
             return None

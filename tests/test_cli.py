@@ -88,3 +88,29 @@ def test_validate_notes_the_links_a_switched_off_kpi_changed(tmp_path, capsys) -
     out = capsys.readouterr().out
     assert "note: " in out and "csat: parent 'loyalty' is switched off; linked to grow" in out
     assert "1 goals, 1 KPIs, 0 factors, 0 problems, 1 switched off" in out
+
+
+def test_validate_reads_each_landing_files_header(tmp_path: Path, capsys) -> None:
+    """A renamed export column is named by validate, with the file, before a night runs;
+    CSV headers, Parquet schemas and JSON-lines keys are all read."""
+    from cxkpi import demo
+
+    landing = tmp_path / "landing"
+    demo.generate(landing, scale=0.02)
+    config = _config_with_sources(tmp_path, REPO / "sources")
+    config.write_text(config.read_text().replace("landing_dir: landing", f"landing_dir: {landing}"))
+    assert main(["--config", str(config), "validate"]) == 0
+    out = capsys.readouterr().out
+    formats = {p.suffix for p in landing.rglob("*") if p.is_file()}
+    assert {".csv", ".parquet", ".jsonl"} <= formats
+    assert "ok    landing files: " in out and "headers checked, 0 problems" in out
+
+    [export] = sorted(landing.rglob("*.csv"))[:1]
+    lines = export.read_text(encoding="utf-8").split("\n", 1)
+    first_column = lines[0].split(",")[0]
+    export.write_text(f"Renamed{lines[0][len(first_column) :]}\n{lines[1]}", encoding="utf-8")
+    assert main(["--config", str(config), "validate"]) == 1
+    out = capsys.readouterr().out
+    [problem] = [line for line in out.splitlines() if "lacks mapped column" in line]
+    assert str(export.relative_to(landing)) in problem and repr(first_column) in problem
+    assert "error landing files: " in out and "1 problems" in out

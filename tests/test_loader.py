@@ -718,3 +718,38 @@ def test_a_column_declared_after_the_warehouse_was_made_is_added(env) -> None:
         warehouse, "select response_id, csat, comment from raw.survey_responses order by 1"
     )
     assert rows == [("R1", None, None), ("R2", 4, "ok")]
+
+
+def test_a_constant_column_fills_every_row_and_is_checked_like_a_value(tmp_path: Path) -> None:
+    """An export without a channel (a shop with one) declares channel: {const: web}; a
+    constant outside the allowed values rejects every row with the usual reason."""
+    header = "Id,When,NPS\n"
+    rows = "R1,2026-07-01 10:00:00,9\nR2,2026-07-01 11:00:00,3\n"
+    declared = {
+        "name": "one_channel",
+        "entity": "survey_responses",
+        "path": "surveys/*.csv",
+        "columns": {
+            "response_id": "Id",
+            "responded_at": "When",
+            "nps": "NPS",
+            "channel": {"const": "web"},
+        },
+        "timestamps": {"format": "%Y-%m-%d %H:%M:%S"},
+    }
+    spec = parse_source(declared, tmp_path / "src.yml")
+    assert spec.constants == {"channel": "web"} and "channel" not in spec.columns
+    write(tmp_path / "landing" / "surveys" / "a.csv", header + rows)
+    report = load(tmp_path / "wh.duckdb", tmp_path / "landing", [spec], "b1")
+    assert (report.files[0].rows_loaded, report.files[0].rows_rejected) == (2, 0)
+    assert query(tmp_path / "wh.duckdb", "select distinct channel from raw.survey_responses") == [
+        ("web",)
+    ]
+
+    declared["columns"]["channel"] = {"const": "carrier pigeon"}
+    spec = parse_source(declared, tmp_path / "src.yml")
+    write(tmp_path / "landing2" / "surveys" / "a.csv", header + rows)
+    report = load(tmp_path / "wh2.duckdb", tmp_path / "landing2", [spec], "b1")
+    assert (report.files[0].rows_loaded, report.files[0].rows_rejected) == (0, 2)
+    [(reason,)] = query(tmp_path / "wh2.duckdb", "select distinct reason from raw.load_rejects")
+    assert "channel" in reason and "carrier pigeon" in reason

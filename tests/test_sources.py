@@ -37,6 +37,21 @@ BASE = {
         ({"csv": {"header": False}}, "must have a header row"),
         ({"colums": {}}, "unknown key(s) ['colums']"),
         ({"name": "bad name!"}, "letters, digits and underscores"),
+        (
+            {"columns": {**BASE["columns"], "channel": {"value": "web"}}},
+            "columns.channel: a mapping here must be {const: <value>}",
+        ),
+        (
+            {"columns": {**BASE["columns"], "channel": {"const": ["web", "app"]}}},
+            "columns.channel: const must be one value",
+        ),
+        (
+            {
+                "columns": {**BASE["columns"], "channel": {"const": "web"}},
+                "values": {"channel": {"W": "web"}},
+            },
+            "values: 'channel' is not a mapped column",
+        ),
     ],
 )
 def test_declaration_errors_name_the_field(change: dict, message: str, tmp_path: Path) -> None:

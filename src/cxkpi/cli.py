@@ -125,6 +125,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{'error' if source_problems else 'ok   '} sources: {len(specs)} source "
             f"declarations, {len(source_problems)} problems"
         )
+        if settings.landing_dir.is_dir():
+            from cxkpi.source_headers import check_landing_headers
+
+            file_problems = check_landing_headers(specs, settings.landing_dir)
+            for file_problem in file_problems:
+                print(file_problem)
+            failed = failed or bool(file_problems)
+            files = sum(len(spec.files(settings.landing_dir)) for spec in specs)
+            print(
+                f"{'error' if file_problems else 'ok   '} landing files: {files} files' "
+                f"headers checked, {len(file_problems)} problems"
+            )
         try:
             print(f"ok    expectations: {len(gate.load_suites(settings.expectations_dir))} suites")
         except CxkpiError as exc:

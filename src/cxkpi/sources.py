@@ -76,6 +76,8 @@ class SourceSpec:
     format: str
     columns: dict[str, str]  # canonical column -> source column/key
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # canonical column -> the one value every row of the source has ({const: web})
+    constants: dict[str, str] = field(default_factory=dict)
     timestamp_format: str | None = None
     timezone: str = "UTC"
     csv: CsvOptions = CsvOptions()
@@ -104,6 +106,26 @@ class SourceSpec:
                 )
             found.append(match)
         return found
+
+
+def _constant(at: Location, canonical: str, spec: dict) -> str:
+    """``{const: value}``: the export has no such column, every row has this value (a
+    shop with one channel: ``channel: {const: web}``). Checked like a mapped value when
+    rows load (type, allowed values)."""
+    if set(spec) != {"const"}:
+        raise fail(
+            at.at("columns", canonical),
+            f"columns.{canonical}: a mapping here must be {{const: <value>}}, got {spec!r}",
+        )
+    value = spec["const"]
+    if value is None or isinstance(value, dict | list):
+        raise fail(
+            at.at("columns", canonical),
+            f"columns.{canonical}: const must be one value (text or a number), got {value!r}",
+        )
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    check_text(at, text, "columns", canonical)
+    return text
 
 
 def parse_source(
@@ -158,6 +180,7 @@ def parse_source(
     if not isinstance(columns, dict) or not columns:
         raise fail(at.at("columns"), "columns must map canonical columns to source columns")
     by_lower: dict[str, str] = {}
+    constants: dict[str, str] = {}
     for canonical, source_column in columns.items():
         if canonical not in target.column_names:
             raise fail(
@@ -165,6 +188,9 @@ def parse_source(
                 f"columns: {canonical!r} is not a column of {target.name}; "
                 f"known: {list(target.column_names)}",
             )
+        if isinstance(source_column, dict):
+            constants[canonical] = _constant(at, canonical, source_column)
+            continue
         if not isinstance(source_column, str):
             raise fail(
                 at.at("columns", canonical),
@@ -201,7 +227,7 @@ def parse_source(
     if not isinstance(values, dict):
         raise fail(at.at("values"), "values must map a canonical column to {source value: value}")
     for canonical, mapping in values.items():
-        if canonical not in columns:
+        if canonical not in columns or canonical in constants:
             raise fail(at.at("values", canonical), f"values: {canonical!r} is not a mapped column")
         if not isinstance(mapping, dict):
             raise fail(
@@ -291,7 +317,8 @@ def parse_source(
         entity=target.name,
         path=path,
         format=fmt,
-        columns=dict(columns),
+        columns={k: v for k, v in columns.items() if k not in constants},
+        constants=constants,
         values={str(k): {str(sv): v for sv, v in m.items()} for k, m in values.items()},
         timestamp_format=timestamp_format,
         timezone=timezone,

@@ -36,6 +36,8 @@ def _typed(col: Column, text: str, spec: SourceSpec) -> str:
 
 
 def _mapped_text(col: Column, spec: SourceSpec, present: set[str]) -> str:
+    if col.name in spec.constants:
+        return quote_literal(spec.constants[col.name]) + "::varchar"
     source_column = spec.columns.get(col.name)
     if source_column is None or source_column not in present:
         return "null::varchar"

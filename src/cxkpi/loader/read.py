@@ -36,7 +36,8 @@ def _oversize_rejects(
         )
 
 
-def _csv_header(header: bytes, spec: SourceSpec, encoding: str) -> list[str]:
+def csv_header(header: bytes, spec: SourceSpec, encoding: str) -> list[str]:
+    """The header record's names, trimmed (also read by `cxkpi validate`)."""
     # Undecodable bytes are DuckDB's to reject line by line, not a reason to refuse the file.
     text = header.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
@@ -111,7 +112,7 @@ def _read_csv(
     scan: RecordScan,
     max_line: int,
 ) -> list[str]:
-    header = _csv_header(scan.header, spec, encoding)
+    header = csv_header(scan.header, spec, encoding)
     if len({h.lower() for h in header}) != len(header):
         dupes = sorted({h for h in header if [x.lower() for x in header].count(h.lower()) > 1})
         raise LoadError(

@@ -81,3 +81,12 @@ def test_the_dag_finds_its_config_from_its_own_folder_not_the_package(
     chosen.write_text("min_sample: 9\n")
     monkeypatch.setenv(CONFIG_ENV, str(chosen))
     assert orchestration.settings(dags).min_sample == 9
+
+
+def test_a_reporting_time_zone_must_be_an_iana_name(tmp_path: Path) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("reporting_timezone: America/Sao_Pulo\n")
+    with pytest.raises(ConfigError, match="did you mean 'America/Sao_Paulo'"):
+        load_settings(config)
+    config.write_text("reporting_timezone: America/Sao_Paulo\n")
+    assert load_settings(config).reporting_timezone == "America/Sao_Paulo"

@@ -27,6 +27,7 @@ from conftest import settings_with_catalog
 from handmade import EXPECTED_MONTH, KPIS, write_landing
 
 from cxkpi import dbt_text, kpi_compile, kpi_spec, pipeline
+from cxkpi.kpi_sources import SOURCES, TIMESTAMP
 
 CANARY_ENV = "CXKPI_TEST_CANARY"
 CANARY = "canary-value-that-must-never-be-published"
@@ -153,6 +154,14 @@ def test_compiled_files_hold_only_the_compilers_jinja(tmp_path: Path) -> None:
     allowed = {"".join(a.split()) for a in _OWN_JINJA}
     allowed |= {f"ref('int_kpi_obs__{s}')" for s in ("survey_responses", "deliveries", "tickets")}
     allowed |= {"ref('stg_surveys__responses')", "ref('int_deliveries_enriched')"}
+    # a KPI's date is one of its source's timestamp columns (checked), counted in the
+    # reporting time zone
+    allowed |= {
+        f"reporting_date('{column}')"
+        for source in SOURCES.values()
+        for column, kind in source.columns.items()
+        if kind == TIMESTAMP
+    }
     for name, content in files.items():
         # dbt renders a model file as a whole, a YAML file string by string after parsing
         texts = _strings(yaml.safe_load(content)) if name.endswith(".yml") else [content]

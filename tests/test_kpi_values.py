@@ -62,6 +62,36 @@ def month_values(published: Path) -> dict[tuple, tuple]:
     return {tuple(r[:4]): r[4:] for r in rows}
 
 
+def _hq_days(published: Path, kpi: str) -> list[str]:
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        rows = con.execute(
+            """select distinct period_start::varchar from kpi_values
+               where kpi_id = ? and period_grain = 'day' and org_level = 'hq'
+               order by 1""",
+            [kpi],
+        ).fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def test_days_are_counted_in_the_reporting_time_zone(published: Path, tmp_path: Path) -> None:
+    """The hand-made answers are given at Berlin noon (10:00 UTC) on 5-7 October; counted
+    in Pacific/Kiritimati (UTC+14) they fall on 6-8 October, with the same month values."""
+    assert _hq_days(published, "nps") == ["2026-10-05", "2026-10-06", "2026-10-07"]
+    settings = settings_with_catalog(tmp_path, KPIS).with_overrides(
+        reporting_timezone="Pacific/Kiritimati"
+    )
+    write_landing(settings.landing_dir)
+    pipeline.run_all(settings, pipeline.RunContext.new("kiritimati", "2026-10-31"))
+    assert _hq_days(settings.published_path, "nps") == ["2026-10-06", "2026-10-07", "2026-10-08"]
+    actual = month_values(settings.published_path)
+    for key, (value, n) in EXPECTED_MONTH.items():
+        assert actual[key][0] == pytest.approx(value, abs=1e-9), key
+        assert actual[key][1] == n, key
+
+
 def test_month_values_match_hand_computation(published: Path) -> None:
     actual = month_values(published)
     for key, (value, n) in EXPECTED_MONTH.items():

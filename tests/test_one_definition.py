@@ -7,6 +7,7 @@ quality suites either receive them (dbt vars) or must agree with them (tests bel
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -55,6 +56,28 @@ def test_dbt_projects_min_sample_default_is_the_settings_default() -> None:
     assert project["vars"]["min_sample"] == DEFAULT_MIN_SAMPLE
 
 
+def test_the_reporting_time_zone_is_one_setting_passed_to_dbt(tmp_path: Path) -> None:
+    from cxkpi.config import Settings
+    from cxkpi.dbt_runner import dbt_vars
+
+    project = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text())
+    default = next(
+        f.default for f in dataclasses.fields(Settings) if f.name == "reporting_timezone"
+    )
+    assert project["vars"]["reporting_timezone"] == default
+    settings = make_settings(tmp_path, reporting_timezone="America/Sao_Paulo")
+    assert dbt_vars(settings)["reporting_timezone"] == "America/Sao_Paulo"
+
+
+def test_no_model_takes_the_date_of_a_utc_timestamp() -> None:
+    """A day or month of a stored (UTC) timestamp is taken in the reporting time zone:
+    reporting_date()/reporting_time() (macros/reporting_time.sql), never a bare cast."""
+    bare = re.compile(r"cast\(\s*[\w.]*_at\s+as\s+date\)|date_trunc\('\w+',\s*'[\w.]*_at'\)")
+    for folder in ("dbt_project/models", "src/cxkpi/templates"):
+        for path in (REPO / folder).rglob("*.sql"):
+            assert not bare.search(path.read_text(encoding="utf-8")), path
+
+
 def test_no_model_spells_a_sample_size() -> None:
     """The marts read var('min_sample'); a literal n threshold would ignore cxkpi.yml."""
     for path in (REPO / "dbt_project" / "models").rglob("*.sql"):
@@ -63,10 +86,12 @@ def test_no_model_spells_a_sample_size() -> None:
 
 
 def test_the_airflow_dag_passes_the_setting_to_dbt(tmp_path: Path) -> None:
+    from cxkpi.dbt_runner import dbt_vars
     from cxkpi.orchestration import cosmos_configs
 
     settings = make_settings(tmp_path, min_sample=7)
-    assert cosmos_configs(settings)["project_config"].dbt_vars == {"min_sample": 7}
+    assert cosmos_configs(settings)["project_config"].dbt_vars == dbt_vars(settings)
+    assert dbt_vars(settings)["min_sample"] == 7
 
 
 @pytest.mark.integration

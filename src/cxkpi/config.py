@@ -7,10 +7,12 @@ the config file, so the project works from any working directory.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 import yaml
 
@@ -44,6 +46,9 @@ class Settings:
     # regions whose national phone numbers the PII detector recognises (cxkpi.pii);
     # numbers written with +<country code> are recognised for every country
     pii_phone_regions: tuple[str, ...] = ("CN", "DE", "US", "GB", "BR", "FR")
+    # The time zone days, ISO weeks and months are counted in (storage stays UTC): dbt's
+    # var reporting_timezone, passed by the runner and the DAG.
+    reporting_timezone: str = "UTC"
 
     @property
     def published_path(self) -> Path:
@@ -112,6 +117,13 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             out[key] = tuple(i.strip().upper() for i in items if i.strip())
         else:
             out[key] = str(value)
+    zone = out.get("reporting_timezone")
+    if zone is not None and zone not in available_timezones() | {"UTC"}:
+        close = difflib.get_close_matches(zone, sorted(available_timezones()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"reporting_timezone {zone!r} is not an IANA time zone (e.g. Europe/Berlin){hint}"
+        )
     target = out.get("dbt_target")
     if target is not None and target not in SUPPORTED_DBT_TARGETS:
         raise ConfigError(

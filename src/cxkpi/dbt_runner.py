@@ -31,7 +31,7 @@ TELEMETRY_OFF = {
 def dbt_vars(settings: Settings) -> dict[str, object]:
     """The project settings dbt models read as ``var(...)``: passed on every invocation
     (``--vars``) and by the DAG, so dbt_project.yml's values are only defaults."""
-    return {"min_sample": settings.min_sample}
+    return {"min_sample": settings.min_sample, "reporting_timezone": settings.reporting_timezone}
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

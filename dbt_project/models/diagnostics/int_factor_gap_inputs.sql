@@ -30,7 +30,7 @@ dated as (
         ratings.experience,
         ratings.expectation,
         ratings.importance,
-        cast({{ dbt.date_trunc('month', 'ratings.responded_at') }} as date) as period_start,
+        cast({{ dbt.date_trunc('month', reporting_time('ratings.responded_at')) }} as date) as period_start,
         ratings.store_id,
         org.region_id
     from ratings

@@ -15,7 +15,7 @@ observations as (
         'inventory_management|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,
         'inventory_management' as kpi_id,
-        cast(promised_at as date) as metric_date,
+        {{ reporting_date('promised_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -35,7 +35,7 @@ observations as (
         'on_time_delivery|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,
         'on_time_delivery' as kpi_id,
-        cast(promised_at as date) as metric_date,
+        {{ reporting_date('promised_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,

@@ -15,7 +15,7 @@ observations as (
         'brand_awareness|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'brand_awareness' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -37,7 +37,7 @@ observations as (
         'brand_image_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'brand_image_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -59,7 +59,7 @@ observations as (
         'convenience_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'convenience_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -81,7 +81,7 @@ observations as (
         'convenience_gap|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'convenience_gap' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -103,7 +103,7 @@ observations as (
         'personalisation|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'personalisation' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -125,7 +125,7 @@ observations as (
         'price_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'price_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -147,7 +147,7 @@ observations as (
         'product_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'product_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -169,7 +169,7 @@ observations as (
         'relationship_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'relationship_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -191,7 +191,7 @@ observations as (
         'service_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'service_experience' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -213,7 +213,7 @@ observations as (
         'service_quality|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'service_quality' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,

@@ -15,7 +15,7 @@ observations as (
         'active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'active_customers' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         segment,
@@ -36,7 +36,7 @@ observations as (
         'average_order_value|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'average_order_value' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         segment,
@@ -57,7 +57,7 @@ observations as (
         'churn_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'churn_rate' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         segment,
@@ -78,7 +78,7 @@ observations as (
         'order_count|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'order_count' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -98,7 +98,7 @@ observations as (
         'purchase_interval|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'purchase_interval' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -120,7 +120,7 @@ observations as (
         'relationship_duration|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'relationship_duration' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -141,7 +141,7 @@ observations as (
         'repeat_purchase_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'repeat_purchase_rate' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -161,7 +161,7 @@ observations as (
         'retain_active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'retain_active_customers' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         segment,
@@ -182,7 +182,7 @@ observations as (
         'revenue|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'revenue' as kpi_id,
-        cast(ordered_at as date) as metric_date,
+        {{ reporting_date('ordered_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,

@@ -15,7 +15,7 @@ observations as (
         'ces|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'ces' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -36,7 +36,7 @@ observations as (
         'ces_easy_share|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'ces_easy_share' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -57,7 +57,7 @@ observations as (
         'csat|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'csat' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         cast(null as {{ dbt.type_string() }}) as channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -78,7 +78,7 @@ observations as (
         'csat_after_late_delivery|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'csat_after_late_delivery' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -101,7 +101,7 @@ observations as (
         'nps|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'nps' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         segment,
@@ -122,7 +122,7 @@ observations as (
         'satisfaction_ranking|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'satisfaction_ranking' as kpi_id,
-        cast(responded_at as date) as metric_date,
+        {{ reporting_date('responded_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,

@@ -15,7 +15,7 @@ observations as (
         'case_closure_rate|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'case_closure_rate' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -35,7 +35,7 @@ observations as (
         'first_contact_resolution|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'first_contact_resolution' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -57,7 +57,7 @@ observations as (
         'response_speed|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'response_speed' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -77,7 +77,7 @@ observations as (
         'ticket_reopen_rate|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'ticket_reopen_rate' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -98,7 +98,7 @@ observations as (
         'time_to_close|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'time_to_close' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
@@ -120,7 +120,7 @@ observations as (
         'time_to_close_p90|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'time_to_close_p90' as kpi_id,
-        cast(opened_at as date) as metric_date,
+        {{ reporting_date('opened_at') }} as metric_date,
         store_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,

@@ -16,7 +16,7 @@ renamed as (
         -- timestamps
         promised_at,
         delivered_at,
-        cast(delivered_at as date) as delivered_on,
+        {{ reporting_date('delivered_at') }} as delivered_on,
 
         -- flags
         delivered_at is not null as is_delivered,

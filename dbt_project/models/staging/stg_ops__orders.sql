@@ -21,7 +21,7 @@ renamed as (
 
         -- timestamps
         ordered_at,
-        cast(ordered_at as date) as ordered_on,
+        {{ reporting_date('ordered_at') }} as ordered_on,
         _loaded_at as loaded_at
 
     from source

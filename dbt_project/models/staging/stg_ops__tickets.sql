@@ -27,7 +27,7 @@ renamed as (
         -- timestamps
         opened_at,
         closed_at,
-        cast(closed_at as date) as closed_on,
+        {{ reporting_date('closed_at') }} as closed_on,
         _loaded_at as loaded_at
 
     from source

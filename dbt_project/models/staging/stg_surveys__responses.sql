@@ -38,7 +38,7 @@ renamed as (
 
         -- timestamps
         responded_at,
-        cast(responded_at as date) as responded_on,
+        {{ reporting_date('responded_at') }} as responded_on,
         _loaded_at as loaded_at
 
     from source

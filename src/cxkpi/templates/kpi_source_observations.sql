@@ -19,7 +19,7 @@ observations as (
         << kpi.id_prefix >> || cast(<< key >> as {{ dbt.type_string() }})
             as observation_id,
         << kpi.id >> as kpi_id,
-        cast(<< kpi.date >> as date) as metric_date,
+        {{ reporting_date('<< kpi.date >>') }} as metric_date,
         store_id,
 <% for breakdown in breakdowns %>
 <% if breakdown in kpi.breakdowns %>

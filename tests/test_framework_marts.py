@@ -83,6 +83,39 @@ def test_late_deliveries_cost_nps_at_hq(published: Path) -> None:
     assert gaps[0][0] < 0
 
 
+def test_orders_never_delivered_have_their_own_bucket(demo_night: DemoNight) -> None:
+    """The buckets at HQ count the responses plain SQL on the raw tables counts: on time,
+    late, and not delivered (none of the order's deliveries arrived). The demo invites no
+    one about an order that never arrived, so its not_delivered bucket is empty; the dbt
+    unit test delivery_outcome_of_a_response (_intermediate.yml) covers that bucket."""
+    settings = demo_night.settings
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        expected = dict(
+            con.execute(
+                """with outcome as (
+                       select order_id, bool_or(delivered_at is not null) as arrived,
+                              bool_or(delivered_at > promised_at) as late
+                       from raw.deliveries group by order_id)
+                   select case when not o.arrived then 'not_delivered'
+                               when o.late then 'late' else 'on_time' end, count(*)
+                   from raw.survey_responses r inner join outcome o using (order_id)
+                   group by 1"""
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    published = dict(
+        query(
+            settings.published_path,
+            """select delivery_punctuality, sum(responses_n) from fct_experience_by_delivery
+               where org_level = 'hq' group by 1""",
+        )
+    )
+    assert set(expected) == {"on_time", "late"}  # the demo's invitations (see above)
+    assert published == expected
+
+
 def test_detractors_repurchase_less_than_promoters_at_hq(published: Path) -> None:
     rates = dict(
         query(

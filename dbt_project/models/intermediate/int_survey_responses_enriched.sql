@@ -23,13 +23,14 @@ customers as (
 
 deliveries as (
 
+    -- an order can have several deliveries: late if any delivered one arrived late; not
+    -- delivered if none of them was (cancelled, lost, still under way)
     select
         order_id,
-        -- an order can have several deliveries: late if any arrived late
-        min(case when is_on_time then 1 else 0 end) = 0 as any_late,
-        count(*) as delivery_count
+        min(case when is_delivered then (case when is_on_time then 1 else 0 end) end) = 0
+            as any_late,
+        sum(case when is_delivered then 1 else 0 end) as delivered_count
     from {{ ref('stg_ops__deliveries') }}
-    where is_delivered
     group by order_id
 
 ),
@@ -74,8 +75,17 @@ enriched as (
         responses.ces,
         orders.amount as order_amount,
         orders.ordered_at,
-        deliveries.delivery_count is not null as has_delivery,
-        deliveries.any_late as delivery_was_late,
+        coalesce(deliveries.delivered_count, 0) > 0 as has_delivery,
+        case when deliveries.delivered_count > 0 then deliveries.any_late end
+            as delivery_was_late,
+        cast(
+            case
+                when deliveries.order_id is null then null
+                when deliveries.delivered_count = 0 then 'not_delivered'
+                when deliveries.any_late then 'late'
+                else 'on_time'
+            end as {{ dbt.type_string() }}
+        ) as delivery_outcome,
         repurchases.response_id is not null as repurchased_within_90d
     from responses
     left join orders

@@ -1,5 +1,5 @@
 -- X-data joined to O-data (seed 004): survey answers of customers whose order arrived on
--- time against those whose order arrived late, per month and org unit.
+-- time, arrived late, or never arrived, per month and org unit.
 with
 
 responses as (
@@ -10,19 +10,19 @@ responses as (
 
 about_deliveries as (
 
-    -- responses whose order was delivered: late if any of its deliveries arrived late
+    -- responses about an order with deliveries: on time, late (any delivery arrived
+    -- late) or not delivered (none arrived: the unhappiest customers are often here)
     select
         response_id,
         store_id,
         region_id,
-        cast({{ dbt.date_trunc('month', 'responded_at') }} as date) as month_start,
-        case when delivery_was_late then 'late' else 'on_time' end as delivery_punctuality,
+        cast({{ dbt.date_trunc('month', reporting_time('responded_at')) }} as date) as month_start,
+        delivery_outcome as delivery_punctuality,
         nps,
         nps_category,
         csat
     from responses
-    where has_delivery
-      and delivery_was_late is not null
+    where delivery_outcome is not null
 
 ),
 
@@ -68,5 +68,11 @@ select
     cast(csat_n as bigint) as csat_n,
     cast(csat_mean as double precision) as csat_mean,
     cast(100.0 * csat_top2 / nullif(csat_n, 0) as double precision) as csat_top2_box,
-    nps_n >= {{ var('min_sample') }} as is_reliable
+    -- reliable on the measure present: NPS where there are NPS answers, else CSAT
+    case
+        when nps_n > 0 then nps_n >= {{ var('min_sample') }}
+        else csat_n >= {{ var('min_sample') }}
+    end as is_reliable,
+    nps_n >= {{ var('min_sample') }} as is_nps_reliable,
+    csat_n >= {{ var('min_sample') }} as is_csat_reliable
 from aggregated

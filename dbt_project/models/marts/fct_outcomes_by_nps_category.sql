@@ -31,7 +31,7 @@ categorised as (
         responses.store_id,
         responses.region_id,
         responses.responded_at,
-        cast({{ dbt.date_trunc('month', 'responses.responded_at') }} as date) as month_start,
+        cast({{ dbt.date_trunc('month', reporting_time('responses.responded_at')) }} as date) as month_start,
         responses.nps_category,
         responses.order_amount,
         responses.repurchased_within_90d,

@@ -47,7 +47,7 @@ ticket_answers as (
         tickets.ticket_id,
         tickets.store_id,
         org.region_id,
-        cast({{ dbt.date_trunc('month', 'tickets.opened_at') }} as date) as month_start,
+        cast({{ dbt.date_trunc('month', reporting_time('tickets.opened_at')) }} as date) as month_start,
         case when tickets.reopened then 'reopened' else 'not_reopened' end as ticket_group,
         answers_after.csat
     from tickets

@@ -21,7 +21,7 @@ comments as (
 
 select
     responses.response_id,
-    cast(responses.responded_at as date) as responded_on,
+    {{ reporting_date('responses.responded_at') }} as responded_on,
     responses.store_id,
     responses.region_id,
     responses.channel,

@@ -16,7 +16,7 @@ import yaml
 from conftest import DemoNight, make_settings, settings_with_catalog
 from handmade import EXPECTED_HQ_STATUS, EXPECTED_MONTH, KPIS, RESPONSES, write_landing
 
-from cxkpi import pipeline
+from cxkpi import dbt_runner, pipeline
 from cxkpi.config import Settings
 from cxkpi.methods import stats
 
@@ -78,18 +78,30 @@ def _hq_days(published: Path, kpi: str) -> list[str]:
 
 def test_days_are_counted_in_the_reporting_time_zone(published: Path, tmp_path: Path) -> None:
     """The hand-made answers are given at Berlin noon (10:00 UTC) on 5-7 October; counted
-    in Pacific/Kiritimati (UTC+14) they fall on 6-8 October, with the same month values."""
+    in Pacific/Kiritimati (UTC+14) they fall on 6-8 October. The observations are rebuilt
+    by dbt on a copy of the night, with the setting passed as dbt's var."""
     assert _hq_days(published, "nps") == ["2026-10-05", "2026-10-06", "2026-10-07"]
-    settings = settings_with_catalog(tmp_path, KPIS).with_overrides(
-        reporting_timezone="Pacific/Kiritimati"
+    project = shutil.copytree(published.parents[1], tmp_path / "project")
+    settings = make_settings(
+        project,
+        kpi_definitions_dir=project / "kpi_definitions",
+        dbt_project_dir=project / "dbt_project",
+        expectations_dir=project / "expectations",
+        reporting_timezone="Pacific/Kiritimati",
     )
-    write_landing(settings.landing_dir)
-    pipeline.run_all(settings, pipeline.RunContext.new("kiritimati", "2026-10-31"))
-    assert _hq_days(settings.published_path, "nps") == ["2026-10-06", "2026-10-07", "2026-10-08"]
-    actual = month_values(settings.published_path)
-    for key, (value, n) in EXPECTED_MONTH.items():
-        assert actual[key][0] == pytest.approx(value, abs=1e-9), key
-        assert actual[key][1] == n, key
+    outcome = dbt_runner.invoke(
+        settings, ["run", "--select", "int_kpi_obs__survey_responses int_kpi__observations"]
+    )
+    assert outcome.success, outcome.results
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        days = con.execute(
+            """select distinct metric_date::varchar from intermediate.int_kpi__observations
+               where kpi_id = 'nps' order by 1"""
+        ).fetchall()
+    finally:
+        con.close()
+    assert [d[0] for d in days] == ["2026-10-06", "2026-10-07", "2026-10-08"]
 
 
 def test_month_values_match_hand_computation(published: Path) -> None:

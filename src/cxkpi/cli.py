@@ -128,11 +128,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if settings.landing_dir.is_dir():
             from cxkpi.source_headers import check_landing_headers
 
-            file_problems = check_landing_headers(specs, settings.landing_dir)
+            files, file_problems = check_landing_headers(specs, settings.landing_dir)
             for file_problem in file_problems:
                 print(file_problem)
             failed = failed or bool(file_problems)
-            files = sum(len(spec.files(settings.landing_dir)) for spec in specs)
             print(
                 f"{'error' if file_problems else 'ok   '} landing files: {files} files' "
                 f"headers checked, {len(file_problems)} problems"

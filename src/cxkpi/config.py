@@ -118,7 +118,8 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)
     zone = out.get("reporting_timezone")
-    if zone is not None and zone not in available_timezones() | {"UTC"}:
+    # the default needs no look-up of the time zone database (settings load per task)
+    if zone is not None and zone != "UTC" and zone not in available_timezones():
         close = difflib.get_close_matches(zone, sorted(available_timezones()), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(

@@ -42,11 +42,14 @@ def file_columns(spec: SourceSpec, path: Path) -> list[str]:
     return list(keys)
 
 
-def check_landing_headers(specs: list[SourceSpec], landing_dir: Path) -> list[str]:
-    """A problem per landing file missing a column its declaration maps (or unreadable)."""
+def check_landing_headers(specs: list[SourceSpec], landing_dir: Path) -> tuple[int, list[str]]:
+    """The number of landing files read, and a problem per file missing a column its
+    declaration maps (or unreadable)."""
     problems: list[str] = []
+    files = 0
     for spec in specs:
         for path in spec.files(landing_dir):
+            files += 1
             where = f"{spec.declared_in}: source {spec.name}: {path.relative_to(landing_dir)}"
             try:
                 found = file_columns(spec, path)
@@ -61,4 +64,4 @@ def check_landing_headers(specs: list[SourceSpec], landing_dir: Path) -> list[st
                     f"{where} lacks mapped column(s) {missing}{first}; it has {shown}. "
                     "Did the export change? Update the declaration's columns."
                 )
-    return problems
+    return files, problems

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cxkpi.config import DEFAULT_MIN_SAMPLE, Settings, load_settings
+from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS, Settings, load_settings
 from cxkpi.errors import CxkpiError
 
 
@@ -102,7 +102,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise CxkpiError(f"no such file or folder: {', '.join(map(str, missing))}")
-    catalog = kpi_spec.load_catalog(paths, settings.min_sample if settings else DEFAULT_MIN_SAMPLE)
+    catalog = kpi_spec.load_catalog(
+        paths,
+        settings.min_sample if settings else DEFAULT_MIN_SAMPLE,
+        settings.org_levels if settings else DEFAULT_ORG_LEVELS,
+    )
     for problem in sorted(catalog.problems, key=lambda p: (str(p.file), p.line, p.column)):
         print(problem)
     for note in catalog.notes:

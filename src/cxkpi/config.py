@@ -16,6 +16,7 @@ from zoneinfo import available_timezones
 
 import yaml
 
+from cxkpi import org
 from cxkpi.errors import ConfigError
 
 CONFIG_FILE_NAME = "cxkpi.yml"
@@ -23,6 +24,8 @@ CONFIG_FILE_NAME = "cxkpi.yml"
 # definitions, the dbt marts (var min_sample, passed by the runner and the DAG) and docs.
 DEFAULT_MIN_SAMPLE = 30
 CONFIG_ENV = "CXKPI_CONFIG"
+# Nothing about a company's org is assumed: without org_levels it is one HQ.
+DEFAULT_ORG_LEVELS: tuple[str, ...] = ("hq",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,25 @@ class Settings:
     # The time zone days, ISO weeks and months are counted in (storage stays UTC): dbt's
     # var reporting_timezone, passed by the runner and the DAG.
     reporting_timezone: str = "UTC"
+    # The org hierarchy's levels, top-down (1 to 6): KPI values are computed at each. The
+    # top level holds one unit (created when no org source names one).
+    org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
+    # Where an order sold by several org units counts (cxkpi.org.MULTI_UNIT_RULES).
+    multi_unit_orders: str = "largest_line"
+    # The org level whose units' monthly values are correlated to test the theory of
+    # change (fct_kpi_effectiveness): one with many units; empty: the lowest level.
+    effectiveness_org_level: str = ""
+
+    def __post_init__(self) -> None:
+        if self.effectiveness_org_level and self.effectiveness_org_level not in self.org_levels:
+            raise ConfigError(
+                f"effectiveness_org_level {self.effectiveness_org_level!r} is not one of the "
+                f"org_levels {list(self.org_levels)}"
+            )
+
+    @property
+    def effectiveness_level(self) -> str:
+        return self.effectiveness_org_level or self.org_levels[-1]
 
     @property
     def published_path(self) -> Path:
@@ -76,6 +98,7 @@ _PATH_FIELDS = {
 }
 _INT_FIELDS = {"min_sample", "keep_versions", "keep_runs", "max_record_bytes"}
 _LIST_FIELDS = {"pii_phone_regions"}
+_NAME_LIST_FIELDS = {"org_levels"}
 # dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
 # target dbt builds elsewhere would publish the embedded warehouse's stale marts.
 SUPPORTED_DBT_TARGETS = ("duckdb",)
@@ -95,6 +118,9 @@ _DEFAULTS: dict[str, Any] = {
     "keep_runs": 30,
     "max_record_bytes": 8 * 1024 * 1024,
     "pii_phone_regions": ["CN", "DE", "US", "GB", "BR", "FR"],
+    "org_levels": list(DEFAULT_ORG_LEVELS),
+    "multi_unit_orders": "largest_line",
+    "effectiveness_org_level": "",
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 
@@ -115,6 +141,11 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{key} must be a list of names, got {value!r}")
             out[key] = tuple(i.strip().upper() for i in items if i.strip())
+        elif key in _NAME_LIST_FIELDS:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{key} must be a list of names, got {value!r}")
+            out[key] = tuple(i.strip() for i in items if i.strip())
         else:
             out[key] = str(value)
     zone = out.get("reporting_timezone")
@@ -125,6 +156,10 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"reporting_timezone {zone!r} is not an IANA time zone (e.g. Europe/Berlin){hint}"
         )
+    if "org_levels" in out:
+        org.check_levels(out["org_levels"])
+    if "multi_unit_orders" in out:
+        org.check_multi_unit_rule(out["multi_unit_orders"])
     target = out.get("dbt_target")
     if target is not None and target not in SUPPORTED_DBT_TARGETS:
         raise ConfigError(

@@ -33,9 +33,16 @@ from cxkpi.vocabulary import DIRECTIONS, UNITS
 class DefinitionChecker(FieldReader):
     """Turns one document into a Definition, collecting problems instead of stopping."""
 
-    def __init__(self, doc: Document, problems: list[Problem], default_min_sample: int):
+    def __init__(
+        self,
+        doc: Document,
+        problems: list[Problem],
+        default_min_sample: int,
+        org_levels: tuple[str, ...],
+    ):
         super().__init__(doc, problems)
         self.default_min_sample = default_min_sample
+        self.org_levels = org_levels
 
     def check(self) -> Definition | None:
         data = self.doc.data
@@ -291,15 +298,19 @@ class DefinitionChecker(FieldReader):
             self.problem(("box",), f"box {d.box} does not fit the scale {list(scale)}")
 
     def _dimensions(self, value: Any, d: Definition) -> None:
-        allowed = DIMENSIONS
+        allowed = {**DIMENSIONS, "org_levels": self.org_levels}
         value = self.mapping_keys(("dimensions",), value, allowed)
         for key, options in allowed.items():
+            assert options is not None
             if key not in value:
                 continue
             items = self.list_of(("dimensions", key), value[key])
             chosen = []
             for i, item in enumerate(items):
-                if self.choice(("dimensions", key, i), item, options):
+                if key == "org_levels" and item not in options:
+                    levels = f"cxkpi.yml org_levels: {', '.join(options)}"
+                    self.problem(("dimensions", key, i), f"{item!r} is not declared ({levels})")
+                elif self.choice(("dimensions", key, i), item, options):
                     chosen.append(item)
             if key != "breakdowns" and not chosen:
                 self.problem(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxkpi import kpi_expr
-from cxkpi.config import DEFAULT_MIN_SAMPLE
+from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS
 from cxkpi.kpi_check import DefinitionChecker
 from cxkpi.kpi_language import FIELDS, ID_PATTERN, KINDS, Benchmark, Definition, Milestone
 from cxkpi.kpi_schema import json_schema, json_schema_text
@@ -55,6 +55,8 @@ class Catalog:
     problems: list[Problem]
     switched_off: list[Definition] = field(default_factory=list)  # enabled: false
     notes: list[Problem] = field(default_factory=list)  # what switching off changed
+    # the project's org levels, top-down (cxkpi.yml org_levels)
+    org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
 
     @property
     def kpis(self) -> list[Definition]:
@@ -78,7 +80,13 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SAMPLE) -> Catalog:
+def load_catalog(
+    paths: Iterable[Path],
+    default_min_sample: int = DEFAULT_MIN_SAMPLE,
+    org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS,
+) -> Catalog:
+    """Every definition under ``paths``, checked against the project's ``org_levels``
+    (a definition without dimensions.org_levels is computed at all of them)."""
     problems: list[Problem] = []
     definitions: list[Definition] = []
     first_seen: dict[str, Definition] = {}
@@ -86,9 +94,10 @@ def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SA
     for file in definition_files(paths):
         documents.extend(read_documents(file, problems))
     for doc in documents:
-        definition = DefinitionChecker(doc, problems, default_min_sample).check()
+        definition = DefinitionChecker(doc, problems, default_min_sample, org_levels).check()
         if definition is None:
             continue
+        definition.org_levels = definition.org_levels or org_levels
         if definition.id in first_seen:
             other = first_seen[definition.id]
             problems.append(
@@ -105,7 +114,7 @@ def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SA
     switched_off = [d for d in definitions if not d.enabled]
     enabled = [d for d in definitions if d.enabled]
     notes = _relink_around(switched_off, enabled, problems)
-    return Catalog(enabled, problems, switched_off, notes)
+    return Catalog(enabled, problems, switched_off, notes, tuple(org_levels))
 
 
 def _relink_around(

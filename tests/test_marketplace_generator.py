@@ -237,6 +237,7 @@ def test_payments_add_up_to_lines_and_freight(market: Marketplace) -> None:
                 round(100 * float(x["price"]) + 100 * float(x["freight_value"])) for x in lines
             )
             assert sum(round(100 * float(p["payment_value"])) for p in payments) == cents
+    assert all(float(p["payment_value"]) > 0 for p in market.rows["orders/order_payments.csv"])
     types = Counter(p["payment_type"] for p in market.rows["orders/order_payments.csv"])
     assert set(types) == {"credit_card", "boleto", "voucher", "debit_card"}
 

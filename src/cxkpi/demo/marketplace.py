@@ -455,6 +455,8 @@ def _add_payments(rng: np.random.Generator, orders: list[Order]) -> None:
                 voucher = min(left, int(rng.integers(5, 60)) * 100)
                 order.payments.append(("voucher", 1, voucher))
                 left -= voucher
+                if left == 0:
+                    break
         if left > 0 or not order.payments:
             kind = str(rng.choice(names, p=type_p))
             instalments = int(rng.integers(1, 11)) if kind == "credit_card" else 1

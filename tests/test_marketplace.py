@@ -11,6 +11,7 @@ those are merged.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from datetime import date
 
 import pytest
@@ -41,11 +42,13 @@ pytestmark = [
 ]
 
 
+@dataclass(frozen=True)
 class Night:
-    def __init__(self, settings: Settings, result: pipeline.RunResult, market: Marketplace):
-        self.settings = settings
-        self.result = result
-        self.market = market
+    """The example's published night and the oracle over its landing files."""
+
+    settings: Settings
+    result: pipeline.RunResult
+    market: Marketplace
 
     def published(self, sql: str) -> list[tuple]:
         return query(self.settings.published_path, sql)

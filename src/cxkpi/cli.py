@@ -72,14 +72,18 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out = Path(args.out) if args.out else settings.landing_dir
     started = time.perf_counter()
-    counts = demo.generate(
+    if args.company not in demo.COMPANIES:
+        known = ", ".join(demo.COMPANIES)
+        raise CxkpiError(f"no demo company {args.company!r}; known: {known}")
+    generate = demo.COMPANIES[args.company]
+    counts = generate(
         out, scale=args.scale, seed=args.seed, end_date=date.fromisoformat(args.end_date)
     )
     seconds = time.perf_counter() - started
     total = sum(counts.values())
-    print(f"demo data in {out} ({seconds:.1f}s, {total:,} rows):")
+    print(f"{args.company} demo data in {out} ({seconds:.1f}s, {total:,} rows):")
     for name, count in counts.items():
-        print(f"  {name:<18} {count:>10,}")
+        print(f"  {name:<28} {count:>10,}")
     return 0
 
 
@@ -227,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     demo = with_paths(sub.add_parser("demo-data", help="generate the demo landing files"))
+    demo.add_argument(
+        "--company",
+        default="retailer",
+        help="retailer (the demo, default) or marketplace (examples/marketplace)",
+    )
     demo.add_argument("--scale", type=float, default=1.0, help="row-count multiplier")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--end-date", default="2026-10-31", help="last day of demo data")

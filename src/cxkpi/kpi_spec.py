@@ -10,7 +10,9 @@ cycles); the parts live beside it, one concern each:
 - ``kpi_types``: the KPI types and everything that differs between them;
 - ``kpi_yaml``: reading YAML with positions, field by field;
 - ``kpi_check``: checking one document;
-- ``kpi_schema``: the JSON Schema for editors.
+- ``kpi_schema``: the JSON Schema for editors;
+- ``packs``: the shipped catalog packs, read here for the parents a catalog names in a
+  pack it does not hold.
 
 The names callers use are re-exported here, so ``kpi_spec.load_catalog``,
 ``kpi_spec.Definition`` and ``kpi_spec.FIELDS`` stay the one way in.

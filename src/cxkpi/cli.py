@@ -12,6 +12,7 @@ from typing import Any
 
 from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS, Settings, load_settings
 from cxkpi.errors import CxkpiError
+from cxkpi.packs import PACKS
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -118,6 +119,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = bool(catalog.problems)
     kinds = {k: sum(d.kind == k for d in catalog.definitions) for k in kpi_spec.KINDS}
     off = f", {len(catalog.switched_off)} switched off" if catalog.switched_off else ""
+    if catalog.not_chosen:
+        not_chosen = ", ".join(sorted(set(catalog.not_chosen.values())))
+        off += f", links into packs not chosen: {not_chosen}"
     print(
         f"{'error' if failed else 'ok   '} kpi definitions: {kinds['goal']} goals, "
         f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems{off}"
@@ -132,6 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"{'error' if source_problems else 'ok   '} sources: {len(specs)} source "
             f"declarations, {len(source_problems)} problems"
+            + ("" if specs else " (none yet: a night needs at least one)")
         )
         if settings.landing_dir.is_dir():
             from cxkpi.source_headers import check_landing_headers
@@ -174,6 +179,22 @@ def cmd_new(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = new_definition(args.kind, args.id, settings.kpi_definitions_dir)
     print(f"wrote {path}: edit it, then run `cxkpi validate`")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from cxkpi.new_project import init_project
+
+    project = init_project(Path(args.folder), args.packs.split(","))
+    others = [name for name in PACKS if name not in project.packs]
+    compiled = project.compiled
+    print(
+        f"created {project.folder}: packs {', '.join(project.packs)}"
+        + (f" (not chosen: {', '.join(others)})" if others else "")
+        + f"; {compiled['kpis']} KPIs ({compiled['goals']} goals, {compiled['factors']} "
+        "factors) compiled into its dbt project\n"
+    )
+    print(project.next_steps, end="")
     return 0
 
 
@@ -258,6 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=("kpi", "goal", "factor"))
     new.add_argument("id", help="id of the new definition, e.g. delivery_csat")
     new.set_defaults(func=cmd_new)
+
+    init = sub.add_parser(
+        "init",
+        help="create a new company project in an empty folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Create a new project: cxkpi.yml, source templates, the catalog packs "
+        "chosen, the quality suites and a dbt project of its own. Packs:\n"
+        + "\n".join(f"  {name:<10} {summary}" for name, summary in PACKS.items()),
+    )
+    init.add_argument("folder", help="a new or empty folder")
+    init.add_argument(
+        "--packs",
+        default="core",
+        help="comma-separated catalog packs; core is always included (default: core)",
+    )
+    init.set_defaults(func=cmd_init)
 
     gap_ = sub.add_parser("gap", help="factor gap analysis of a small CSV (no warehouse)")
     gap_.add_argument(

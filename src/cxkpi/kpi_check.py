@@ -38,7 +38,7 @@ class DefinitionChecker(FieldReader):
         doc: Document,
         problems: list[Problem],
         default_min_sample: int,
-        org_levels: tuple[str, ...],
+        org_levels: tuple[str, ...] | None,
     ):
         super().__init__(doc, problems)
         self.default_min_sample = default_min_sample
@@ -298,7 +298,10 @@ class DefinitionChecker(FieldReader):
             self.problem(("box",), f"box {d.box} does not fit the scale {list(scale)}")
 
     def _dimensions(self, value: Any, d: Definition) -> None:
-        allowed = {**DIMENSIONS, "org_levels": self.org_levels}
+        # None: any level name (the shipped packs, read without a project)
+        listed = value.get("org_levels") if isinstance(value, dict) else None
+        any_level = tuple(str(v) for v in listed) if isinstance(listed, list) else ()
+        allowed = {**DIMENSIONS, "org_levels": self.org_levels or any_level}
         value = self.mapping_keys(("dimensions",), value, allowed)
         for key, options in allowed.items():
             assert options is not None

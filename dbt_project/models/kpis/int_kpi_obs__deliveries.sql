@@ -10,7 +10,7 @@ source as (
 
 observations as (
 
-    -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:59)
+    -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/ecommerce/drivers/inventory_management.yml:6)
     select
         'inventory_management|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,
@@ -31,7 +31,7 @@ observations as (
 
     union all
 
-    -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/operational/delivery.yml:3)
+    -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/ecommerce/operational/delivery.yml:3)
     select
         'on_time_delivery|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,

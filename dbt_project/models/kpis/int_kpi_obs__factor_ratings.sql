@@ -10,7 +10,7 @@ source as (
 
 observations as (
 
-    -- brand_awareness: Brand image (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:53)
+    -- brand_awareness: Brand image (top-3-box) (top_box, declared at kpi_definitions/core/outcomes/retention_outcomes.yml:54)
     select
         'brand_awareness|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -33,7 +33,7 @@ observations as (
 
     union all
 
-    -- brand_image_experience: Brand image experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:77)
+    -- brand_image_experience: Brand image experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:77)
     select
         'brand_image_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -56,7 +56,7 @@ observations as (
 
     union all
 
-    -- convenience_experience: Convenience experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:56)
+    -- convenience_experience: Convenience experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:56)
     select
         'convenience_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -79,7 +79,7 @@ observations as (
 
     union all
 
-    -- convenience_gap: Convenience satisfaction gap (mean, declared at kpi_definitions/drivers/factor_scores.yml:110)
+    -- convenience_gap: Convenience satisfaction gap (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:110)
     select
         'convenience_gap|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -102,7 +102,7 @@ observations as (
 
     union all
 
-    -- personalisation: Personalisation (relationship top-3-box) (top_box, declared at kpi_definitions/drivers/service_quality_drivers.yml:33)
+    -- personalisation: Personalisation (relationship top-3-box) (top_box, declared at kpi_definitions/core/drivers/personalisation.yml:9)
     select
         'personalisation|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -125,7 +125,7 @@ observations as (
 
     union all
 
-    -- price_experience: Price experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:93)
+    -- price_experience: Price experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:93)
     select
         'price_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -148,7 +148,7 @@ observations as (
 
     union all
 
-    -- product_experience: Product experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:9)
+    -- product_experience: Product experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:9)
     select
         'product_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -171,7 +171,7 @@ observations as (
 
     union all
 
-    -- relationship_experience: Relationship experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:39)
+    -- relationship_experience: Relationship experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:39)
     select
         'relationship_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -194,7 +194,7 @@ observations as (
 
     union all
 
-    -- service_experience: Service experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:24)
+    -- service_experience: Service experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:24)
     select
         'service_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
@@ -217,7 +217,7 @@ observations as (
 
     union all
 
-    -- service_quality: Service quality (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:27)
+    -- service_quality: Service quality (top-3-box) (top_box, declared at kpi_definitions/core/outcomes/retention_outcomes.yml:28)
     select
         'service_quality|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,

@@ -10,7 +10,7 @@ source as (
 
 observations as (
 
-    -- active_customers: Active customers (count_distinct, declared at kpi_definitions/operational/commerce.yml:53)
+    -- active_customers: Active customers (count_distinct, declared at kpi_definitions/ecommerce/operational/commerce.yml:53)
     select
         'active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -32,7 +32,7 @@ observations as (
 
     union all
 
-    -- average_order_value: Average order value (mean, declared at kpi_definitions/operational/commerce.yml:5)
+    -- average_order_value: Average order value (mean, declared at kpi_definitions/ecommerce/operational/commerce.yml:5)
     select
         'average_order_value|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -54,7 +54,7 @@ observations as (
 
     union all
 
-    -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/outcomes/loyalty.yml:5)
+    -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:5)
     select
         'churn_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -76,7 +76,7 @@ observations as (
 
     union all
 
-    -- order_count: Orders (count, declared at kpi_definitions/operational/commerce.yml:42)
+    -- order_count: Orders (count, declared at kpi_definitions/ecommerce/operational/commerce.yml:42)
     select
         'order_count|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -97,7 +97,7 @@ observations as (
 
     union all
 
-    -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/operational/commerce.yml:24)
+    -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/ecommerce/operational/commerce.yml:24)
     select
         'purchase_interval|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -120,7 +120,7 @@ observations as (
 
     union all
 
-    -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/outcomes/loyalty.yml:45)
+    -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:45)
     select
         'relationship_duration|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -142,7 +142,7 @@ observations as (
 
     union all
 
-    -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/outcomes/loyalty.yml:28)
+    -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:28)
     select
         'repeat_purchase_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -163,7 +163,7 @@ observations as (
 
     union all
 
-    -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/goals/retain_active_customers.yml:8)
+    -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/ecommerce/goals/retain_active_customers.yml:10)
     select
         'retain_active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
@@ -185,7 +185,7 @@ observations as (
 
     union all
 
-    -- revenue: Revenue (sum, declared at kpi_definitions/operational/commerce.yml:69)
+    -- revenue: Revenue (sum, declared at kpi_definitions/ecommerce/operational/commerce.yml:69)
     select
         'revenue|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,

@@ -10,7 +10,7 @@ source as (
 
 observations as (
 
-    -- ces: Customer effort score (mean, declared at kpi_definitions/outcomes/voice_of_customer.yml:49)
+    -- ces: Customer effort score (mean, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:48)
     select
         'ces|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -32,7 +32,7 @@ observations as (
 
     union all
 
-    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/outcomes/voice_of_customer.yml:69)
+    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:68)
     select
         'ces_easy_share|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -54,7 +54,7 @@ observations as (
 
     union all
 
-    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/outcomes/voice_of_customer.yml:28)
+    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:27)
     select
         'csat|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -76,7 +76,7 @@ observations as (
 
     union all
 
-    -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/operational/delivery.yml:27)
+    -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/ecommerce/operational/delivery.yml:27)
     select
         'csat_after_late_delivery|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -100,7 +100,7 @@ observations as (
 
     union all
 
-    -- nps: Net Promoter Score (nps, declared at kpi_definitions/outcomes/voice_of_customer.yml:4)
+    -- nps: Net Promoter Score (nps, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:4)
     select
         'nps|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -122,7 +122,7 @@ observations as (
 
     union all
 
-    -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/goals/satisfaction_ranking.yml:10)
+    -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/retail/goals/satisfaction_ranking.yml:10)
     select
         'satisfaction_ranking|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,

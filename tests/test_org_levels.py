@@ -181,3 +181,34 @@ def test_dim_org_units_has_a_path_column_per_declared_level(demo_night: DemoNigh
         "select hq_id, region_id, store_id, advisor_id from dim_org_units "
         "where org_unit_id = 'A0001'",
     ) == [("HQ", "R01", "S001", "A0001")]
+
+
+def _one_kpi(folder: Path, levels: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "kpi.yml").write_text(
+        "id: csat\nlabel: CSAT\nlevel: outcome\nsource: survey_responses\ntype: top_box\n"
+        f"measure: csat\nunit: percent\ndimensions:\n  org_levels: {levels}\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_a_kpi_is_computed_at_the_declared_levels_it_names(tmp_path: Path) -> None:
+    """A pack written for stores, in a company without regions: the undeclared level is
+    left out with a note; a definition naming no declared level at all is a problem."""
+    from cxkpi import kpi_spec
+
+    catalog = kpi_spec.load_catalog(
+        [_one_kpi(tmp_path / "a", "[region, hq]")], org_levels=("hq", "state", "seller")
+    )
+    assert catalog.problems == []
+    assert catalog.by_id()["csat"].org_levels == ("hq",)
+    assert ["org level 'region' (cxkpi.yml" in n.message for n in catalog.notes] == [True]
+    catalog = kpi_spec.load_catalog([_one_kpi(tmp_path / "b", "[regoin]")], org_levels=("hq",))
+    assert [p.message for p in catalog.problems] == ["org_levels needs at least one of hq"]
+    plain = _one_kpi(tmp_path / "c", "[hq]")
+    (plain / "kpi.yml").write_text(
+        (plain / "kpi.yml").read_text().split("dimensions:")[0], encoding="utf-8"
+    )
+    default = kpi_spec.load_catalog([plain], org_levels=("hq", "state", "seller"))
+    assert default.by_id()["csat"].org_levels == ("hq", "state", "seller")

@@ -12,9 +12,12 @@ import yaml
 from conftest import REPO
 
 from cxkpi import kpi_compile, kpi_spec, packs
+from cxkpi.config import load_settings
 from cxkpi.errors import CxkpiError
 
 CATALOG = REPO / "kpi_definitions"
+# the demo project's levels, which the retail pack's goal names (region)
+REPO_LEVELS = load_settings(REPO / "cxkpi.yml").org_levels
 # Columns of survey_responses that come from joining orders and deliveries: a KPI on them
 # needs O-data, which the core pack (any company with a survey) must not.
 ORDER_AND_DELIVERY_COLUMNS = {
@@ -35,13 +38,15 @@ def test_the_demo_catalog_is_every_pack_and_nothing_else() -> None:
     assert folders == set(packs.PACKS)
     files = kpi_spec.definition_files([CATALOG])
     assert all(f.relative_to(CATALOG).parts[0] in packs.PACKS for f in files)
-    catalog = kpi_spec.load_catalog([CATALOG])
+    catalog = kpi_spec.load_catalog([CATALOG], org_levels=REPO_LEVELS)
     assert (catalog.problems, catalog.notes, catalog.not_chosen) == ([], [], {})
 
 
 @pytest.mark.parametrize("pack", list(packs.PACKS))
 def test_each_pack_validates_beside_core(pack: str) -> None:
-    catalog = kpi_spec.load_catalog([CATALOG / name for name in packs.selection([pack])])
+    catalog = kpi_spec.load_catalog(
+        [CATALOG / name for name in packs.selection([pack])], org_levels=REPO_LEVELS
+    )
     assert catalog.problems == [], "\n".join(map(str, catalog.problems))
     held = set(packs.selection([pack]))
     assert set(catalog.not_chosen.values()) <= set(packs.PACKS) - held

@@ -298,9 +298,9 @@ class DefinitionChecker(FieldReader):
             self.problem(("box",), f"box {d.box} does not fit the scale {list(scale)}")
 
     def _dimensions(self, value: Any, d: Definition) -> None:
-        # None: any level name (the shipped packs, read without a project)
         listed = value.get("org_levels") if isinstance(value, dict) else None
-        any_level = tuple(str(v) for v in listed) if isinstance(listed, list) else ()
+        # org_levels None: any level name (the shipped packs, read without a project)
+        any_level = tuple(map(str, listed)) if isinstance(listed, list) else ()
         allowed = {**DIMENSIONS, "org_levels": self.org_levels or any_level}
         value = self.mapping_keys(("dimensions",), value, allowed)
         for key, options in allowed.items():
@@ -310,14 +310,14 @@ class DefinitionChecker(FieldReader):
             items = self.list_of(("dimensions", key), value[key])
             chosen = []
             for i, item in enumerate(items):
-                if key == "org_levels" and item not in options:
-                    levels = f"cxkpi.yml org_levels: {', '.join(options)}"
-                    self.problem(("dimensions", key, i), f"{item!r} is not declared ({levels})")
+                if key == "org_levels" and item not in options:  # a pack's level: left out
+                    levels = f"(cxkpi.yml org_levels: {', '.join(options)}): left out"
+                    self.note(("dimensions", key, i), f"org level {item!r} {levels}")
                 elif self.choice(("dimensions", key, i), item, options):
                     chosen.append(item)
             if key != "breakdowns" and not chosen:
                 self.problem(
-                    ("dimensions", key), f"{key} needs at least one of " + ", ".join(options)
+                    ("dimensions", key), f"{key} needs at least one of {', '.join(options)}"
                 )
             setattr(d, key, tuple(o for o in options if o in chosen))
 

@@ -105,8 +105,11 @@ def load_catalog(
     documents = []
     for file in definition_files(paths):
         documents.extend(read_documents(file, problems))
+    level_notes: list[Problem] = []
     for doc in documents:
-        definition = DefinitionChecker(doc, problems, default_min_sample, org_levels).check()
+        checker = DefinitionChecker(doc, problems, default_min_sample, org_levels)
+        definition = checker.check()
+        level_notes += checker.notes
         if definition is None:
             continue
         definition.org_levels = definition.org_levels or tuple(org_levels or ())
@@ -129,7 +132,7 @@ def load_catalog(
     off = {d.id: _Off(d, "is switched off", f"{d.id} on") for d in switched_off}
     for pack, d in elsewhere.values():
         off[d.id] = _Off(d, f"is in the {pack} pack, not in this catalog", f"add the {pack} pack")
-    notes = _relink_around(off, enabled, problems)
+    notes = level_notes + _relink_around(off, enabled, problems)
     not_chosen = {kpi_id: pack for kpi_id, (pack, _) in elsewhere.items()}
     return Catalog(
         enabled,

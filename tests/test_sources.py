@@ -237,6 +237,7 @@ REVIEWS = {
 
 def test_an_expression_reads_the_files_own_columns(tmp_path: Path) -> None:
     spec = parse_source(REVIEWS, tmp_path / "s.yml")
+    assert spec.name == "marketplace_reviews"
     assert spec.expressions["response_id"].columns == ["order_id", "review_id"]
     assert "response_id" not in spec.columns and "comment" not in spec.columns
     # the file must have every column an expression reads, like a mapped one

@@ -290,12 +290,12 @@ def parse_source(
             check_text(at, source_column, "columns", canonical)
             _check_source_column(at, canonical, source_column, ("columns", canonical))
             read = [source_column]
-        for name in read:
-            other = by_lower.setdefault(name.lower(), name)
-            if other != name:
+        for read_column in read:
+            other = by_lower.setdefault(read_column.lower(), read_column)
+            if other != read_column:
                 raise fail(
                     at.at("columns", canonical),
-                    f"columns.{canonical}: {name!r} and {other!r} differ only in case; "
+                    f"columns.{canonical}: {read_column!r} and {other!r} differ only in case; "
                     "DuckDB matches column names case-insensitively, so they cannot be told "
                     "apart",
                 )

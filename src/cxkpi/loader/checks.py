@@ -147,8 +147,10 @@ def _expression_check(col: Column, spec: SourceSpec, present: set[str]) -> list[
     expression = spec.expressions.get(col.name)
     if expression is None or not set(expression.columns) <= present:
         return []
+    apostrophe = quote_literal("'")
     inputs = ", ".join(
-        f"{quote_literal(c + ' ')} || coalesce( || {column_text(c)} || , 'empty')"
+        f"{quote_literal(c + ' ')} || coalesce({apostrophe} || {column_text(c)} || {apostrophe}, "
+        "'empty')"
         for c in expression.columns
     )
     reason = quote_literal(f"{col.name}: cannot compute {expression.text} from ")
@@ -208,8 +210,10 @@ def stage(con: duckdb.DuckDBPyConnection, spec: SourceSpec, present: list[str]) 
         line, raw = "src._source_record", "to_json({'line': src._line})"
     else:
         line = "null::bigint"
-        fields = ", ".join(f"{quote_literal(c)}: src.{quote_ident(c)}" for c in present)
-        raw = f"to_json({{{fields}}})" if present else "'{}'"
+        # json_object's keys are values: a struct literal's keys ({'a': ...}) came out as
+        # numbers now and then (DuckDB 1.5) when the select repeats column expressions
+        fields = ", ".join(f"{quote_literal(c)}, src.{quote_ident(c)}" for c in present)
+        raw = f"json_object({fields})" if present else "'{}'"
     # the code of the first check that gives a reason, as the reason names it first
     codes = (
         "coalesce("

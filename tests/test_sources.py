@@ -275,6 +275,13 @@ def _with_expression(canonical: str, expression: str) -> dict:
         ("csat", "review_score + 1", "is refused by DuckDB: Binder Error"),
         ("comment", '"_source_record"', "'_source_record' is a name the loader uses itself"),
         ("comment", "Order_Id || 'x'", "'Order_Id' and 'order_id' differ only in case"),
+        ("comment", 'title || "Title"', "'title' and 'Title' differ only in case"),
+        ("comment", '""', "columns.comment: a column name is empty"),
+        (
+            "responded_at",
+            "strptime(review_creation_date, '%d')",
+            "function 'strptime' is not allowed",
+        ),
     ],
 )
 def test_a_refused_expression_names_the_field_and_what_is_allowed(
@@ -344,6 +351,13 @@ def test_header_rows_are_checked(csv: dict, message: str, tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as error:
         parse_source({**BASE, "csv": csv}, tmp_path / "s.yml")
     assert message in str(error.value)
+
+
+def test_csv_options_on_a_source_of_another_format_are_refused(tmp_path: Path) -> None:
+    """header_rows: 3 on a Parquet export would skip nothing, silently."""
+    declared = {**BASE, "path": "o/*.parquet", "csv": {"header_rows": 3}}
+    with pytest.raises(ConfigError, match="csv options apply to CSV files; this source's format"):
+        parse_source(declared, tmp_path / "s.yml")
 
 
 # --- date-only values and end of day ----------------------------------------------------------

@@ -181,7 +181,10 @@ def _token_of(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return node.name
     if isinstance(node, exp.Func):
-        return node.sql_name().lower()
+        # the name as DuckDB spells it (strptime, regexp_matches), which is how the text
+        # was parsed, rather than sqlglot's own (str_to_time, regexp_like)
+        called = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\(", node.sql(dialect="duckdb"))
+        return called.group(1).lower() if called else node.sql_name().lower()
     return node.sql(dialect="postgres")[:40]
 
 

@@ -54,7 +54,10 @@ def bind_problem(expression: kpi_expr.Expression) -> str | None:
     None: types that do not fit (text + 1) are refused before any file is read."""
     con = connect()
     try:
-        columns = ", ".join(f"{quote_ident(c)} varchar" for c in expression.columns)
+        # DuckDB matches names case-insensitively: names differing only in case are one
+        # column here, and refused as such by the declaration's own check
+        names = {c.lower(): c for c in expression.columns}.values()
+        columns = ", ".join(f"{quote_ident(c)} varchar" for c in names)
         con.execute(f"create temp table {SOURCE_TABLE} ({columns or 'unused varchar'})")
         con.execute(f"select {evaluated_sql(expression)} from {SOURCE_TABLE}")
     except duckdb.Error as exc:

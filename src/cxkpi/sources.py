@@ -179,11 +179,15 @@ def _expression(at: Location, canonical: str, spec: dict) -> Expression:
         _check_source_column(at, canonical, name, ("columns", canonical, "expr"))
     problem = bind_problem(expression)
     if problem:
+        typing = "No function matches" in problem or "cast" in problem.lower()
+        hint = (
+            " (in an expression every column of the file is text: cast(<column> as double) "
+            "to compute with it)"
+            if typing
+            else ""
+        )
         raise fail(
-            field_at,
-            f"columns.{canonical}.expr {text!r} is refused by DuckDB: {problem} (in an "
-            "expression every column of the file is text: cast(<column> as double) to "
-            "compute with it)",
+            field_at, f"columns.{canonical}.expr {text!r} is refused by DuckDB: {problem}{hint}"
         )
     return expression
 
@@ -191,6 +195,8 @@ def _expression(at: Location, canonical: str, spec: dict) -> Expression:
 def _check_source_column(
     at: Location, canonical: str, source_column: str, field_path: tuple[str, ...]
 ) -> None:
+    if not source_column:
+        raise fail(at.at(*field_path), f"columns.{canonical}: a column name is empty")
     if source_column != source_column.strip():
         raise fail(
             at.at(*field_path),
@@ -373,6 +379,11 @@ def parse_source(
     csv_data = data.get("csv") or {}
     if not isinstance(csv_data, dict):
         raise fail(at.at("csv"), "csv must be a mapping, e.g. {delimiter: ';', encoding: cp1252}")
+    if csv_data and fmt != "csv":
+        raise fail(
+            at.at("csv"),
+            f"csv options apply to CSV files; this source's format is {fmt} (remove csv:)",
+        )
     unknown_csv = sorted(set(map(str, csv_data)) - CSV_KEYS)
     if unknown_csv:
         raise fail(

@@ -966,10 +966,11 @@ def test_a_promised_date_lasts_until_the_end_of_its_local_day(tmp_path: Path) ->
         + "D2,O2,2026-07-01,2026-07-02 00:30:00\n"  # the next day, 00:30 local: late
         + "D3,O3,2026-07-01 12:00:00,2026-07-01 18:00:00\n"  # a promised hour: late
         + "D4,O4,2026-07-01,2026-07-03\n"  # a date alone, not end_of_day: midnight local
-        + "D5,O5,01/07/2026,\n",  # neither format
+        + "D5,O5,01/07/2026,\n"  # neither format
+        + "D6,O6,2026-07-01 00:00:00,2026-07-01 18:00:00\n",  # midnight written out: as is
     )
     [result] = load(warehouse, landing, [spec], "b1").files
-    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (6, 5, 1)
     # Sao Paulo is UTC-3: the end of 2026-07-01 there is 02:59:59.999999 UTC the next day
     assert query(
         warehouse,
@@ -980,6 +981,7 @@ def test_a_promised_date_lasts_until_the_end_of_its_local_day(tmp_path: Path) ->
         ("D2", "2026-07-02 02:59:59.999999", "2026-07-02 03:30:00", False),
         ("D3", "2026-07-01 15:00:00", "2026-07-01 21:00:00", False),
         ("D4", "2026-07-02 02:59:59.999999", "2026-07-03 03:00:00", False),
+        ("D6", "2026-07-01 03:00:00", "2026-07-01 21:00:00", False),
     ]
     [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
     assert reason == (

@@ -179,11 +179,10 @@ def _expression(at: Location, canonical: str, spec: dict) -> Expression:
         _check_source_column(at, canonical, name, ("columns", canonical, "expr"))
     problem = bind_problem(expression)
     if problem:
-        typing = "No function matches" in problem or "cast" in problem.lower()
         hint = (
             " (in an expression every column of the file is text: cast(<column> as double) "
             "to compute with it)"
-            if typing
+            if "No function matches" in problem
             else ""
         )
         raise fail(

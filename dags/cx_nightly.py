@@ -19,7 +19,7 @@ PROJECT = orchestration.settings(Path(__file__).resolve().parent)
 DOC = """
 ### CX nightly KPI run
 1. **prepare** checks source declarations, suites and KPI definitions, and that the
-   compiled KPI models are current (`cxkpi compile` at deploy time).
+   compiled KPI models and dbt sources are current (`cxkpi compile` at deploy time).
 2. **load_x_data** / **load_o_data** load new landing files into `raw.*`; bad rows go to
    `raw.load_rejects` with their reason (rows read = loaded + rejected).
 3. **dbt** builds staging, intermediate and mart models; each model's tests run right

@@ -114,3 +114,75 @@ def test_validate_reads_each_landing_files_header(tmp_path: Path, capsys) -> Non
     [problem] = [line for line in out.splitlines() if "lacks mapped column" in line]
     assert str(export.relative_to(landing)) in problem and repr(first_column) in problem
     assert "error landing files: " in out and "1 problems" in out
+
+
+SURVEY_DECLARATION = """name: one_channel_survey
+entity: survey_responses
+path: q/*.csv
+csv: {header_rows: 3}
+columns:
+  response_id: ResponseId
+  responded_at: RecordedDate
+  nps: Q1_NPS
+  comment: {expr: "concat_ws(' - ', Q2_Title, Q2_Text)"}
+  channel: {const: wechat_mini_program}
+"""
+QUALTRICS_EXPORT = (
+    "ResponseId,RecordedDate,Q1_NPS,Q2_Title,Q2_Text\n"
+    'Response ID,Recorded Date,"How likely are you to recommend us?",Title,"Anything\nelse?"\n'
+    '"{""ImportId"":""_recordId""}",x,"{""ImportId"":""QID1""}",y,z\n'
+    "R_1,2026-07-01 10:00:00,9,Fine,Really\n"
+)
+
+
+def _project_with_survey(tmp_path: Path, config_lines: str = "") -> tuple[Path, Path]:
+    """A project reading only SURVEY_DECLARATION, with a Qualtrics export in its landing."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    declaration = sources / "survey.yml"
+    declaration.write_text(SURVEY_DECLARATION, encoding="utf-8")
+    landing = tmp_path / "landing"
+    (landing / "q").mkdir(parents=True)
+    (landing / "q" / "export.csv").write_text(QUALTRICS_EXPORT, encoding="utf-8")
+    config = _config_with_sources(tmp_path, sources)
+    config.write_text(
+        config.read_text().replace("landing_dir: landing", f"landing_dir: {landing}") + config_lines
+    )
+    return config, declaration
+
+
+def test_validate_checks_a_constant_against_the_configured_channels(tmp_path: Path, capsys) -> None:
+    """Before, a constant outside the channels passed validate and every row was rejected
+    at night."""
+    config, declaration = _project_with_survey(tmp_path)
+    assert main(["--config", str(config), "validate"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"{declaration}:10:12: columns.channel: const 'wechat_mini_program' would reject every "
+        "row at load (channel: 'wechat_mini_program' is not one of store, web, app, "
+        "call_centre, delivery, support); if 'wechat_mini_program' is one of yours, add it to "
+        "channels in cxkpi.yml"
+    ) in out
+    config.write_text(
+        config.read_text() + "channels: [store, web, app, call_centre, wechat_mini_program]\n"
+    )
+    assert main(["--config", str(config), "validate"]) == 0
+    assert "ok    sources: 1 source declarations, 0 problems" in capsys.readouterr().out
+
+
+def test_validate_reads_the_first_of_several_header_rows_and_expression_columns(
+    tmp_path: Path, capsys
+) -> None:
+    config, _ = _project_with_survey(tmp_path, "channels: [web, wechat_mini_program]\n")
+    assert main(["--config", str(config), "validate"]) == 0
+    assert "ok    landing files: 1 files' headers checked, 0 problems" in capsys.readouterr().out
+
+    export = tmp_path / "landing" / "q" / "export.csv"
+    export.write_text(QUALTRICS_EXPORT.replace("Q2_Title,", "Q2_Headline,", 1), encoding="utf-8")
+    assert main(["--config", str(config), "validate"]) == 1
+    [problem] = [line for line in capsys.readouterr().out.splitlines() if "lacks" in line]
+    assert problem.endswith(
+        "source one_channel_survey: q/export.csv lacks mapped column(s) ['Q2_Title'] (read by "
+        "columns.comment); it has ['ResponseId', 'RecordedDate', 'Q1_NPS', 'Q2_Headline', "
+        "'Q2_Text']. Did the export change? Update the declaration's columns."
+    )

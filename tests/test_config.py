@@ -90,3 +90,55 @@ def test_a_reporting_time_zone_must_be_an_iana_name(tmp_path: Path) -> None:
         load_settings(config)
     config.write_text("reporting_timezone: America/Sao_Paulo\n")
     assert load_settings(config).reporting_timezone == "America/Sao_Paulo"
+
+
+def test_channels_default_to_the_canonical_ones_and_touchpoints_to_any(tmp_path: Path) -> None:
+    from cxkpi.canonical import CHANNELS
+
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("")
+    settings = load_settings(config)
+    assert (settings.channels, settings.touchpoints) == (CHANNELS, None)
+    # an org unit's level is one of the declared org levels (by default the one HQ)
+    assert settings.vocabularies == {"channel": CHANNELS, "level": ("hq",)}
+    # an empty key keeps the default, as leaving it out does
+    config.write_text("channels:\ntouchpoints:\n")
+    assert load_settings(config).vocabularies == {"channel": CHANNELS, "level": ("hq",)}
+
+
+def test_channels_and_touchpoints_are_set_in_the_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("channels: [store, web, wechat_mini_program]\ntouchpoints: [checkout]\n")
+    assert load_settings(config).vocabularies == {
+        "channel": ("store", "web", "wechat_mini_program"),
+        "touchpoint": ("checkout",),
+        "level": ("hq",),
+    }
+    monkeypatch.setenv("CXKPI_CHANNELS", "store, app")
+    assert load_settings(config).channels == ("store", "app")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("channels: []\n", "channels must be a list of one or more values"),
+        ("touchpoints: []\n", "leave touchpoints out to accept any touchpoint"),
+        ("channels: {web: 1}\n", "e.g. channels: [store, web, app], got {'web': 1}"),
+        ("channels: [web, 3]\n", "channels must be a list of one or more values"),
+        ("channels: [web, store, web]\n", "channels lists ['web'] more than once"),
+        ("touchpoints: [' ']\n", "touchpoints must be a list of one or more values"),
+    ],
+)
+def test_a_vocabulary_is_a_list_of_distinct_values(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert message in str(error.value)
+
+
+def test_the_shipped_config_documents_channels_and_touchpoints() -> None:
+    shipped = (REPO / "cxkpi.yml").read_text(encoding="utf-8")
+    assert "# channels: [" in shipped and "# touchpoints: [" in shipped

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, make_settings
 
 from cxkpi import dbt_runner, dbt_sources, kpi_compile, kpi_spec, package_macros, pipeline
@@ -20,7 +21,36 @@ REPO_LEVELS = load_settings(REPO / "cxkpi.yml").org_levels
 
 def test_committed_sources_file_matches_the_canonical_model() -> None:
     committed = (REPO / "dbt_project" / dbt_sources.SOURCES_FILE).read_text(encoding="utf-8")
-    assert committed == dbt_sources.render(), "run `cxkpi compile` and commit the result"
+    vocabularies = load_settings(REPO / "cxkpi.yml").vocabularies
+    assert committed == dbt_sources.render(vocabularies), "run `cxkpi compile` and commit it"
+
+
+def test_the_sources_file_tests_the_configured_channels_and_touchpoints(tmp_path: Path) -> None:
+    """accepted_values follow cxkpi.yml; a DAG's prepare refuses a file compiled before the
+    channels changed (its dbt test would fail every row of the new channel)."""
+    dbt_dir = shutil.copytree(
+        REPO / "dbt_project", tmp_path / "dbt_project", ignore=shutil.ignore_patterns("target")
+    )
+    channels = ["store", "web", "wechat_mini_program"]
+    settings = make_settings(
+        tmp_path, dbt_project_dir=dbt_dir, channels=channels, touchpoints="checkout,delivery"
+    )
+    rendered = yaml.safe_load(dbt_sources.render(settings.vocabularies))
+    accepted = {
+        (table["name"], column["name"]): test["accepted_values"]["arguments"]["values"]
+        for source in rendered["sources"]
+        for table in source["tables"]
+        for column in table["columns"]
+        for test in column.get("data_tests", [])
+        if isinstance(test, dict) and "accepted_values" in test
+    }
+    assert accepted[("survey_responses", "channel")] == channels
+    assert accepted[("orders", "channel")] == accepted[("tickets", "channel")] == channels
+    assert accepted[("survey_responses", "touchpoint")] == ["checkout", "delivery"]
+    with pytest.raises(ConfigError, match="differs from what canonical.py and cxkpi.yml"):
+        pipeline.compile_catalog(settings, write=False)
+    dbt_sources.write(dbt_dir, settings.vocabularies)
+    pipeline.compile_catalog(settings, write=False)
 
 
 @pytest.mark.integration

@@ -48,3 +48,17 @@ def test_security_page_names_only_tests_that_exist() -> None:
         )
     }
     assert named <= defined, sorted(named - defined)
+
+
+def test_data_engineer_guide_shows_every_source_declaration_key() -> None:
+    import re
+
+    from cxkpi.config import VOCABULARY_SETTINGS
+    from cxkpi.sources import CSV_KEYS, SOURCE_KEYS, TIMESTAMP_KEYS
+
+    guide = (REPO / "docs" / "data-engineer.md").read_text(encoding="utf-8")
+    section = guide.split("\n## Source declarations\n", 1)[1].split("\n## ", 1)[0]
+    for key in (*SOURCE_KEYS, *CSV_KEYS, *TIMESTAMP_KEYS, "const", "expr"):
+        assert re.search(rf"\b{key}:", section), key
+    for setting in VOCABULARY_SETTINGS.values():
+        assert f"`{setting}`" in section, setting

@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import query
+from conftest import REPO, make_settings, query
 
 from cxkpi.canonical import ENTITIES
-from cxkpi.errors import LoadError
+from cxkpi.errors import ConfigError, LoadError
 from cxkpi.loader import DEFAULT_MAX_RECORD_BYTES, count, load, read
 from cxkpi.sources import parse_source
 
@@ -722,7 +722,7 @@ def test_a_column_declared_after_the_warehouse_was_made_is_added(env) -> None:
 
 def test_a_constant_column_fills_every_row_and_is_checked_like_a_value(tmp_path: Path) -> None:
     """An export without a channel (a shop with one) declares channel: {const: web}; a
-    constant outside the allowed values rejects every row with the usual reason."""
+    constant outside the allowed values is refused with the reason every row would get."""
     header = "Id,When,NPS\n"
     rows = "R1,2026-07-01 10:00:00,9\nR2,2026-07-01 11:00:00,3\n"
     declared = {
@@ -747,9 +747,324 @@ def test_a_constant_column_fills_every_row_and_is_checked_like_a_value(tmp_path:
     ]
 
     declared["columns"]["channel"] = {"const": "carrier pigeon"}
-    spec = parse_source(declared, tmp_path / "src.yml")
-    write(tmp_path / "landing2" / "surveys" / "a.csv", header + rows)
-    report = load(tmp_path / "wh2.duckdb", tmp_path / "landing2", [spec], "b1")
-    assert (report.files[0].rows_loaded, report.files[0].rows_rejected) == (0, 2)
-    [(reason,)] = query(tmp_path / "wh2.duckdb", "select distinct reason from raw.load_rejects")
-    assert "channel" in reason and "carrier pigeon" in reason
+    with pytest.raises(ConfigError) as error:
+        parse_source(declared, tmp_path / "src.yml")
+    assert "channel: 'carrier pigeon' is not one of store, web" in str(error.value)
+
+
+# --- what real exports need: derived columns, extra header rows, dates, vocabularies ---------
+
+REVIEWS_SOURCE = {
+    "name": "marketplace_reviews",
+    "entity": "survey_responses",
+    "path": "reviews/*.csv",
+    "columns": {
+        "response_id": {"expr": "review_id || '-' || order_id"},
+        "order_id": "order_id",
+        "channel": {"const": "web"},
+        "responded_at": "review creation date",
+        "csat": {"expr": "cast(review_score as integer) - cast(penalty as integer)"},
+        "comment": {"expr": "concat_ws(' - ', review_comment_title, \"review comment message\")"},
+    },
+    "timestamps": {"format": "%Y-%m-%d %H:%M:%S", "timezone": "America/Sao_Paulo"},
+}
+REVIEWS_HEADER = (
+    "review_id,order_id,review creation date,review_score,penalty,review_comment_title,"
+    "review comment message\n"
+)
+
+
+def test_derived_columns_are_computed_then_checked_like_mapped_values(tmp_path: Path) -> None:
+    """A marketplace's reviews: the key is review id + order id (a review id repeats across
+    orders), the comment is title + message; both are computed by DuckDB from the file's
+    own columns, then typed, checked, masked and rejected with reasons like any value."""
+    spec = parse_source(REVIEWS_SOURCE, tmp_path / "src.yml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "reviews" / "a.csv",
+        REVIEWS_HEADER
+        + "r1,o1,2026-07-01 10:00:00,5,0,Great,Arrived early\n"  # 1: title and message
+        + "r1,o2,2026-07-01 11:00:00,4,0,,Good enough\n"  # 2: same review id, other order
+        + "r2,o3,2026-07-01 12:00:00,3,0,Only a title,\n"  # 3: title alone
+        + 'r3,o4,2026-07-01 13:00:00,2,0,"  ","  "\n'  # 4: blanks only: no comment
+        + "r4,,2026-07-01 14:00:00,5,0,No order,\n"  # 5: a key without its order: missing
+        + "r5,o5,2026-07-01 15:00:00,five,0,,\n"  # 6: the expression's cast fails
+        + "r6,o6,2026-07-01 16:00:00,5,-1,,\n"  # 7: computes 6, above the scale
+        + "r1,o1,2026-07-02 10:00:00,1,0,,\n"  # 8: the composite key again
+        + "r7,o7,2026-07-01 17:00:00,4,0,Call me,at ana.souza@example.com.br\n",  # 9: masked
+    )
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (9, 5, 4)
+    assert query(
+        warehouse,
+        "select _source_record, response_id, order_id, csat, comment "
+        "from raw.survey_responses order by 1",
+    ) == [
+        (1, "r1-o1", "o1", 5, "Great - Arrived early"),
+        (2, "r1-o2", "o2", 4, "Good enough"),
+        (3, "r2-o3", "o3", 3, "Only a title"),
+        (4, "r3-o4", "o4", 2, None),
+        (9, "r7-o7", "o7", 4, "Call me - at [email]"),
+    ]
+    rejects = {
+        record: (reason, code)
+        for record, reason, code in query(
+            warehouse, "select source_record, reason, reason_code from raw.load_rejects"
+        )
+    }
+    assert rejects == {
+        5: ("response_id: required value missing", "required"),
+        6: (
+            (
+                "csat: cannot compute cast(review_score as integer) - cast(penalty as integer) "
+                "from penalty '0', review_score 'five'"
+            ),
+            "expression",
+        ),
+        7: ("csat: 6 is above the maximum 5", "range"),
+        8: ("duplicate response_id r1-o1 within the file (first at record 1)", "duplicate_in_file"),
+    }
+    # a reject keeps the file's own values, not the computed ones
+    [(raw,)] = query(warehouse, "select raw_values from raw.load_rejects where source_record = 5")
+    assert json.loads(raw)["review_id"] == "r4"
+
+
+def test_a_file_lacking_a_column_an_expression_reads_rejects_every_row(tmp_path: Path) -> None:
+    spec = parse_source(REVIEWS_SOURCE, tmp_path / "src.yml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    header = REVIEWS_HEADER.replace("review_comment_title", "title")
+    write(landing / "reviews" / "a.csv", header + "r1,o1,2026-07-01 10:00:00,5,0,Great,Early\n")
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (1, 0, 1)
+    [(reason, code)] = query(warehouse, "select reason, reason_code from raw.load_rejects")
+    assert code == "missing_column"
+    assert reason.startswith(
+        "file lacks mapped column(s) ['review_comment_title'] (read by columns.comment); found "
+    )
+
+
+# A Qualtrics export: column ids, then the question texts (one spans two lines, one holds a
+# comma), then the import ids; the data follow.
+QUALTRICS = (
+    "ResponseId,RecordedDate,Q1_NPS,Q2_Comment\n"
+    'Response ID,Recorded Date,"How likely are you to recommend us, 0-10?","Anything else?\n'
+    '(optional)"\n'
+    '"{""ImportId"":""_recordId""}","{""ImportId"":""recordedDate""}",'
+    '"{""ImportId"":""QID1""}","{""ImportId"":""QID2_TEXT""}"\n'
+)
+
+
+def _qualtrics_spec(tmp_path: Path, **csv):
+    return parse_source(
+        {
+            "name": "qualtrics",
+            "entity": "survey_responses",
+            "path": "q/*.csv",
+            "csv": {"header_rows": 3, **csv},
+            "columns": {
+                "response_id": "ResponseId",
+                "responded_at": "RecordedDate",
+                "nps": "Q1_NPS",
+                "comment": "Q2_Comment",
+                "channel": {"const": "web"},
+            },
+        },
+        tmp_path / "q.yml",
+    )
+
+
+def test_a_survey_tools_extra_header_rows_are_skipped_and_records_count_after_them(
+    tmp_path: Path,
+) -> None:
+    spec = _qualtrics_spec(tmp_path)
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "q" / "a.csv",
+        QUALTRICS
+        + "R_1,2026-07-01 10:00:00,9,fine\n"  # record 1
+        + "R_2,2026-07-01 10:05:00\n"  # record 2: malformed
+        + 'R_3,2026-07-01 10:10:00,12,"two\nlines"\n'  # record 3: out of range
+        + "R_4,2026-07-01 10:15:00,0,\n",  # record 4
+    )
+    [result] = load(warehouse, landing, [spec], "b1").files
+    # the header rows are neither loaded nor rejected; the counts reconcile without them
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (4, 2, 2)
+    assert query(
+        warehouse, "select _source_record, response_id, nps from raw.survey_responses order by 1"
+    ) == [(1, "R_1", 9), (4, "R_4", 0)]
+    assert query(
+        warehouse, "select source_record, reason_code from raw.load_rejects order by 1"
+    ) == [(2, "malformed"), (3, "range")]
+    # a header only (all three rows): nothing to load, nothing lost
+    write(landing / "q" / "b.csv", QUALTRICS)
+    [_, header_only] = load(warehouse, landing, [spec], "b2").files
+    assert (header_only.status, header_only.rows_read) == ("loaded", 0)
+
+
+def test_extra_header_rows_are_cut_out_with_oversize_records(tmp_path: Path) -> None:
+    """Both cuts (header rows and a record above max_record_bytes) in one copy of the file,
+    record numbers unchanged."""
+    spec = _qualtrics_spec(tmp_path)
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "q" / "a.csv",
+        QUALTRICS
+        + "R_1,2026-07-01 10:00:00,9,fine\n"
+        + f"R_2,2026-07-01 10:05:00,7,{'x' * 400}\n"
+        + "R_3,2026-07-01 10:10:00,8,ok\n",
+    )
+    [result] = load(warehouse, landing, [spec], "b1", max_record_bytes=300).files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (3, 2, 1)
+    assert query(warehouse, "select _source_record from raw.survey_responses order by 1") == [
+        (1,),
+        (3,),
+    ]
+    assert query(warehouse, "select source_record, reason_code from raw.load_rejects") == [
+        (2, "oversize")
+    ]
+
+
+def test_the_independent_count_skips_extra_header_rows() -> None:
+    scan = count.scan_csv(QUALTRICS.encode() + b"R_1,x,9,\n\nR_2,x,8,\n", b'"', b'"', 1000, 3)
+    assert scan.records == 2
+    assert scan.header == b"ResponseId,RecordedDate,Q1_NPS,Q2_Comment"
+    assert len(scan.extra_headers) == 2  # the question texts (two lines) and the import ids
+    rows = list(csv.reader(io.StringIO(QUALTRICS)))
+    assert [size for _, size in scan.extra_headers] == [
+        len(QUALTRICS.split("\n")[1]) + 1 + len(QUALTRICS.split("\n")[2]),
+        len(QUALTRICS.split("\n")[3]),
+    ]
+    assert len(rows) == 3
+
+
+DELIVERIES_SOURCE = {
+    "name": "carrier_deliveries",
+    "entity": "deliveries",
+    "path": "d/*.csv",
+    "columns": {
+        "delivery_id": "id",
+        "order_id": "order",
+        "promised_at": "promised",
+        "delivered_at": "delivered",
+    },
+    "timestamps": {
+        "format": "%Y-%m-%d %H:%M:%S",
+        "timezone": "America/Sao_Paulo",
+        "date_format": "%Y-%m-%d",
+        "end_of_day": ["promised_at"],
+    },
+}
+
+
+def test_a_promised_date_lasts_until_the_end_of_its_local_day(tmp_path: Path) -> None:
+    spec = parse_source(DELIVERIES_SOURCE, tmp_path / "d.yml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "d" / "a.csv",
+        "id,order,promised,delivered\n"
+        + "D1,O1,2026-07-01,2026-07-01 18:00:00\n"  # the promised day, 18:00 local: on time
+        + "D2,O2,2026-07-01,2026-07-02 00:30:00\n"  # the next day, 00:30 local: late
+        + "D3,O3,2026-07-01 12:00:00,2026-07-01 18:00:00\n"  # a promised hour: late
+        + "D4,O4,2026-07-01,2026-07-03\n"  # a date alone, not end_of_day: midnight local
+        + "D5,O5,01/07/2026,\n"  # neither format
+        + "D6,O6,2026-07-01 00:00:00,2026-07-01 18:00:00\n",  # midnight written out: as is
+    )
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (6, 5, 1)
+    # Sao Paulo is UTC-3: the end of 2026-07-01 there is 02:59:59.999999 UTC the next day
+    assert query(
+        warehouse,
+        "select delivery_id, promised_at::varchar, delivered_at::varchar, "
+        "delivered_at <= promised_at from raw.deliveries order by 1",
+    ) == [
+        ("D1", "2026-07-02 02:59:59.999999", "2026-07-01 21:00:00", True),
+        ("D2", "2026-07-02 02:59:59.999999", "2026-07-02 03:30:00", False),
+        ("D3", "2026-07-01 15:00:00", "2026-07-01 21:00:00", False),
+        ("D4", "2026-07-02 02:59:59.999999", "2026-07-03 03:00:00", False),
+        ("D6", "2026-07-01 03:00:00", "2026-07-01 21:00:00", False),
+    ]
+    [(reason,)] = query(warehouse, "select reason from raw.load_rejects")
+    assert reason == (
+        "promised_at: '01/07/2026' is not a valid timestamp in format %Y-%m-%d %H:%M:%S "
+        "or date in format %Y-%m-%d"
+    )
+
+
+def test_channels_and_touchpoints_set_in_the_configuration_are_the_allowed_values(
+    tmp_path: Path,
+) -> None:
+    vocabularies = {
+        "channel": ("store", "web", "wechat_mini_program"),
+        "touchpoint": ("checkout", "delivery"),
+    }
+    declared = {
+        **SURVEY_SOURCE,
+        "columns": {**SURVEY_SOURCE["columns"], "touchpoint": "Touchpoint"},
+    }
+    spec = parse_source(declared, tmp_path / "src.yml", vocabularies=vocabularies)
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "surveys" / "a.csv",
+        "Id,Channel,When,NPS,Sat,Comment,Touchpoint\n"
+        + "R1,wechat_mini_program,2026-07-01 10:00:00,9,,,checkout\n"
+        + "R2,app,2026-07-01 10:00:00,9,,,checkout\n"  # canonical, not this project's
+        + "R3,web,2026-07-01 10:00:00,9,,,returns\n"
+        + "R4,store,2026-07-01 10:00:00,9,,,\n",
+    )
+    [result] = load(warehouse, landing, [spec], "b1").files
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (4, 2, 2)
+    assert query(warehouse, "select response_id, channel from raw.survey_responses order by 1") == [
+        ("R1", "wechat_mini_program"),
+        ("R4", "store"),
+    ]
+    assert query(
+        warehouse, "select source_record, reason, reason_code from raw.load_rejects order by 1"
+    ) == [
+        (2, "channel: 'app' is not one of store, web, wechat_mini_program", "allowed"),
+        (3, "touchpoint: 'returns' is not one of checkout, delivery", "allowed"),
+    ]
+
+
+def test_an_optional_source_without_files_loads_nothing_and_says_so(tmp_path: Path) -> None:
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    landing.mkdir()
+    tickets = {
+        "name": "helpdesk",
+        "entity": "tickets",
+        "path": "support/*.jsonl",
+        "columns": {"ticket_id": "id", "opened_at": "opened"},
+    }
+    optional = parse_source({**tickets, "required": False}, tmp_path / "t.yml")
+    report = load(warehouse, landing, [optional], "b1")
+    assert (report.files, report.absent_sources) == ([], ["helpdesk"])
+    # by default a source must deliver: the error says how to declare one that may not
+    required = parse_source(tickets, tmp_path / "t.yml")
+    with pytest.raises(LoadError) as error:
+        load(warehouse, landing, [required], "b2")
+    assert "no file matches support/*.jsonl" in str(error.value)
+    assert f"declare required: false in {tmp_path / 't.yml'}" in str(error.value)
+    # once its file arrives, an optional source loads like any other
+    write(landing / "support" / "a.jsonl", '{"id": "T1", "opened": "2026-07-01 10:00:00"}\n')
+    report = load(warehouse, landing, [optional], "b3")
+    assert report.absent_sources == [] and report.total("rows_loaded") == 1
+
+
+def test_the_run_log_names_an_optional_source_that_sent_nothing(tmp_path: Path) -> None:
+    """pipeline.load's summary is what runs/<run_id>/run.json keeps for the load stage."""
+    from cxkpi import pipeline
+
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    declared = (REPO / "sources" / "demo" / "tickets.yml").read_text(encoding="utf-8")
+    (sources / "tickets.yml").write_text(declared + "required: false\n", encoding="utf-8")
+    settings = make_settings(tmp_path, sources_dir=sources)
+    settings.landing_dir.mkdir(parents=True)
+    summary = pipeline.load(settings, pipeline.RunContext.new(logical_date="2026-07-01"), "o")
+    assert summary == {
+        "files": 0,
+        "files_loaded": 0,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_rejected": 0,
+        "sources_without_files": ["helpdesk_tickets"],
+    }

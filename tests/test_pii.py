@@ -31,6 +31,21 @@ def test_corpus_covers_every_language_and_kind() -> None:
         assert placeholder in placeholders
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Email me at j.doe@gmail.com please", "Email me at [email] please"),
+        ("Call me - at ana.souza@example.com.br", "Call me - at [email]"),
+        ("I was at shop.com, then at ana@example.com", "I was at shop.com, then at [email]"),
+        ("I was at shop.com yesterday", "I was at shop.com yesterday"),
+    ],
+)
+def test_an_address_after_the_word_at_is_masked(text: str, masked: str) -> None:
+    """ "me at j.doe" looks like "name at domain" until the dot; the address after it was
+    left unmasked when the search went on after that false match."""
+    assert pii.detector().mask(text) == masked
+
+
 def test_masked_text_is_the_nfkc_text() -> None:
     assert pii.detector().mask("Ｔｅｌ：\u00a0keine") == "Tel: keine"
 

@@ -216,3 +216,290 @@ def test_quoting_round_trips_through_duckdb(text: str) -> None:
         )
     finally:
         con.close()
+
+
+# --- derived columns: {expr: SQL over the file's own columns} -------------------------------
+
+REVIEWS = {
+    "name": "marketplace_reviews",
+    "entity": "survey_responses",
+    "path": "reviews/*.csv",
+    "columns": {
+        "response_id": {"expr": "review_id || '-' || order_id"},
+        "order_id": "order_id",
+        "channel": {"const": "web"},
+        "responded_at": "review_creation_date",
+        "csat": "review_score",
+        "comment": {"expr": "concat_ws(' - ', review_comment_title, review_comment_message)"},
+    },
+}
+
+
+def test_an_expression_reads_the_files_own_columns(tmp_path: Path) -> None:
+    spec = parse_source(REVIEWS, tmp_path / "s.yml")
+    assert spec.name == "marketplace_reviews"
+    assert spec.expressions["response_id"].columns == ["order_id", "review_id"]
+    assert "response_id" not in spec.columns and "comment" not in spec.columns
+    # the file must have every column an expression reads, like a mapped one
+    assert spec.source_columns == [
+        "order_id",
+        "review_creation_date",
+        "review_score",
+        "review_id",
+        "review_comment_message",
+        "review_comment_title",
+    ]
+    assert spec.fields_reading("order_id") == ["columns.response_id", "columns.order_id"]
+
+
+def _with_expression(canonical: str, expression: str) -> dict:
+    return {**REVIEWS, "columns": {**REVIEWS["columns"], canonical: {"expr": expression}}}
+
+
+@pytest.mark.parametrize(
+    ("canonical", "expression", "message"),
+    [
+        (
+            "comment",
+            "md5(review_comment_title)",
+            (
+                "columns.comment.expr: function 'md5' is not allowed (at character 1 of "
+                "'md5(review_comment_title)'); allowed functions: abs, ceil, coalesce,"
+            ),
+        ),
+        ("comment", "(select secret from elsewhere)", "only an expression is allowed, not a query"),
+        ("comment", "title; drop table raw.orders", "';' would end the fragment"),
+        ("comment", "*", "is not allowed"),
+        ("comment", "raw.orders.amount", "write the column without a table name"),
+        ("comment", "{{ env_var('X') }}", "starts Jinja"),
+        ("csat", "review_score + 1", "is refused by DuckDB: Binder Error"),
+        ("comment", '"_source_record"', "'_source_record' is a name the loader uses itself"),
+        ("comment", "Order_Id || 'x'", "'Order_Id' and 'order_id' differ only in case"),
+        ("comment", 'title || "Title"', "'title' and 'Title' differ only in case"),
+        ("comment", '""', "columns.comment: a column name is empty"),
+        (
+            "responded_at",
+            "strptime(review_creation_date, '%d')",
+            "function 'strptime' is not allowed",
+        ),
+    ],
+)
+def test_a_refused_expression_names_the_field_and_what_is_allowed(
+    canonical: str, expression: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_source(_with_expression(canonical, expression), tmp_path / "s.yml")
+    assert str(error.value).startswith(f"{tmp_path / 's.yml'}: ")
+    assert message in str(error.value)
+
+
+def test_a_type_error_in_an_expression_says_how_to_compute_with_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cast\(<column> as double\)"):
+        parse_source(_with_expression("csat", "review_score + 1"), tmp_path / "s.yml")
+    spec = parse_source(
+        _with_expression("csat", "cast(review_score as integer) + 1"), tmp_path / "s.yml"
+    )
+    assert spec.expressions["csat"].columns == ["review_score"]
+
+
+def test_the_kpi_grammar_does_not_gain_the_source_grammars_text_functions() -> None:
+    from cxkpi import kpi_expr
+
+    for text in ("a || b", "concat_ws('-', a, b)", "split_part(a, '-', 1)"):
+        kpi_expr.parse(text, None, kpi_expr.SOURCE_GRAMMAR)
+        with pytest.raises(kpi_expr.ExpressionError, match="not allowed"):
+            kpi_expr.parse(text, {"a", "b"})
+
+
+def test_values_map_the_result_of_an_expression(tmp_path: Path) -> None:
+    spec = parse_source(
+        {**_with_expression("csat", "lower(review_score)"), "values": {"csat": {"top": 5}}},
+        tmp_path / "s.yml",
+    )
+    assert spec.values == {"csat": {"top": 5}}
+
+
+# --- extra header rows ------------------------------------------------------------------------
+
+
+def test_header_rows_default_to_one_and_take_a_survey_tools_three(tmp_path: Path) -> None:
+    assert parse_source(BASE, tmp_path / "s.yml").csv.header_rows == 1
+    spec = parse_source({**BASE, "csv": {"header_rows": 3}}, tmp_path / "s.yml")
+    assert spec.csv.header_rows == 3
+    # header: true says there is a header; header_rows how many rows it takes
+    spec = parse_source({**BASE, "csv": {"header": True, "header_rows": 3}}, tmp_path / "s.yml")
+    assert spec.csv.header_rows == 3
+
+
+@pytest.mark.parametrize(
+    ("csv", "message"),
+    [
+        ({"header_rows": 0}, "csv.header_rows must be a whole number of at least 1, got 0"),
+        ({"header_rows": "3"}, "got '3'"),
+        ({"header_rows": True}, "got True"),
+        ({"header_rows": 2.5}, "got 2.5"),
+        (
+            {"header": False, "header_rows": 3},
+            (
+                "csv.header: files must have a header row (columns are mapped by name); it "
+                "contradicts csv.header_rows: 3"
+            ),
+        ),
+    ],
+)
+def test_header_rows_are_checked(csv: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_source({**BASE, "csv": csv}, tmp_path / "s.yml")
+    assert message in str(error.value)
+
+
+def test_csv_options_on_a_source_of_another_format_are_refused(tmp_path: Path) -> None:
+    """header_rows: 3 on a Parquet export would skip nothing, silently."""
+    declared = {**BASE, "path": "o/*.parquet", "csv": {"header_rows": 3}}
+    with pytest.raises(ConfigError, match="csv options apply to CSV files; this source's format"):
+        parse_source(declared, tmp_path / "s.yml")
+
+
+# --- date-only values and end of day ----------------------------------------------------------
+
+DELIVERIES = {
+    "name": "carrier",
+    "entity": "deliveries",
+    "path": "d/*.csv",
+    "columns": {
+        "delivery_id": "id",
+        "order_id": "order",
+        "promised_at": "promised",
+        "delivered_at": "delivered",
+    },
+    "timestamps": {
+        "format": "%Y-%m-%d %H:%M:%S",
+        "timezone": "America/Sao_Paulo",
+        "date_format": "%Y-%m-%d",
+        "end_of_day": ["promised_at"],
+    },
+}
+
+
+def test_end_of_day_names_mapped_timestamp_columns(tmp_path: Path) -> None:
+    spec = parse_source(DELIVERIES, tmp_path / "s.yml")
+    assert (spec.date_format, spec.end_of_day) == ("%Y-%m-%d", ("promised_at",))
+
+
+@pytest.mark.parametrize(
+    ("timestamps", "message"),
+    [
+        (
+            {"end_of_day": ["promised_at"]},
+            "timestamps.end_of_day needs timestamps.date_format",
+        ),
+        (
+            {"date_format": "%Y-%m-%d", "end_of_day": ["delivery_id"]},
+            (
+                "timestamps.end_of_day: 'delivery_id' is not a timestamp column this source maps; "
+                "it maps ['promised_at', 'delivered_at']"
+            ),
+        ),
+        (
+            {"date_format": "%Y-%m-%d", "end_of_day": "promised_at"},
+            "timestamps.end_of_day must be a list of canonical columns",
+        ),
+        (
+            {"date_format": "%Y-%m-%d %H:%M"},
+            "timestamps.date_format '%Y-%m-%d %H:%M': %H reads a time of day",
+        ),
+        ({"date_format": "%Y-%m-%Q"}, "timestamps.date_format '%Y-%m-%Q': '%Q' is not a strptime"),
+    ],
+)
+def test_date_format_and_end_of_day_are_checked(
+    timestamps: dict, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_source({**DELIVERIES, "timestamps": timestamps}, tmp_path / "s.yml")
+    assert message in str(error.value)
+
+
+def test_end_of_day_of_a_column_the_source_does_not_map_is_refused(tmp_path: Path) -> None:
+    columns = {k: v for k, v in DELIVERIES["columns"].items() if k != "delivered_at"}
+    declared = {
+        **DELIVERIES,
+        "columns": columns,
+        "timestamps": {"date_format": "%Y-%m-%d", "end_of_day": ["promised_at", "delivered_at"]},
+    }
+    with pytest.raises(ConfigError, match=r"'delivered_at' is not a timestamp column this source"):
+        parse_source(declared, tmp_path / "s.yml")
+
+
+# --- constants and values: maps are checked before any night ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"columns": {**BASE["columns"], "channel": {"const": "wechat"}}},
+            (
+                "columns.channel: const 'wechat' would reject every row at load (channel: "
+                "'wechat' is not one of store, web, app, call_centre, delivery, support); if "
+                "'wechat' is one of yours, add it to channels in cxkpi.yml"
+            ),
+        ),
+        (
+            {"columns": {**BASE["columns"], "amount": {"const": "ten"}}},
+            (
+                "columns.amount: const 'ten' would reject every row at load (amount: 'ten' is not "
+                "a valid double)"
+            ),
+        ),
+        (
+            {"columns": {**BASE["columns"], "amount": {"const": -1}}},
+            "amount: -1.0 is below the minimum 0",
+        ),
+        (
+            {
+                "columns": {**BASE["columns"], "channel": "ch"},
+                "values": {"channel": {"Web": "web", "WeChat": "wechat"}},
+            },
+            "values.channel.WeChat: value 'wechat' would reject every row with this value at load",
+        ),
+        (
+            {"columns": {**BASE["columns"], "ordered_at": {"const": "soon"}}},
+            "'soon' is not a valid timestamp",
+        ),
+    ],
+)
+def test_a_declared_value_the_loader_would_reject_is_refused_now(
+    change: dict, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_source({**BASE, **change}, tmp_path / "s.yml")
+    assert message in str(error.value)
+
+
+def test_constants_are_checked_against_the_configured_vocabularies(tmp_path: Path) -> None:
+    wechat = {**BASE, "columns": {**BASE["columns"], "channel": {"const": "wechat_mini_program"}}}
+    channels = ("store", "web", "wechat_mini_program")
+    spec = parse_source(wechat, tmp_path / "s.yml", vocabularies={"channel": channels})
+    assert spec.constants["channel"] == "wechat_mini_program"
+    # web is canonical, but this project does not sell there
+    web = {**BASE, "columns": {**BASE["columns"], "channel": {"const": "web"}}}
+    parse_source(web, tmp_path / "s.yml")
+    with pytest.raises(ConfigError, match="is not one of store, wechat_mini_program"):
+        parse_source(
+            web, tmp_path / "s.yml", vocabularies={"channel": ("store", "wechat_mini_program")}
+        )
+
+    survey = {
+        "name": "s",
+        "entity": "survey_responses",
+        "path": "s.csv",
+        "columns": {
+            "response_id": "id",
+            "channel": "ch",
+            "responded_at": "ts",
+            "touchpoint": {"const": "checkout"},
+        },
+    }
+    parse_source(survey, tmp_path / "s.yml")  # touchpoints not configured: any label
+    with pytest.raises(ConfigError, match="add it to touchpoints in cxkpi.yml"):
+        parse_source(survey, tmp_path / "s.yml", vocabularies={"touchpoint": ("delivery",)})

@@ -129,7 +129,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if settings is not None and not args.paths:
         from cxkpi.sources import check_sources
 
-        specs, source_problems = check_sources(settings.sources_dir, settings.dbt_project_dir)
+        specs, source_problems = check_sources(
+            settings.sources_dir, settings.dbt_project_dir, settings.vocabularies
+        )
         for source_problem in source_problems:
             print(source_problem)
         failed = failed or bool(source_problems)

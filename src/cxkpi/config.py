@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from zoneinfo import available_timezones
 import yaml
 
 from cxkpi import org
+from cxkpi.canonical import CHANNELS, Column
 from cxkpi.errors import ConfigError
 
 CONFIG_FILE_NAME = "cxkpi.yml"
@@ -26,6 +28,18 @@ DEFAULT_MIN_SAMPLE = 30
 CONFIG_ENV = "CXKPI_CONFIG"
 # Nothing about a company's org is assumed: without org_levels it is one HQ.
 DEFAULT_ORG_LEVELS: tuple[str, ...] = ("hq",)
+# Canonical columns whose allowed values a project sets in cxkpi.yml: column -> setting.
+# The loader's allowed-value check, the declarations' check of constants and values: maps,
+# and the dbt sources' accepted_values tests all use the setting when it is set.
+VOCABULARY_SETTINGS = {"channel": "channels", "touchpoint": "touchpoints"}
+
+
+def allowed_values(
+    column: Column, vocabularies: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The values ``column`` may hold: the project's vocabulary for it
+    (``Settings.vocabularies``), else canonical.py's ``allowed`` (None: any value)."""
+    return vocabularies.get(column.name, column.allowed)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,10 @@ class Settings:
     # The time zone days, ISO weeks and months are counted in (storage stays UTC): dbt's
     # var reporting_timezone, passed by the runner and the DAG.
     reporting_timezone: str = "UTC"
+    # The channels (and touchpoints) a row may name; touchpoints None: any label.
+    channels: tuple[str, ...] = CHANNELS
+    touchpoints: tuple[str, ...] | None = None
+
     # The org hierarchy's levels, top-down (1 to 6): KPI values are computed at each. The
     # top level holds one unit (created when no org source names one).
     org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
@@ -71,6 +89,14 @@ class Settings:
     @property
     def effectiveness_level(self) -> str:
         return self.effectiveness_org_level or self.org_levels[-1]
+
+    @property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """Canonical column -> the allowed values this project sets for it (an org unit's
+        level: one of the declared org levels)."""
+        chosen = {column: getattr(self, key) for column, key in VOCABULARY_SETTINGS.items()}
+        chosen["level"] = self.org_levels
+        return {column: values for column, values in chosen.items() if values is not None}
 
     @property
     def published_path(self) -> Path:
@@ -99,6 +125,7 @@ _PATH_FIELDS = {
 _INT_FIELDS = {"min_sample", "keep_versions", "keep_runs", "max_record_bytes"}
 _LIST_FIELDS = {"pii_phone_regions"}
 _NAME_LIST_FIELDS = {"org_levels"}
+_VOCABULARY_FIELDS = set(VOCABULARY_SETTINGS.values())
 # dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
 # target dbt builds elsewhere would publish the embedded warehouse's stale marts.
 SUPPORTED_DBT_TARGETS = ("duckdb",)
@@ -146,6 +173,9 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{key} must be a list of names, got {value!r}")
             out[key] = tuple(i.strip() for i in items if i.strip())
+        elif key in _VOCABULARY_FIELDS:
+            if value is not None:  # an empty key in cxkpi.yml keeps the default
+                out[key] = _vocabulary(key, value)
         else:
             out[key] = str(value)
     zone = out.get("reporting_timezone")
@@ -169,6 +199,26 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             "(PostgreSQL for the whole pipeline comes with a later release)"
         )
     return out
+
+
+def _vocabulary(key: str, value: Any) -> tuple[str, ...]:
+    """``channels``/``touchpoints``: a list of values (a comma-separated text from the
+    environment), each once."""
+    items = [i.strip() for i in value.split(",")] if isinstance(value, str) else value
+    example = "[store, web, app]" if key == "channels" else "[post_purchase, delivery]"
+    if (
+        not isinstance(items, list | tuple)
+        or not items
+        or not all(isinstance(i, str) and i.strip() and "\x00" not in i for i in items)
+    ):
+        raise ConfigError(
+            f"{key} must be a list of one or more values, e.g. {key}: {example}, got {value!r}"
+            + ("; leave touchpoints out to accept any touchpoint" if key == "touchpoints" else "")
+        )
+    repeated = sorted({i for i in items if items.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"{key} lists {repeated} more than once")
+    return tuple(i.strip() for i in items)
 
 
 def find_config(start: Path | None = None) -> Path:

@@ -1,16 +1,19 @@
 """Render the dbt sources file from the canonical model, so the two never drift apart.
 
-``cxkpi compile`` writes ``models/staging/_sources.yml``; a test checks the committed file
-is what this renders.
+``cxkpi compile`` writes ``models/staging/_sources.yml``, with the allowed values the
+project sets in cxkpi.yml (``channels``, ``touchpoints``) in its accepted_values tests; a
+test checks the committed file is what this renders for the repository's cxkpi.yml.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column
+from cxkpi.config import allowed_values
 from cxkpi.loader import RAW_SCHEMA
 
 # dbt source name -> the canonical entities it groups (X-data vs O-data systems).
@@ -21,14 +24,17 @@ SOURCE_GROUPS = {
 SOURCES_FILE = Path("models") / "staging" / "_sources.yml"
 
 
-def _column_tests(column: Column, is_single_key: bool) -> list:
+def _column_tests(
+    column: Column, is_single_key: bool, vocabularies: Mapping[str, tuple[str, ...]]
+) -> list:
     tests: list = []
     if column.required:
         tests.append("not_null")
     if is_single_key:
         tests.append("unique")
-    if column.allowed:
-        tests.append({"accepted_values": {"arguments": {"values": list(column.allowed)}}})
+    allowed = allowed_values(column, vocabularies)
+    if allowed:
+        tests.append({"accepted_values": {"arguments": {"values": list(allowed)}}})
     if column.min is not None or column.max is not None:
         bounds = {}
         if column.min is not None:
@@ -39,7 +45,8 @@ def _column_tests(column: Column, is_single_key: bool) -> list:
     return tests
 
 
-def render() -> str:
+def render(vocabularies: Mapping[str, tuple[str, ...]]) -> str:
+    """The sources file; ``vocabularies`` is ``Settings.vocabularies``."""
     sources = []
     for source_name, entity_names in SOURCE_GROUPS.items():
         tables = []
@@ -49,7 +56,7 @@ def render() -> str:
             columns = []
             for column in (*ent.columns, *LOAD_METADATA_COLUMNS):
                 entry: dict = {"name": column.name, "description": column.description}
-                tests = _column_tests(column, column.name == single_key)
+                tests = _column_tests(column, column.name == single_key, vocabularies)
                 if tests:
                     entry["data_tests"] = tests
                 columns.append(entry)
@@ -82,10 +89,15 @@ def render() -> str:
     return header + body
 
 
-def write(dbt_project_dir: Path) -> Path:
+def is_current(dbt_project_dir: Path, vocabularies: Mapping[str, tuple[str, ...]]) -> bool:
+    target = dbt_project_dir / SOURCES_FILE
+    return target.exists() and target.read_text(encoding="utf-8") == render(vocabularies)
+
+
+def write(dbt_project_dir: Path, vocabularies: Mapping[str, tuple[str, ...]]) -> Path:
     target = dbt_project_dir / SOURCES_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    content = render()
+    content = render(vocabularies)
     if not target.exists() or target.read_text(encoding="utf-8") != content:
         target.write_text(content, encoding="utf-8")
     return target

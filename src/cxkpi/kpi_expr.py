@@ -1,8 +1,11 @@
-"""Analysts' SQL fragments, parsed and checked so YAML can never run arbitrary SQL.
+"""SQL fragments written in YAML, parsed and checked so YAML can never run arbitrary SQL.
 
-An expression is one SQL *fragment* (no statement): columns of the KPI's source,
-literals, arithmetic, comparisons, boolean logic, CASE, and a short list of portable
-functions. Anything else is refused, naming the offending token and its offset.
+An expression is one SQL *fragment* (no statement): columns, literals, arithmetic,
+comparisons, boolean logic, CASE, and a short list of portable functions. Anything else is
+refused, naming the offending token and its offset. Two grammars share these checks:
+``KPI_GRAMMAR`` for analysts' KPI expressions (over a KPI source's columns) and
+``SOURCE_GRAMMAR`` for derived columns of source declarations (over a landing file's own
+columns), which adds text functions to put columns together (``||``, ``concat_ws``, ...).
 """
 
 from __future__ import annotations
@@ -82,6 +85,31 @@ ALLOWED_FUNCTIONS = (
     "upper",
     "cast",
 )
+# What a source declaration's derived column may add: text put together or taken apart
+# (a composite key, a title and a message in one comment, a store id inside a label).
+_TEXT_NODES: tuple[type[exp.Expression], ...] = (
+    exp.DPipe,
+    exp.Concat,
+    exp.ConcatWs,
+    exp.Trim,
+    exp.Replace,
+    exp.Substring,
+    exp.SplitPart,
+)
+TEXT_FUNCTIONS = ("concat", "concat_ws", "trim", "replace", "substring", "split_part")
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What an expression may contain: node types, and the function names its messages
+    offer (the functions among those node types)."""
+
+    nodes: tuple[type[exp.Expression], ...]
+    functions: tuple[str, ...]
+
+
+KPI_GRAMMAR = Grammar(_ALLOWED_NODES, ALLOWED_FUNCTIONS)
+SOURCE_GRAMMAR = Grammar((*_ALLOWED_NODES, *_TEXT_NODES), (*ALLOWED_FUNCTIONS, *TEXT_FUNCTIONS))
 
 
 class ExpressionError(ValueError):
@@ -153,7 +181,10 @@ def _token_of(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return node.name
     if isinstance(node, exp.Func):
-        return node.sql_name().lower()
+        # the name as DuckDB spells it (strptime, regexp_matches), which is how the text
+        # was parsed, rather than sqlglot's own (str_to_time, regexp_like)
+        called = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\(", node.sql(dialect="duckdb"))
+        return called.group(1).lower() if called else node.sql_name().lower()
     return node.sql(dialect="postgres")[:40]
 
 
@@ -161,7 +192,9 @@ _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _JINJA_OPENER = re.compile(r"\{[{%#]")
 
 
-def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
+def parse(
+    text: object, allowed_columns: set[str] | None = None, grammar: Grammar = KPI_GRAMMAR
+) -> Expression:
     """Parse and check one fragment; ``allowed_columns`` None means any bare column."""
     if not isinstance(text, str | int | float) or isinstance(text, bool):
         raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
@@ -196,11 +229,11 @@ def parse(text: object, allowed_columns: set[str] | None = None) -> Expression:
     if not isinstance(tree, exp.Expression) or tree.find(exp.Query, exp.Command) is not None:
         raise ExpressionError("only an expression is allowed, not a query or statement")
     for node in tree.walk():
-        if not isinstance(node, _ALLOWED_NODES):
+        if not isinstance(node, grammar.nodes):
             token = _token_of(node)
             if isinstance(node, exp.Func):
                 message = f"function '{token}' is not allowed"
-                hint = "allowed functions: " + ", ".join(ALLOWED_FUNCTIONS)
+                hint = "allowed functions: " + ", ".join(grammar.functions)
             elif isinstance(node, exp.Subquery | exp.Select | exp.Query):
                 message, hint = "subqueries are not allowed", ""
             elif isinstance(node, exp.Star):

@@ -134,13 +134,18 @@ class Detector:
     def _emails(self, text: str) -> Iterator[Finding]:
         if not _AT_HINT.search(text):
             return
-        for m in _EMAIL.finditer(text):
-            # "I was at shop.com" is no address: a bare "at" needs bare or bracketed dots
+        position = 0
+        while m := _EMAIL.search(text, position):
+            # "I was at shop.com" is no address: a bare "at" needs bare or bracketed dots.
+            # The search goes on right after that "at", not after the false match: in
+            # "email me at j.doe@gmail.com" the address is what follows it.
             if m.group("bare_at") and m.group("bare_at").lower() == "at":
                 after = text[m.end("bare_at") :]
                 if re.match(rf"\s+{_LABEL}\.", after):
+                    position = m.end("bare_at")
                     continue
             yield Finding(m.start(), m.end(), "email")
+            position = m.end()
 
     def _checksummed(self, text: str) -> Iterator[Finding]:
         for m in _CARD.finditer(text):

@@ -83,7 +83,7 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
         result = kpi_compile.write(
             catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent
         )
-        dbt_sources.write(settings.dbt_project_dir)
+        dbt_sources.write(settings.dbt_project_dir, settings.vocabularies)
         changed = result.changed + package_macros.write(settings.dbt_project_dir)
     else:
         rendered = kpi_compile.render(catalog, settings.kpi_definitions_dir.parent)
@@ -98,6 +98,12 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             raise ConfigError(
                 f"the KPI definitions changed since the dbt models were compiled "
                 f"({', '.join(changed)}): run `cxkpi compile` and redeploy the DAG"
+            )
+        if not dbt_sources.is_current(settings.dbt_project_dir, settings.vocabularies):
+            raise ConfigError(
+                f"the dbt sources file {dbt_sources.SOURCES_FILE} differs from what "
+                "canonical.py and cxkpi.yml (channels, touchpoints) give: run `cxkpi compile` "
+                "and redeploy the DAG"
             )
         stale_macros = package_macros.stale(settings.dbt_project_dir)
         if stale_macros:
@@ -116,14 +122,22 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
 
 def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str, Any]:
     """Check sources and suites, compile the KPI definitions into dbt models."""
-    specs = load_sources(settings.sources_dir, settings.dbt_project_dir)
+    specs = load_sources(settings.sources_dir, settings.dbt_project_dir, settings.vocabularies)
     gate.load_suites(settings.expectations_dir)
     return {"sources": len(specs), **compile_catalog(settings, write)}
 
 
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
-    """Load the landing files of X-data (``kind='x'``), O-data (``'o'``) or both."""
-    specs = [s for s in load_sources(settings.sources_dir) if kind is None or s.kind == kind]
+    """Load the landing files of X-data (``kind='x'``), O-data (``'o'``) or both.
+
+    The summary names the optional sources (``required: false``) none of whose files
+    arrived (``sources_without_files``), so that the run log says why they loaded nothing.
+    """
+    specs = [
+        s
+        for s in load_sources(settings.sources_dir, vocabularies=settings.vocabularies)
+        if kind is None or s.kind == kind
+    ]
     with pii.phone_regions(settings.pii_phone_regions):
         report = loader.load(
             settings.warehouse_path,
@@ -132,13 +146,16 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
             ctx.run_id,
             max_record_bytes=settings.max_record_bytes,
         )
-    return {
+    summary: dict[str, Any] = {
         "files": len(report.files),
         "files_loaded": sum(f.status in ("loaded", "replaced") for f in report.files),
         "rows_read": report.total("rows_read"),
         "rows_loaded": report.total("rows_loaded"),
         "rows_rejected": report.total("rows_rejected"),
     }
+    if report.absent_sources:
+        summary["sources_without_files"] = report.absent_sources
+    return summary
 
 
 def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from cxkpi.kpi_spec import Document
 
 # The strptime directives DuckDB supports (a '-' drops zero padding where it applies).
 _STRPTIME_DIRECTIVE = re.compile(r"%(-?[dmyHIMSj]|[aAwbBYpfgnzZUWcxXGVu%])")
+# Those that read a time of day or an offset: not in a format for dates alone.
+_TIME_DIRECTIVES = set("HIMSpfgnzZcX")
 
 
 @dataclass(frozen=True)
@@ -69,30 +71,53 @@ def duckdb_time_zones() -> frozenset[str]:
         con.close()
 
 
-def check_timestamp_format(where: Location, fmt: Any) -> str:
-    fmt = check_text(where, fmt, "timestamps", "format")
-    at = where.at("timestamps", "format")
-    position = 0
-    while (percent := fmt.find("%", position)) >= 0:
-        directive = _STRPTIME_DIRECTIVE.match(fmt, percent)
-        if directive is None:
-            shown = fmt[percent : percent + 3]
-            raise fail(
-                at,
-                f"timestamps.format {fmt!r}: {shown!r} is not a strptime directive DuckDB "
-                "supports (e.g. %Y %m %d %H %M %S %f %z %b; write %% for a literal %)",
-            )
-        position = directive.end()
+def check_timestamp_format(where: Location, fmt: Any, key: str = "format") -> str:
+    """``timestamps.<key>``: a strptime format DuckDB accepts."""
+    fmt = check_text(where, fmt, "timestamps", key)
+    at = where.at("timestamps", key)
+    _directives(where, fmt, key)  # refuses one DuckDB does not support, naming it
     from cxkpi.warehouse import connect
 
     con = connect()
     try:
         con.execute("select try_strptime('2026-01-01', ?)", [fmt])
     except duckdb.Error as exc:
-        raise fail(at, f"timestamps.format {fmt!r} is refused by DuckDB: {exc}") from None
+        raise fail(at, f"timestamps.{key} {fmt!r} is refused by DuckDB: {exc}") from None
     finally:
         con.close()
     return fmt
+
+
+def check_date_format(where: Location, fmt: Any) -> str:
+    """``timestamps.date_format``: how the source writes a date without a time."""
+    fmt = check_timestamp_format(where, fmt, "date_format")
+    for directive in _directives(where, fmt, "date_format"):
+        if directive.lstrip("-") in _TIME_DIRECTIVES:
+            raise fail(
+                where.at("timestamps", "date_format"),
+                f"timestamps.date_format {fmt!r}: %{directive} reads a time of day or an "
+                "offset; date_format is for values written as a date alone (e.g. %Y-%m-%d), "
+                "timestamps.format for those with a time",
+            )
+    return fmt
+
+
+def _directives(where: Location, fmt: str, key: str) -> list[str]:
+    """The strptime directives of ``fmt`` (without the %), each one DuckDB supports."""
+    found = []
+    position = 0
+    while (percent := fmt.find("%", position)) >= 0:
+        directive = _STRPTIME_DIRECTIVE.match(fmt, percent)
+        if directive is None:
+            shown = fmt[percent : percent + 3]
+            raise fail(
+                where.at("timestamps", key),
+                f"timestamps.{key} {fmt!r}: {shown!r} is not a strptime directive DuckDB "
+                "supports (e.g. %Y %m %d %H %M %S %f %z %b; write %% for a literal %)",
+            )
+        found.append(directive.group(1))
+        position = directive.end()
+    return found
 
 
 def check_csv_char(where: Location, csv_data: dict, key: str, default: str) -> str:

@@ -1,8 +1,10 @@
 """``cxkpi validate``'s look at the landing files: every mapped column is in each file.
 
-The loader rejects every row of a file that lacks a mapped column, at night. This reads
-only each file's header (CSV), schema (Parquet) or first records (JSON lines) so that a
-renamed export column is named before any night runs, with the file and what it has.
+The loader rejects every row of a file that lacks a mapped column (or a column an
+expression reads), at night. This reads only each file's header (CSV: the first of its
+``header_rows``), schema (Parquet) or first records (JSON lines) so that a renamed export
+column is named before any night runs, with the file, the fields reading it and what the
+file has.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def file_columns(spec: SourceSpec, path: Path) -> list[str]:
 
 def check_landing_headers(specs: list[SourceSpec], landing_dir: Path) -> tuple[int, list[str]]:
     """The number of landing files read, and a problem per file missing a column its
-    declaration maps (or unreadable)."""
+    declaration maps or an expression of it reads (or unreadable)."""
     problems: list[str] = []
     files = 0
     for spec in specs:
@@ -56,12 +58,14 @@ def check_landing_headers(specs: list[SourceSpec], landing_dir: Path) -> tuple[i
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
                 problems.append(f"{where}: cannot be read ({type(exc).__name__}: {exc})")
                 continue
-            missing = [c for c in dict.fromkeys(spec.columns.values()) if c not in found]
+            missing = [c for c in spec.source_columns if c not in found]
             if missing:
                 shown = found if len(found) <= 30 else [*found[:30], "…"]
                 first = f" in its first {JSONL_RECORDS} records" if spec.format == "jsonl" else ""
+                readers = sorted({f for c in missing for f in spec.fields_reading(c)})
                 problems.append(
-                    f"{where} lacks mapped column(s) {missing}{first}; it has {shown}. "
-                    "Did the export change? Update the declaration's columns."
+                    f"{where} lacks mapped column(s) {missing}{first} (read by "
+                    f"{', '.join(readers)}); it has {shown}. Did the export change? Update "
+                    "the declaration's columns."
                 )
     return files, problems

@@ -9,7 +9,7 @@ The checks of single fields, and ``Location`` (where a field is written), are in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,12 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from cxkpi.canonical import ENTITIES, entity
+from cxkpi.canonical import ENTITIES, Column, Entity, entity
+from cxkpi.config import VOCABULARY_SETTINGS, allowed_values
 from cxkpi.errors import ConfigError
+from cxkpi.kpi_expr import Expression, ExpressionError
 from cxkpi.kpi_spec import Document, Problem, read_documents
+from cxkpi.source_expressions import bind_problem, parse_expression
 from cxkpi.source_fields import (
     Location,
     check_csv_char,
+    check_date_format,
     check_encoding,
     check_text,
     check_timestamp_format,
@@ -36,7 +40,7 @@ FORMATS = ("csv", "parquet", "jsonl")
 # text codec Python knows (utf-16, cp1252, iso-8859-15, shift_jis, ...) is transcoded to
 # UTF-8 first, so the loader's own record count reads bytes it understands.
 NATIVE_ENCODINGS = ("utf-8", "latin-1")
-_SOURCE_KEYS = {
+SOURCE_KEYS = {
     "name",
     "entity",
     "description",
@@ -48,8 +52,8 @@ _SOURCE_KEYS = {
     "timestamps",
     "required",
 }
-_CSV_KEYS = {"delimiter", "quote", "escape", "encoding", "header"}
-_TIMESTAMP_KEYS = {"format", "timezone"}
+CSV_KEYS = {"delimiter", "quote", "escape", "encoding", "header", "header_rows"}
+TIMESTAMP_KEYS = {"format", "timezone", "date_format", "end_of_day"}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 # Objects the loader and dbt create: a source named like one of them would be mistaken for
 # it in raw._source_name, logs and the gate's evidence. dbt model names of a project are
@@ -66,6 +70,9 @@ class CsvOptions:
     quote: str = '"'
     escape: str = '"'
     encoding: str = "utf-8"
+    # Rows at the top of the file before the data: the first holds the column names, the
+    # others (a survey tool's question texts, import ids) are skipped.
+    header_rows: int = 1
 
 
 @dataclass(frozen=True)
@@ -78,16 +85,48 @@ class SourceSpec:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     # canonical column -> the one value every row of the source has ({const: web})
     constants: dict[str, str] = field(default_factory=dict)
+    # canonical column -> SQL over the file's own columns ({expr: "a || '-' || b"})
+    expressions: dict[str, Expression] = field(default_factory=dict)
     timestamp_format: str | None = None
     timezone: str = "UTC"
+    # a value written as a date alone: midnight local, or for the canonical columns in
+    # end_of_day the last instant of that local day
+    date_format: str | None = None
+    end_of_day: tuple[str, ...] = ()
     csv: CsvOptions = CsvOptions()
     required: bool = True
     description: str = ""
     declared_in: Path | None = None
+    # canonical column -> the allowed values cxkpi.yml sets for it (channels, touchpoints)
+    vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
         return entity(self.entity).kind
+
+    @property
+    def source_columns(self) -> list[str]:
+        """Every column of the file the declaration reads: mapped, or used by an
+        expression; each file must have them all."""
+        used = list(self.columns.values())
+        for expression in self.expressions.values():
+            used.extend(expression.columns)
+        return list(dict.fromkeys(used))
+
+    def fields_reading(self, source_column: str) -> list[str]:
+        """The declaration's fields that read ``source_column`` (``columns.<canonical>``)."""
+        return [
+            f"columns.{canonical}"
+            for canonical in entity(self.entity).column_names
+            if self.columns.get(canonical) == source_column
+            or (
+                canonical in self.expressions
+                and source_column in self.expressions[canonical].columns
+            )
+        ]
+
+    def allowed_values(self, column: Column) -> tuple[str, ...] | None:
+        return allowed_values(column, self.vocabularies)
 
     def files(self, landing_dir: Path) -> list[Path]:
         """The landing files ``path`` matches, refusing any that resolves outside
@@ -111,12 +150,7 @@ class SourceSpec:
 def _constant(at: Location, canonical: str, spec: dict) -> str:
     """``{const: value}``: the export has no such column, every row has this value (a
     shop with one channel: ``channel: {const: web}``). Checked like a mapped value when
-    rows load (type, allowed values)."""
-    if set(spec) != {"const"}:
-        raise fail(
-            at.at("columns", canonical),
-            f"columns.{canonical}: a mapping here must be {{const: <value>}}, got {spec!r}",
-        )
+    the declaration is read and when rows load (type, range, allowed values)."""
     value = spec["const"]
     if value is None or isinstance(value, dict | list):
         raise fail(
@@ -128,20 +162,70 @@ def _constant(at: Location, canonical: str, spec: dict) -> str:
     return text
 
 
+def _expression(at: Location, canonical: str, spec: dict) -> Expression:
+    """``{expr: SQL}``: the value computed from the file's own columns (see
+    ``cxkpi.source_expressions``), checked like a mapped value when rows load."""
+    field_at = at.at("columns", canonical, "expr")
+    text = check_text(at, spec["expr"], "columns", canonical, "expr")
+    try:
+        expression = parse_expression(text)
+    except ExpressionError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise fail(
+            field_at,
+            f"columns.{canonical}.expr: {exc} (at character {exc.offset + 1} of {text!r}){hint}",
+        ) from None
+    for name in expression.columns:
+        _check_source_column(at, canonical, name, ("columns", canonical, "expr"))
+    problem = bind_problem(expression)
+    if problem:
+        hint = (
+            " (in an expression every column of the file is text: cast(<column> as double) "
+            "to compute with it)"
+            if "No function matches" in problem
+            else ""
+        )
+        raise fail(
+            field_at, f"columns.{canonical}.expr {text!r} is refused by DuckDB: {problem}{hint}"
+        )
+    return expression
+
+
+def _check_source_column(
+    at: Location, canonical: str, source_column: str, field_path: tuple[str, ...]
+) -> None:
+    if not source_column:
+        raise fail(at.at(*field_path), f"columns.{canonical}: a column name is empty")
+    if source_column != source_column.strip():
+        raise fail(
+            at.at(*field_path),
+            f"columns.{canonical}: {source_column!r} has leading or trailing spaces "
+            "(header names are compared trimmed)",
+        )
+    if source_column in _INTERNAL_COLUMNS:
+        raise fail(
+            at.at(*field_path),
+            f"columns.{canonical}: {source_column!r} is a name the loader uses itself",
+        )
+
+
 def parse_source(
     data: Any,
     where: Path,
     document: Document | None = None,
     reserved_names: Iterable[str] = (),
+    vocabularies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> SourceSpec:
     """One declaration, checked field by field; ConfigError names file (line:column when
-    ``document`` gives positions) and field of the first problem."""
+    ``document`` gives positions) and field of the first problem. ``vocabularies``: the
+    allowed values cxkpi.yml sets per canonical column (``Settings.vocabularies``);
+    columns without one keep canonical.py's."""
     at = Location(where, document)
     if not isinstance(data, dict):
         raise fail(at, "a source declaration must be a mapping")
-    unknown = sorted(set(map(str, data)) - _SOURCE_KEYS)
+    unknown = sorted(set(map(str, data)) - SOURCE_KEYS)
     if unknown:
-        raise fail(at.at(unknown[0]), f"unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
+        raise fail(at.at(unknown[0]), f"unknown key(s) {unknown}; allowed: {sorted(SOURCE_KEYS)}")
     for key in ("name", "entity", "path", "columns"):
         if key not in data:
             raise fail(at, f"missing required key '{key}'")
@@ -181,6 +265,7 @@ def parse_source(
         raise fail(at.at("columns"), "columns must map canonical columns to source columns")
     by_lower: dict[str, str] = {}
     constants: dict[str, str] = {}
+    expressions: dict[str, Expression] = {}
     for canonical, source_column in columns.items():
         if canonical not in target.column_names:
             raise fail(
@@ -189,33 +274,36 @@ def parse_source(
                 f"known: {list(target.column_names)}",
             )
         if isinstance(source_column, dict):
-            constants[canonical] = _constant(at, canonical, source_column)
-            continue
-        if not isinstance(source_column, str):
+            if set(map(str, source_column)) not in ({"const"}, {"expr"}):
+                raise fail(
+                    at.at("columns", canonical),
+                    f"columns.{canonical}: a mapping here must be {{const: <value>}} or "
+                    f"{{expr: <SQL over the file's columns>}}, got {source_column!r}",
+                )
+            if "const" in source_column:
+                constants[canonical] = _constant(at, canonical, source_column)
+                continue
+            expressions[canonical] = _expression(at, canonical, source_column)
+            read = expressions[canonical].columns
+        elif not isinstance(source_column, str):
             raise fail(
                 at.at("columns", canonical),
                 f"columns.{canonical} must be the source column's name as text, got "
                 f'{source_column!r} (quote it: "{source_column}")',
             )
-        check_text(at, source_column, "columns", canonical)
-        if source_column != source_column.strip():
-            raise fail(
-                at.at("columns", canonical),
-                f"columns.{canonical}: {source_column!r} has leading or trailing spaces "
-                "(header names are compared trimmed)",
-            )
-        if source_column in _INTERNAL_COLUMNS:
-            raise fail(
-                at.at("columns", canonical),
-                f"columns.{canonical}: {source_column!r} is a name the loader uses itself",
-            )
-        other = by_lower.setdefault(source_column.lower(), source_column)
-        if other != source_column:
-            raise fail(
-                at.at("columns", canonical),
-                f"columns.{canonical}: {source_column!r} and {other!r} differ only in case; "
-                "DuckDB matches column names case-insensitively, so they cannot be told apart",
-            )
+        else:
+            check_text(at, source_column, "columns", canonical)
+            _check_source_column(at, canonical, source_column, ("columns", canonical))
+            read = [source_column]
+        for read_column in read:
+            other = by_lower.setdefault(read_column.lower(), read_column)
+            if other != read_column:
+                raise fail(
+                    at.at("columns", canonical),
+                    f"columns.{canonical}: {read_column!r} and {other!r} differ only in case; "
+                    "DuckDB matches column names case-insensitively, so they cannot be told "
+                    "apart",
+                )
     missing_required = [c.name for c in target.columns if c.required and c.name not in columns]
     if missing_required:
         raise fail(
@@ -260,15 +348,19 @@ def parse_source(
         raise fail(
             at.at("timestamps"), "timestamps must be a mapping: {format: ..., timezone: ...}"
         )
-    unknown_ts = sorted(set(map(str, timestamps)) - _TIMESTAMP_KEYS)
+    unknown_ts = sorted(set(map(str, timestamps)) - TIMESTAMP_KEYS)
     if unknown_ts:
         raise fail(
             at.at("timestamps", unknown_ts[0]),
-            f"timestamps: unknown key(s) {unknown_ts}; allowed: {sorted(_TIMESTAMP_KEYS)}",
+            f"timestamps: unknown key(s) {unknown_ts}; allowed: {sorted(TIMESTAMP_KEYS)}",
         )
     timestamp_format = None
     if timestamps.get("format") is not None:
         timestamp_format = check_timestamp_format(at, timestamps["format"])
+    date_format = None
+    if timestamps.get("date_format") is not None:
+        date_format = check_date_format(at, timestamps["date_format"])
+    end_of_day = _end_of_day(at, timestamps, target, columns, date_format)
     timezone = check_text(at, timestamps.get("timezone", "UTC"), "timestamps", "timezone")
     try:
         ZoneInfo(timezone)
@@ -286,16 +378,32 @@ def parse_source(
     csv_data = data.get("csv") or {}
     if not isinstance(csv_data, dict):
         raise fail(at.at("csv"), "csv must be a mapping, e.g. {delimiter: ';', encoding: cp1252}")
-    unknown_csv = sorted(set(map(str, csv_data)) - _CSV_KEYS)
+    if csv_data and fmt != "csv":
+        raise fail(
+            at.at("csv"),
+            f"csv options apply to CSV files; this source's format is {fmt} (remove csv:)",
+        )
+    unknown_csv = sorted(set(map(str, csv_data)) - CSV_KEYS)
     if unknown_csv:
         raise fail(
             at.at("csv", unknown_csv[0]),
-            f"csv: unknown key(s) {unknown_csv}; allowed: {sorted(_CSV_KEYS)}",
+            f"csv: unknown key(s) {unknown_csv}; allowed: {sorted(CSV_KEYS)}",
         )
+    header_rows = csv_data.get("header_rows", 1)
     if csv_data.get("header", True) is not True:
+        contradiction = (
+            f"; it contradicts csv.header_rows: {header_rows}" if "header_rows" in csv_data else ""
+        )
         raise fail(
             at.at("csv", "header"),
-            "csv.header: files must have a header row (columns are mapped by name)",
+            f"csv.header: files must have a header row (columns are mapped by name){contradiction}",
+        )
+    if isinstance(header_rows, bool) or not isinstance(header_rows, int) or header_rows < 1:
+        raise fail(
+            at.at("csv", "header_rows"),
+            f"csv.header_rows must be a whole number of at least 1, got {header_rows!r}: the "
+            "first row holds the column names (columns are mapped by name), the others are "
+            "skipped (e.g. 3 for a Qualtrics export)",
         )
     delimiter = check_csv_char(at, csv_data, "delimiter", ",")
     quote = check_csv_char(at, csv_data, "quote", '"')
@@ -312,21 +420,89 @@ def parse_source(
     if not isinstance(description, str):
         raise fail(at.at("description"), "description must be text")
 
-    return SourceSpec(
+    spec = SourceSpec(
         name=name,
         entity=target.name,
         path=path,
         format=fmt,
-        columns={k: v for k, v in columns.items() if k not in constants},
+        columns={k: v for k, v in columns.items() if k not in constants and k not in expressions},
         constants=constants,
+        expressions=expressions,
         values={str(k): {str(sv): v for sv, v in m.items()} for k, m in values.items()},
         timestamp_format=timestamp_format,
         timezone=timezone,
-        csv=CsvOptions(delimiter, quote, escape, encoding),
+        date_format=date_format,
+        end_of_day=end_of_day,
+        csv=CsvOptions(delimiter, quote, escape, encoding, header_rows),
         required=required,
         description=description,
         declared_in=where,
+        vocabularies=dict(vocabularies or {}),
     )
+    _check_declared_values(at, spec)
+    return spec
+
+
+def _end_of_day(
+    at: Location, timestamps: dict, target: Entity, columns: dict, date_format: str | None
+) -> tuple[str, ...]:
+    """``timestamps.end_of_day``: timestamp columns the source maps whose date-only values
+    mean the end of that day (a promised delivery date: on time all day long)."""
+    listed = timestamps.get("end_of_day")
+    if listed is None:
+        return ()
+    mapped = [c.name for c in target.columns if c.type == "timestamp" and c.name in columns]
+    if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+        raise fail(
+            at.at("timestamps", "end_of_day"),
+            f"timestamps.end_of_day must be a list of canonical columns, e.g. {mapped[:1]}",
+        )
+    if date_format is None:
+        raise fail(
+            at.at("timestamps", "end_of_day"),
+            "timestamps.end_of_day needs timestamps.date_format: only values written as a "
+            'date alone (in date_format, e.g. "%Y-%m-%d") are moved to the end of their day',
+        )
+    for index, column in enumerate(listed):
+        if column not in mapped:
+            raise fail(
+                at.at("timestamps", "end_of_day", index),
+                f"timestamps.end_of_day: {column!r} is not a timestamp column this source "
+                f"maps; it maps {mapped}",
+            )
+    return tuple(dict.fromkeys(listed))
+
+
+def _check_declared_values(at: Location, spec: SourceSpec) -> None:
+    """Constants and the values of ``values:`` maps, checked as the loader checks a row's
+    value (type, range, allowed values), so that one that would reject rows every night
+    is named now, with its field."""
+    # the loader's own checks: one definition of what a valid value is
+    from cxkpi.loader.checks import declared_value_reasons
+
+    declared: list[tuple[tuple[str, ...], str, str]] = [
+        (("columns", canonical), canonical, text) for canonical, text in spec.constants.items()
+    ]
+    for canonical, mapping in spec.values.items():
+        for source_value, value in mapping.items():
+            if value is not None:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                declared.append((("values", canonical, source_value), canonical, text))
+    reasons = declared_value_reasons(spec, [(column, text) for _, column, text in declared])
+    for (field_path, canonical, text), reason in zip(declared, reasons, strict=True):
+        if reason is None:
+            continue
+        what = "const" if field_path[0] == "columns" else "value"
+        rows = "every row" if field_path[0] == "columns" else "every row with this value"
+        setting = VOCABULARY_SETTINGS.get(canonical)
+        allowed = spec.allowed_values(entity(spec.entity).column(canonical)) or ()
+        fix = ""
+        if setting and text not in allowed:
+            fix = f"; if {text!r} is one of yours, add it to {setting} in cxkpi.yml"
+        raise fail(
+            at.at(*field_path),
+            f"{'.'.join(field_path)}: {what} {text!r} would reject {rows} at load ({reason}){fix}",
+        )
 
 
 def dbt_model_names(dbt_project_dir: Path) -> set[str]:
@@ -335,7 +511,9 @@ def dbt_model_names(dbt_project_dir: Path) -> set[str]:
 
 
 def check_sources(
-    sources_dir: Path, dbt_project_dir: Path | None = None
+    sources_dir: Path,
+    dbt_project_dir: Path | None = None,
+    vocabularies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[list[SourceSpec], list[str]]:
     """Every declaration in ``sources_dir`` (``*.yml``/``*.yaml``, one or more per file), and
     every problem found (one per declaration at most), each ``file:line:column: message``."""
@@ -360,7 +538,7 @@ def check_sources(
             if document.data is None:
                 continue
             try:
-                specs.append(parse_source(document.data, path, document, reserved))
+                specs.append(parse_source(document.data, path, document, reserved, vocabularies))
             except ConfigError as exc:
                 problems.append(str(exc))
     seen: dict[str, SourceSpec] = {}
@@ -375,11 +553,15 @@ def check_sources(
     return specs, problems
 
 
-def load_sources(sources_dir: Path, dbt_project_dir: Path | None = None) -> list[SourceSpec]:
+def load_sources(
+    sources_dir: Path,
+    dbt_project_dir: Path | None = None,
+    vocabularies: Mapping[str, tuple[str, ...]] | None = None,
+) -> list[SourceSpec]:
     """Every declaration in ``sources_dir``; ConfigError listing every problem if any, or
     if there is none: a folder without declarations is a project not yet set up (``cxkpi
     validate`` passes it), and a night with nothing to load must not run."""
-    specs, problems = check_sources(sources_dir, dbt_project_dir)
+    specs, problems = check_sources(sources_dir, dbt_project_dir, vocabularies)
     if problems:
         if len(problems) == 1:
             raise ConfigError(problems[0])

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 class LoadReport:
     batch_id: str
     files: list[FileResult] = field(default_factory=list)
+    # optional sources (required: false) no file of which was in landing_dir
+    absent_sources: list[str] = field(default_factory=list)
 
     def total(self, attribute: str) -> int:
         return sum(getattr(f, attribute) for f in self.files)
@@ -41,7 +43,11 @@ class LoadReport:
         return [f for f in self.files if f.status == "failed"]
 
     def as_dict(self) -> dict:
-        return {"batch_id": self.batch_id, "files": [asdict(f) for f in self.files]}
+        return {
+            "batch_id": self.batch_id,
+            "files": [asdict(f) for f in self.files],
+            "absent_sources": self.absent_sources,
+        }
 
 
 @contextmanager
@@ -67,13 +73,20 @@ def _load_source(
     reevaluate: dict[str, str] | None = None,
 ) -> list[FileResult]:
     """Load every file of ``spec`` (or, with ``reevaluate``, those files again, for the
-    reason given per file)."""
+    reason given per file); no result at all for an optional source without files."""
     try:
         paths = spec.files(landing_dir)
     except ConfigError as exc:
         return [FileResult(spec.name, spec.entity, spec.path, "", 0, "failed", message=str(exc))]
     results = []
-    if not paths and spec.required and reevaluate is None:
+    if not paths and reevaluate is None:
+        if not spec.required:
+            log.info(
+                "%s: no file matches %s; the source is optional (required: false), 0 rows",
+                spec.name,
+                spec.path,
+            )
+            return []
         results.append(
             FileResult(
                 spec.name,
@@ -82,7 +95,11 @@ def _load_source(
                 "",
                 0,
                 status="failed",
-                message=f"no file matches {spec.path} in {landing_dir}",
+                message=(
+                    f"no file matches {spec.path} in {landing_dir}: source {spec.name} is "
+                    f"required; if its export does not arrive every night, declare "
+                    f"required: false in {spec.declared_in}"
+                ),
             )
         )
     # One warehouse session per source: DuckDB has a single writer, and attaching
@@ -157,7 +174,8 @@ def load(
 ) -> LoadReport:
     """Load every file of ``specs``; raise LoadError at the end if any file was unreadable.
 
-    A required source with no file at all is reported as a failure too. When a changed
+    A required source with no file at all is reported as a failure too; an optional one
+    (``required: false``) is named in ``absent_sources``. When a changed
     file replaces an earlier version, rows of other files that were rejected as duplicates
     of its keys are evaluated again (their files reloaded): a key the correction removed
     is free for them now, and a key it kept is rejected again with an accurate reason.
@@ -166,7 +184,10 @@ def load(
         raise ConfigError(f"max_record_bytes must be at least 1, got {max_record_bytes}")
     report = LoadReport(batch_id)
     for spec in specs:
-        report.files.extend(_load_source(warehouse, landing_dir, spec, batch_id, max_record_bytes))
+        results = _load_source(warehouse, landing_dir, spec, batch_id, max_record_bytes)
+        if not results:
+            report.absent_sources.append(spec.name)
+        report.files.extend(results)
     order = {  # when each file's rows were last judged in this load
         (f.source_name, f.source_file): i
         for i, f in enumerate(report.files)

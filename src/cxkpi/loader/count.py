@@ -22,23 +22,33 @@ DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 class RecordScan:
     """A text file's records as a byte-level scan sees them.
 
-    ``records`` counts data records (CSV: after the header, blank lines skipped; JSON lines:
-    lines with more than spaces); ``oversize`` holds (record number, byte offset, size) of
-    every record above the limit, record numbers as the loader reports them.
+    ``records`` counts data records (CSV: after the header rows, blank lines skipped; JSON
+    lines: lines with more than spaces); ``oversize`` holds (record number, byte offset,
+    size) of every record above the limit, record numbers as the loader reports them;
+    ``extra_headers`` (byte offset, size) of the header rows after the first (CSV).
     """
 
     records: int = 0
     oversize: list[tuple[int, int, int]] = field(default_factory=list)
     header: bytes = b""
+    extra_headers: list[tuple[int, int]] = field(default_factory=list)
+
+    def cuts(self) -> list[tuple[int, int]]:
+        """(byte offset, size) of every record DuckDB's reader must not see, in order."""
+        return sorted([*self.extra_headers, *((start, size) for _, start, size in self.oversize)])
 
 
-def scan_csv(data: bytes | mmap.mmap, quote: bytes, escape: bytes, limit: int) -> RecordScan:
+def scan_csv(
+    data: bytes | mmap.mmap, quote: bytes, escape: bytes, limit: int, header_rows: int = 1
+) -> RecordScan:
     """Record boundaries of RFC 4180 CSV: line breaks end a record outside quotes; inside,
-    a doubled quote (or ``escape`` + any byte) does not close the field."""
+    a doubled quote (or ``escape`` + any byte) does not close the field. The first
+    ``header_rows`` records are the header (names in the first); data records count from 1
+    after them."""
     scan = RecordScan()
     outside = re.compile(b"[" + re.escape(quote) + b"\r\n]")
     inside = re.compile(b"[" + re.escape(quote) + re.escape(escape) + b"]")
-    size, position, number = len(data), 0, -1  # the header is record 0
+    size, position, number = len(data), 0, -header_rows  # the header rows are -h..-1
     while position < size:
         if data[position] in b"\r\n":  # blank line: DuckDB skips it, so do we
             position += 1
@@ -68,13 +78,17 @@ def scan_csv(data: bytes | mmap.mmap, quote: bytes, escape: bytes, limit: int) -
                 continue
             quoted, position = False, at + 1
         number += 1
-        if number == 0:
-            scan.header = bytes(data[start : min(end, start + limit + 1)])
+        if number <= 0:
+            row = number + header_rows  # 1 for the names
             if end - start > limit:
                 raise LoadError(
-                    f"the header record is {end - start:,} bytes, above the maximum record "
+                    f"header row {row} is {end - start:,} bytes, above the maximum record "
                     f"size of {limit:,} bytes (max_record_bytes)"
                 )
+            if row == 1:
+                scan.header = bytes(data[start:end])
+            else:
+                scan.extra_headers.append((start, end - start))
         elif end - start > limit:
             scan.oversize.append((number, start, end - start))
     scan.records = max(number, 0)
@@ -105,13 +119,14 @@ def memory_mapped(path: Path) -> Iterator[mmap.mmap]:
         yield m
 
 
-def without_oversize(path: Path, data: mmap.mmap, scan: RecordScan, blank: bool) -> Path:
-    """A temporary copy of ``path`` without its oversize records (``blank``: an empty line
-    in their place, so JSON line numbers stay), copied in slices: memory stays small."""
+def without_records(path: Path, data: mmap.mmap, scan: RecordScan, blank: bool) -> Path:
+    """A temporary copy of ``path`` without its oversize records and extra header rows
+    (``blank``: an empty line in their place, so JSON line numbers stay), copied in
+    slices: memory stays small."""
     handle, name = tempfile.mkstemp(prefix="cxkpi-", suffix=path.suffix)
     with open(handle, "wb") as sink:
         position = 0
-        for _number, start, size in scan.oversize:
+        for start, size in scan.cuts():
             sink.writelines(
                 data[b : min(b + (1 << 20), start)] for b in range(position, start, 1 << 20)
             )

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from cxkpi.errors import LoadError
-from cxkpi.loader.count import RecordScan, memory_mapped, scan_csv, scan_lines, without_oversize
+from cxkpi.loader.count import RecordScan, memory_mapped, scan_csv, scan_lines, without_records
 from cxkpi.sources import NATIVE_ENCODINGS, SourceSpec
 from cxkpi.warehouse import quote_ident, quote_literal
 
@@ -86,12 +86,16 @@ def read_into_src(
         with memory_mapped(data_path) as data:
             if spec.format == "csv":
                 scan = scan_csv(
-                    data, spec.csv.quote.encode(), spec.csv.escape.encode(), max_record_bytes
+                    data,
+                    spec.csv.quote.encode(),
+                    spec.csv.escape.encode(),
+                    max_record_bytes,
+                    spec.csv.header_rows,
                 )
             else:
                 scan = scan_lines(data, max_record_bytes)
-            if scan.oversize:
-                data_path = without_oversize(data_path, data, scan, blank=spec.format == "jsonl")
+            if scan.cuts():
+                data_path = without_records(data_path, data, scan, blank=spec.format == "jsonl")
                 scratch.append(data_path)
             _oversize_rejects(con, scan, data, max_record_bytes, spec.format == "jsonl")
         if spec.format == "csv":
@@ -188,7 +192,7 @@ def _read_jsonl(
                    'not a JSON object on this line', 'malformed'
             from numbered where nullif(trim(line), '') is not null and not ({is_object})"""
     )
-    keys = list(dict.fromkeys(spec.columns.values()))
+    keys = spec.source_columns
     extracted = ", ".join(
         f"json_extract_string(case when json_valid(line) then line end, "
         f"{quote_literal('$.' + _json_key(k))}) "

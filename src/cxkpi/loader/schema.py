@@ -25,6 +25,7 @@ REASON_CODES = {
     "type": "a value is not of its column's type (nor a value of its values: map)",
     "range": "a number is below its column's minimum or above its maximum",
     "allowed": "a value is not one of its column's allowed values",
+    "expression": "a column's expression cannot be computed from the row's values",
     "missing_column": "the file lacks a mapped column",
     "duplicate_in_file": "the row's key is already on an earlier record of the same file",
     "duplicate_key": "the row's key is already loaded from another file",

@@ -76,7 +76,8 @@ def test_scale_two_roughly_doubles_every_count_but_the_organisation(tmp_path: Pa
     two = demo.generate(tmp_path / "x2", scale=2)
     assert set(one) == set(two) == set(ENTITIES)
     assert two["org_units"] == one["org_units"] == 124  # 1 + 3 + 20 + 100
-    for name in set(one) - {"org_units"}:
+    assert two["benchmarks"] == one["benchmarks"] == 15  # one study's competitors
+    for name in set(one) - {"org_units", "benchmarks"}:
         assert 1.9 <= two[name] / one[name] <= 2.1, (name, one[name], two[name])
     assert (one["orders"], one["survey_responses"], one["tickets"]) == (10_000, 4_000, 2_500)
     # same files (months) at both sizes, only bigger

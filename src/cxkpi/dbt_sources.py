@@ -13,10 +13,12 @@ import yaml
 from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column
 from cxkpi.loader import RAW_SCHEMA
 
-# dbt source name -> the canonical entities it groups (X-data vs O-data systems).
+# dbt source name -> the canonical entities it groups: X-data systems, O-data systems,
+# and the market (comparison values from outside the company).
 SOURCE_GROUPS = {
     "surveys": ("survey_responses", "factor_ratings"),
     "ops": ("customers", "orders", "deliveries", "tickets", "org_units"),
+    "market": ("benchmarks",),
 }
 SOURCES_FILE = Path("models") / "staging" / "_sources.yml"
 

@@ -1,9 +1,9 @@
 """What the catalog declares, as tables of facts with one row each.
 
-Definitions, milestones, parent links, benchmarks, the time grains, org levels and
-breakdowns each KPI is published at, and its actions: the compiler writes each table as
-literal values (``templates/kpi_facts.sql``) and the marts join them, so no SQL parses a
-list or JSON text back. ``FACT_TABLES`` names each table's columns and types once; the
+Definitions, milestones, parent links, the time grains, org levels and breakdowns each
+KPI is published at, and its actions: the compiler writes each table as literal values
+(``templates/kpi_facts.sql``) and the marts join them, so no SQL parses a list or JSON
+text back. ``FACT_TABLES`` names each table's columns and types once; the
 dbt properties in ``templates/kpis.yml`` must agree (``tests/test_kpi_types.py``).
 """
 
@@ -81,17 +81,6 @@ FACT_TABLES = {
             ("parent_id", "string"),
             ("weight", "double"),
             ("parent_order", "integer"),
-        ),
-    ),
-    "int_kpi__benchmarks": FactTable(
-        "Comparison points per KPI.",
-        (
-            ("kpi_id", "string"),
-            ("benchmark_name", "string"),
-            ("benchmark_kind", "string"),
-            ("benchmark_value", "double"),
-            ("period", "string"),
-            ("benchmark_source", "string"),
         ),
     ),
     "int_kpi__time_grains": FactTable(
@@ -176,9 +165,6 @@ def fact_rows(definitions: list[Definition], kpis: list[Definition]) -> dict[str
             (d.id, parent, weight, order)
             for d in kpis
             for order, (parent, weight) in enumerate(d.parents, 1)
-        ],
-        "int_kpi__benchmarks": [
-            (d.id, b.name, b.kind, b.value, b.period, b.source) for d in kpis for b in d.benchmarks
         ],
         "int_kpi__time_grains": _listed(definitions, "time_grains", TIME_GRAINS),
         "int_kpi__org_levels": _listed(definitions, "org_levels", KPI_ORG_LEVELS),

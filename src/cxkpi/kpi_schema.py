@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cxkpi.kpi_language import BENCHMARK_KINDS, DIMENSIONS, FIELDS, ID_PATTERN
+from cxkpi.kpi_language import DIMENSIONS, FIELDS, ID_PATTERN
 
 
 def json_schema() -> dict:
@@ -88,18 +88,6 @@ def json_schema() -> dict:
                 },
             },
         ]
-    }
-    properties["benchmarks"]["items"] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "value"],
-        "properties": {
-            "name": {"type": "string"},
-            "kind": {"enum": list(BENCHMARK_KINDS)},
-            "value": {"type": "number"},
-            "period": {"type": ["string", "number"]},
-            "source": {"type": "string"},
-        },
     }
     properties["scale"].update({"items": {"type": "number"}, "minItems": 2, "maxItems": 2})
     properties["percentile"].update({"exclusiveMinimum": 0, "exclusiveMaximum": 1})

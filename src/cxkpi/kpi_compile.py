@@ -254,6 +254,11 @@ def render(catalog: Catalog, root: Path | None = None) -> dict[str, str]:
     files["int_kpi__observations.sql"] = _render(
         "kpi_observations.sql", header=HEADER, source_names=sorted(sources)
     )
+    files["int_kpi__source_rows.sql"] = _render(
+        "kpi_source_rows.sql",
+        header=HEADER,
+        sources=[{"literal": _lit(name), "model": SOURCES[name].model} for name in sorted(sources)],
+    )
     for name, rows in fact_rows(definitions, kpis).items():
         files[f"{name}.sql"] = _fact_model(name, rows)
     percentiles = sorted({d.percentile for d in kpis if d.percentile is not None})

@@ -1,9 +1,9 @@
 """What the catalog declares, as tables of facts with one row each.
 
-Definitions, milestones, parent links, the time grains, org levels and breakdowns each
-KPI is published at, and its actions: the compiler writes each table as literal values
-(``templates/kpi_facts.sql``) and the marts join them, so no SQL parses a list or JSON
-text back. ``FACT_TABLES`` names each table's columns and types once; the
+Definitions, milestones, parent links, the inputs of formulas, the time grains, org levels
+and breakdowns each KPI is published at, and its actions: the compiler writes each table
+as literal values (``templates/kpi_facts.sql``) and the marts join them, so no SQL parses
+a list or JSON text back. ``FACT_TABLES`` names each table's columns and types once; the
 dbt properties in ``templates/kpis.yml`` must agree (``tests/test_kpi_types.py``).
 """
 
@@ -82,6 +82,10 @@ FACT_TABLES = {
             ("weight", "double"),
             ("parent_order", "integer"),
         ),
+    ),
+    "int_kpi__formula_inputs": FactTable(
+        "The KPIs each derived KPI's formula uses.",
+        (("kpi_id", "string"), ("input_id", "string")),
     ),
     "int_kpi__time_grains": FactTable(
         "The time grains each goal, KPI and factor is published at.",
@@ -165,6 +169,12 @@ def fact_rows(definitions: list[Definition], kpis: list[Definition]) -> dict[str
             (d.id, parent, weight, order)
             for d in kpis
             for order, (parent, weight) in enumerate(d.parents, 1)
+        ],
+        "int_kpi__formula_inputs": [
+            (d.id, input_id)
+            for d in kpis
+            if "formula" in d.expressions
+            for input_id in d.expressions["formula"].columns
         ],
         "int_kpi__time_grains": _listed(definitions, "time_grains", TIME_GRAINS),
         "int_kpi__org_levels": _listed(definitions, "org_levels", KPI_ORG_LEVELS),

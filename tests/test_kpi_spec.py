@@ -165,7 +165,9 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         1,
         (
             "'benchmarks' is no longer a field (benchmarks now come from a benchmarks export, "
-            "loaded like any source into the canonical entity benchmarks"
+            "loaded like any source into the canonical entity benchmarks (kpi_id, "
+            "benchmark_name, benchmark_kind, period, value, benchmark_source): move these rows "
+            "there, see docs/analysts.md, section Benchmarks)"
         ),
     ),
     "55_ratio_missing_denominator.yml": (2, 1, "type ratio needs 'denominator'"),

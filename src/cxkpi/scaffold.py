@@ -49,6 +49,7 @@ target: 80
 thresholds:
   at_risk: 75                   # from here up to the target: at risk, below: off track
 # min_sample: 50               # default: min_sample in cxkpi.yml
+# (benchmarks are data: rows of the benchmarks export, docs/analysts.md, Benchmarks)
 # effort: medium                # low | medium | high
 # actions: [Train advisors on follow-up calls]
 """,

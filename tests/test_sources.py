@@ -86,6 +86,7 @@ def test_repository_sources_parse_and_cover_every_entity() -> None:
         "deliveries",
         "tickets",
         "org_units",
+        "benchmarks",
     }
 
 

@@ -2,10 +2,6 @@
 its own cxkpi.yml, sources and KPI catalog, and the shipped quality suites; the published
 figures at HQ, state and seller, per Sao Paulo month, equal the oracle's plain-Python
 reading of the same files (tests/marketplace_oracle.py).
-
-Needs what issue 10 is adding (configured org levels, multi_unit_orders, order_lines and
-payments, derived and end-of-day columns in sources, person ids): expected to fail until
-those are merged.
 """
 
 from __future__ import annotations
@@ -36,10 +32,7 @@ KPIS = (
     "order_count",
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.xfail(reason="needs issue-10 features being merged", strict=False),
-]
+pytestmark = pytest.mark.integration
 
 
 @dataclass(frozen=True)
@@ -129,7 +122,13 @@ def test_every_kpi_has_data_and_none_is_in_the_roadmap_for_lack_of_it(night: Nig
         "select distinct kpi_id from kpi_values where org_level = 'hq' and n > 0"
     )
     assert sorted(kpi_id for (kpi_id,) in with_values) == sorted(KPIS)
-    assert night.published("select subject_id from roadmap where status = 'no_data'") == []
+    # the catalog fits the company: no KPI without data, so none to keep off the roadmap
+    assert night.published("select kpi_id from kpi_catalog where not has_data") == []
+    assert night.published("select count(*) from roadmap")[0][0] > 0
+    assert night.published(
+        "select subject_id from roadmap where subject_id in "
+        "(select kpi_id from kpi_catalog where not has_data)"
+    ) == []
 
 
 def test_delivery_experience_at_hq_equals_the_oracle(night: Night) -> None:

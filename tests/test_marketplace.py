@@ -125,10 +125,13 @@ def test_every_kpi_has_data_and_none_is_in_the_roadmap_for_lack_of_it(night: Nig
     # the catalog fits the company: no KPI without data, so none to keep off the roadmap
     assert night.published("select kpi_id from kpi_catalog where not has_data") == []
     assert night.published("select count(*) from roadmap")[0][0] > 0
-    assert night.published(
-        "select subject_id from roadmap where subject_id in "
-        "(select kpi_id from kpi_catalog where not has_data)"
-    ) == []
+    assert (
+        night.published(
+            "select subject_id from roadmap where subject_id in "
+            "(select kpi_id from kpi_catalog where not has_data)"
+        )
+        == []
+    )
 
 
 def test_delivery_experience_at_hq_equals_the_oracle(night: Night) -> None:

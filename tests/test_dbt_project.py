@@ -16,6 +16,7 @@ from cxkpi.config import load_settings
 from cxkpi.errors import ConfigError
 
 RULES = REPO.parent / "shared" / "tools" / "dbt_project_rules.py"
+REPO_LEVELS = load_settings(REPO / "cxkpi.yml").org_levels
 
 
 def test_committed_sources_file_matches_the_canonical_model() -> None:
@@ -94,7 +95,7 @@ def test_published_models_are_tagged_and_contracted(tmp_path: Path) -> None:
 def test_committed_kpi_models_match_the_catalog() -> None:
     """The generated KPI models in the repository are what `cxkpi compile` produces now:
     the Airflow DAG renders its tasks from them, so they must never lag the YAML."""
-    catalog = kpi_spec.load_catalog([REPO / "kpi_definitions"])
+    catalog = kpi_spec.load_catalog([REPO / "kpi_definitions"], org_levels=REPO_LEVELS)
     assert not catalog.problems
     rendered = kpi_compile.render(catalog, REPO)
     directory = REPO / "dbt_project" / kpi_compile.GENERATED_DIR
@@ -133,7 +134,11 @@ def test_a_stale_macro_copy_is_refused_then_rewritten(tmp_path: Path) -> None:
 
 
 def test_compilation_is_deterministic(tmp_path: Path) -> None:
-    first = kpi_compile.render(kpi_spec.load_catalog([REPO / "kpi_definitions"]), REPO)
+    first = kpi_compile.render(
+        kpi_spec.load_catalog([REPO / "kpi_definitions"], org_levels=REPO_LEVELS), REPO
+    )
     shutil.copytree(REPO / "kpi_definitions", tmp_path / "kpi_definitions")
-    again = kpi_compile.render(kpi_spec.load_catalog([tmp_path / "kpi_definitions"]), tmp_path)
+    again = kpi_compile.render(
+        kpi_spec.load_catalog([tmp_path / "kpi_definitions"], org_levels=REPO_LEVELS), tmp_path
+    )
     assert first == again

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import REPO
 
-from cxkpi import kpi_spec
+from cxkpi import kpi_spec, packs
 from cxkpi.kpi_sources import SOURCES
 
 
@@ -12,6 +12,19 @@ def test_analyst_guide_names_every_field_type_and_source() -> None:
     guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
     for name in (*kpi_spec.FIELDS, *kpi_spec.TYPES, *SOURCES):
         assert f"`{name}`" in guide, name
+
+
+def test_analyst_guide_lists_each_pack_with_its_definitions() -> None:
+    import re
+
+    guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    section = guide.split("## Catalog packs", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", section, re.MULTILINE))
+    assert list(rows) == list(packs.PACKS)
+    for pack, cell in rows.items():
+        folder = REPO / "kpi_definitions" / pack
+        declared = kpi_spec.load_catalog([folder], link_packs=False).definitions
+        assert set(re.findall(r"`(\w+)`", cell)) == {d.id for d in declared}, pack
 
 
 def test_readme_opens_with_the_two_commands() -> None:

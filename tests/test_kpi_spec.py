@@ -24,9 +24,12 @@ import pytest
 import yaml
 
 from cxkpi import kpi_spec
+from cxkpi.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "kpi_corpus"
+# the demo project's org levels (cxkpi.yml), which its catalog's dimensions name
+REPO_LEVELS = load_settings(REPO / "cxkpi.yml").org_levels
 CATALOG = REPO / "kpi_definitions"
 SCHEMA_FILE = CATALOG / "kpi.schema.json"
 SIX_FACTORS = {"product", "service", "relationship", "convenience", "brand_image", "price"}
@@ -458,7 +461,7 @@ def test_corpus_as_one_catalog_reports_every_file() -> None:
     """Loading the whole corpus at once still finds a problem in every file: one bad
     document never hides the others."""
     paths = [CORPUS / n for n in corpus_entries()]
-    catalog = kpi_spec.load_catalog(paths)
+    catalog = kpi_spec.load_catalog(paths, org_levels=REPO_LEVELS)
     files = {p.file for p in catalog.problems}
     for path in paths:
         wanted = path / PROBLEM_FILE[path.name] if path.name in PROBLEM_FILE else path
@@ -496,8 +499,8 @@ def test_validation_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     paths = [CORPUS / n for n in corpus_entries()]
     for path in paths:
         kpi_spec.load_catalog([path])
-    kpi_spec.load_catalog(paths)
-    kpi_spec.load_catalog([CATALOG])
+    kpi_spec.load_catalog(paths, org_levels=REPO_LEVELS)
+    kpi_spec.load_catalog([CATALOG], org_levels=REPO_LEVELS)
     assert list(tmp_path.iterdir()) == []
     assert snapshot(CORPUS) == corpus_before
     for target in targets:
@@ -558,7 +561,7 @@ type: count
 
 @pytest.fixture(scope="module")
 def catalog() -> kpi_spec.Catalog:
-    return kpi_spec.load_catalog([CATALOG])
+    return kpi_spec.load_catalog([CATALOG], org_levels=REPO_LEVELS)
 
 
 def test_starter_catalog_is_clean(catalog: kpi_spec.Catalog) -> None:
@@ -694,7 +697,7 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
 
 def test_validation_is_fast() -> None:
     start = time.perf_counter()
-    kpi_spec.load_catalog([CATALOG])
+    kpi_spec.load_catalog([CATALOG], org_levels=REPO_LEVELS)
     kpi_spec.load_catalog([CORPUS / n for n in corpus_entries()])
     assert time.perf_counter() - start < 10
 

@@ -115,14 +115,20 @@ def _catalog(tmp_path: Path) -> kpi_spec.Catalog:
 # The only Jinja the compiler itself writes.
 _OWN_JINJA = {
     "ref('int_kpi__observations')",
-    "ref('int_org_hierarchy')",
-    "ref('stg_ops__org_units')",
+    "ref('int_order_units')",
     "ref('int_kpi__definitions')",
     "ref('int_kpi__values_base')",
     "config(materialized='table')",
     "dbt.type_string()",
-    "dbt.date_trunc('week', 'observations.metric_date')",
-    "dbt.date_trunc('month', 'observations.metric_date')",
+    "dbt.date_trunc('week', 'metric_date')",
+    "dbt.date_trunc('month', 'metric_date')",
+    # each observation placed at every declared org level (the roll-up macro)
+    (
+        "place_at_org_levels('at_units', columns=['observation_id', 'kpi_id', 'day_start',"
+        " 'week_start', 'month_start', 'channel', 'segment', 'touchpoint', 'numerator',"
+        " 'denominator', 'measure_value', 'percentile', 'distinct_key'],"
+        " distinct=var('multi_unit_orders') == 'each_line')"
+    ),
     "exact_sum('numerator')",
     "exact_sum('denominator')",
     "exact_sum('numerator * numerator')",

@@ -81,7 +81,7 @@ def test_published_file_has_kpis_and_a_publish_log(demo_run) -> None:
         con.close()
     assert {"kpi_values", "dim_org_units", "kpi_catalog", "publish_log"} <= tables
     # every measurable KPI of the starter catalog has values on demo data
-    catalog = kpi_spec.load_catalog([settings.kpi_definitions_dir])
+    catalog = kpi_spec.load_catalog([settings.kpi_definitions_dir], org_levels=settings.org_levels)
     assert kpis == {d.id for d in catalog.kpis if d.measurable}
     assert len(kpis) >= 25
     assert log == [(1, "night-1", "2026-10-31"), (2, "night-2", "2026-10-31")]

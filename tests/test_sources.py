@@ -145,7 +145,7 @@ def test_apostrophes_percent_and_odd_names_that_are_valid_data_pass(tmp_path: Pa
     spec = parse_source(
         {
             **BASE,
-            "columns": {**BASE["columns"], "store_id": 'Store "main"', "channel": "O'Brien"},
+            "columns": {**BASE["columns"], "org_unit_id": 'Store "main"', "channel": "O'Brien"},
             "values": {"channel": {"it's web": "web", "Ch'\\": None}},
             "timestamps": {"format": "%d %b '%y %H:%M", "timezone": "Europe/Berlin"},
             "csv": {"delimiter": "'", "quote": '"', "escape": "\\", "encoding": "UTF8"},

@@ -8,7 +8,8 @@ cache (hard links, no download, no resolution); ``uv pip install --offline --no-
 then installs the wheel itself. The new environment is a plain venv: it does not see the
 project's ``.venv`` (no ``--system-site-packages``, no ``.pth`` into it), and the test
 checks that the ``cxkpi`` it imports is the wheel's. Then ``cxkpi gap`` and ``cxkpi
-validate`` run from outside the checkout.
+validate`` run from outside the checkout, and ``cxkpi init`` writes a project from the
+wheel's own package data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,11 @@ def test_the_wheel_installs_offline_and_runs_outside_the_checkout(
     dist, venv = tmp_path / "dist", tmp_path / "venv"
     _uv("build", "--offline", "--wheel", "--out-dir", str(dist), str(REPO), env=base)
     (wheel,) = dist.glob("cxkpi-*.whl")
+    # the starter's links are copied into the wheel, without what dbt wrote in the checkout
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "cxkpi/starter/kpi_definitions/core/outcomes/voice_of_customer.yml" in names
+    assert "cxkpi/starter/dbt_project/dbt_project.yml" in names
+    assert not [n for n in names if n.startswith("cxkpi/starter/dbt_project/target/")]
     _uv(
         "sync",
         "--frozen",
@@ -124,6 +131,22 @@ def test_the_wheel_installs_offline_and_runs_outside_the_checkout(
     assert "ok    sources" in validate.stdout
     assert "ok    expectations" in validate.stdout
 
+    # `cxkpi init` from the wheel's package data: copies (no link back into a checkout)
+    # of the chosen packs, suites and dbt project, and it validates
+    new = tmp_path / "new_project"
+    init = cxkpi("init", str(new), "--packs", "support")
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "created" in init.stdout and "# Next steps" in init.stdout
+    assert sorted(p.name for p in (new / "kpi_definitions").iterdir() if p.is_dir()) == [
+        "core",
+        "support",
+    ]
+    assert not [p for p in new.rglob("*") if p.is_symlink()]
+    assert (new / "dbt_project" / "models" / "kpis" / "int_kpi_obs__tickets.sql").is_file()
+    validate_new = cxkpi("validate", cwd=new)
+    assert validate_new.returncode == 0, validate_new.stdout + validate_new.stderr
+    assert "ok    kpi definitions: 0 goals, 22 KPIs, 6 factors, 0 problems" in validate_new.stdout
+
     # outside any project it says what is missing
     lost = cxkpi("validate")
     assert lost.returncode != 0
@@ -142,4 +165,4 @@ def test_the_package_map_in_the_docs_names_every_module() -> None:
         for p in package.rglob("*.py")
         if p.name != "__init__.py" and p.relative_to(package).parts[0] != "gate"
     }
-    assert modules | {"gate/", "sql/"} == listed
+    assert modules | {"gate/", "sql/", "starter/"} == listed

@@ -23,3 +23,51 @@ select *
 from {{ model }}
 where not ({{ expression }})
 {% endtest %}
+
+{# The column holds only org levels cxkpi.yml declares (var org_levels). #}
+{% test is_declared_org_level(model, column_name) %}
+select *
+from {{ model }}
+where {{ column_name }} not in (
+    {%- for level in var('org_levels') %}'{{ level }}'{{ ', ' if not loop.last }}{% endfor -%}
+)
+{% endtest %}
+
+{# An org tree (int_org_units): one unit at the top level; every other unit has a parent
+   at a higher level - a unit that names none, or a parent at its own level or below,
+   would silently drop out of the roll-up between them. #}
+{% test org_tree_is_whole(model) %}
+with
+
+units as (
+
+    select * from {{ model }}
+
+),
+
+top_units as (
+
+    select count(*) as top_units_n from units where level_depth = 1
+
+)
+
+select
+    units.org_unit_id,
+    units.org_level,
+    case
+        when top_units.top_units_n <> 1
+            then 'the top level holds ' || cast(top_units.top_units_n as {{ dbt.type_string() }})
+                || ' units instead of one'
+        when units.parent_id is null then 'names no parent'
+        when parents.org_unit_id is null then 'names a parent no row declares'
+        else 'names a parent at its own level or below'
+    end as problem
+from units
+cross join top_units
+left join units as parents on units.parent_id = parents.org_unit_id
+where top_units.top_units_n <> 1
+   or (
+       units.level_depth > 1
+       and (parents.org_unit_id is null or parents.level_depth >= units.level_depth)
+   )
+{% endtest %}

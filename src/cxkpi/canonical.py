@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CHANNELS = ("store", "web", "app", "call_centre", "delivery", "support")
-# Levels of the org hierarchy an org unit sits at (dim_org_units.org_level).
-ORG_UNIT_LEVELS = ("hq", "region", "store", "advisor")
 TEXT_CLASSES = ("free", "label", "id")
 EXPERIENCE_FACTORS = ("product", "service", "relationship", "convenience", "brand_image", "price")
 
@@ -93,9 +91,12 @@ ENTITIES: dict[str, Entity] = {
                 Column(
                     "order_id", "varchar", description="Order the response is about.", text="id"
                 ),
-                Column("store_id", "varchar", description="Store (org unit) served.", text="id"),
                 Column(
-                    "advisor_id", "varchar", description="Advisor (org unit) who served.", text="id"
+                    "org_unit_id",
+                    "varchar",
+                    description="Most specific org unit that served (e.g. the advisor); empty: "
+                    "the unit of its order",
+                    text="id",
                 ),
                 Column(
                     "channel",
@@ -163,6 +164,13 @@ ENTITIES: dict[str, Entity] = {
                 Column(
                     "customer_id", "varchar", required=True, description="Customer id.", text="id"
                 ),
+                Column(
+                    "person_id",
+                    "varchar",
+                    description="Person behind the customer id (one person, many customer ids); "
+                    "retention, churn and repeat purchase count persons.",
+                    text="id",
+                ),
                 Column("segment", "varchar", description="Customer segment.", text="label"),
                 Column("signed_up_at", "timestamp", description="UTC time of sign-up."),
             ),
@@ -181,7 +189,19 @@ ENTITIES: dict[str, Entity] = {
                     description="Ordering customer.",
                     text="id",
                 ),
-                Column("store_id", "varchar", description="Store (org unit) that sold.", text="id"),
+                Column(
+                    "org_unit_id",
+                    "varchar",
+                    description="Org unit that sold; empty: the unit of its lines "
+                    "(multi_unit_orders)",
+                    text="id",
+                ),
+                Column(
+                    "person_id",
+                    "varchar",
+                    description="Person behind the customer id, when customer ids are per order.",
+                    text="id",
+                ),
                 Column(
                     "channel",
                     "varchar",
@@ -223,12 +243,9 @@ ENTITIES: dict[str, Entity] = {
                 Column("customer_id", "varchar", description="Customer.", text="id"),
                 Column("order_id", "varchar", description="Order concerned.", text="id"),
                 Column(
-                    "store_id", "varchar", description="Store (org unit) handling it.", text="id"
-                ),
-                Column(
-                    "advisor_id",
+                    "org_unit_id",
                     "varchar",
-                    description="Advisor (org unit) handling it.",
+                    description="Most specific org unit handling it; empty: the unit of its order",
                     text="id",
                 ),
                 Column(
@@ -262,17 +279,53 @@ ENTITIES: dict[str, Entity] = {
                     "level",
                     "varchar",
                     required=True,
-                    allowed=ORG_UNIT_LEVELS,
-                    description="hq, region, store or advisor.",
+                    description="One of the org_levels declared in cxkpi.yml.",
                     text="label",
                 ),
                 Column(
-                    "parent_id", "varchar", description="Parent org unit (empty for hq).", text="id"
+                    "parent_id",
+                    "varchar",
+                    description="Parent org unit (empty for the top level); a parent no row "
+                    "declares is created one level up.",
+                    text="id",
                 ),
                 Column("name", "varchar", description="Display name.", text="label"),
             ),
             ("org_unit_id",),
-            "One row per org unit: advisor -> store -> region -> hq (O-data).",
+            "One row per org unit at one of the declared org_levels (O-data).",
+        ),
+        Entity(
+            "order_lines",
+            "o",
+            (
+                Column("line_id", "varchar", required=True, description="Line id.", text="id"),
+                Column("order_id", "varchar", required=True, description="Order.", text="id"),
+                Column(
+                    "org_unit_id",
+                    "varchar",
+                    description="Org unit that sold the line (e.g. the seller).",
+                    text="id",
+                ),
+                Column("line_number", "integer", min=0, description="Position in the order."),
+                Column("product_id", "varchar", description="Product.", text="id"),
+                Column("amount", "double", min=0, description="Line value."),
+            ),
+            ("line_id",),
+            "One row per order line: gives orders without a unit theirs (O-data).",
+        ),
+        Entity(
+            "payments",
+            "o",
+            (
+                Column(
+                    "payment_id", "varchar", required=True, description="Payment id.", text="id"
+                ),
+                Column("order_id", "varchar", required=True, description="Order paid.", text="id"),
+                Column("amount", "double", min=0, description="Amount paid."),
+                Column("method", "varchar", description="Payment method.", text="label"),
+            ),
+            ("payment_id",),
+            "One row per payment: an order without an amount is worth their sum (O-data).",
         ),
     )
 }

@@ -10,8 +10,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cxkpi.config import DEFAULT_MIN_SAMPLE, Settings, load_settings
+from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS, Settings, load_settings
 from cxkpi.errors import CxkpiError
+from cxkpi.packs import PACKS
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -72,14 +73,18 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out = Path(args.out) if args.out else settings.landing_dir
     started = time.perf_counter()
-    counts = demo.generate(
+    if args.company not in demo.COMPANIES:
+        known = ", ".join(demo.COMPANIES)
+        raise CxkpiError(f"no demo company {args.company!r}; known: {known}")
+    generate = demo.COMPANIES[args.company]
+    counts = generate(
         out, scale=args.scale, seed=args.seed, end_date=date.fromisoformat(args.end_date)
     )
     seconds = time.perf_counter() - started
     total = sum(counts.values())
-    print(f"demo data in {out} ({seconds:.1f}s, {total:,} rows):")
+    print(f"{args.company} demo data in {out} ({seconds:.1f}s, {total:,} rows):")
     for name, count in counts.items():
-        print(f"  {name:<18} {count:>10,}")
+        print(f"  {name:<28} {count:>10,}")
     return 0
 
 
@@ -102,7 +107,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise CxkpiError(f"no such file or folder: {', '.join(map(str, missing))}")
-    catalog = kpi_spec.load_catalog(paths, settings.min_sample if settings else DEFAULT_MIN_SAMPLE)
+    catalog = kpi_spec.load_catalog(
+        paths,
+        settings.min_sample if settings else DEFAULT_MIN_SAMPLE,
+        settings.org_levels if settings else DEFAULT_ORG_LEVELS,
+    )
     for problem in sorted(catalog.problems, key=lambda p: (str(p.file), p.line, p.column)):
         print(problem)
     for note in catalog.notes:
@@ -110,6 +119,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = bool(catalog.problems)
     kinds = {k: sum(d.kind == k for d in catalog.definitions) for k in kpi_spec.KINDS}
     off = f", {len(catalog.switched_off)} switched off" if catalog.switched_off else ""
+    if catalog.not_chosen:
+        not_chosen = ", ".join(sorted(set(catalog.not_chosen.values())))
+        off += f", links into packs not chosen: {not_chosen}"
     print(
         f"{'error' if failed else 'ok   '} kpi definitions: {kinds['goal']} goals, "
         f"{kinds['kpi']} KPIs, {kinds['factor']} factors, {len(catalog.problems)} problems{off}"
@@ -126,6 +138,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"{'error' if source_problems else 'ok   '} sources: {len(specs)} source "
             f"declarations, {len(source_problems)} problems"
+            + ("" if specs else " (none yet: a night needs at least one)")
         )
         if settings.landing_dir.is_dir():
             from cxkpi.source_headers import check_landing_headers
@@ -168,6 +181,22 @@ def cmd_new(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = new_definition(args.kind, args.id, settings.kpi_definitions_dir)
     print(f"wrote {path}: edit it, then run `cxkpi validate`")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from cxkpi.new_project import init_project
+
+    project = init_project(Path(args.folder), args.packs.split(","))
+    others = [name for name in PACKS if name not in project.packs]
+    compiled = project.compiled
+    print(
+        f"created {project.folder}: packs {', '.join(project.packs)}"
+        + (f" (not chosen: {', '.join(others)})" if others else "")
+        + f"; {compiled['kpis']} KPIs ({compiled['goals']} goals, {compiled['factors']} "
+        "factors) compiled into its dbt project\n"
+    )
+    print(project.next_steps, end="")
     return 0
 
 
@@ -225,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     demo = with_paths(sub.add_parser("demo-data", help="generate the demo landing files"))
+    demo.add_argument(
+        "--company",
+        default="retailer",
+        help="retailer (the demo, default) or marketplace (examples/marketplace)",
+    )
     demo.add_argument("--scale", type=float, default=1.0, help="row-count multiplier")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--end-date", default="2026-10-31", help="last day of demo data")
@@ -247,6 +281,22 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("kind", choices=("kpi", "goal", "factor"))
     new.add_argument("id", help="id of the new definition, e.g. delivery_csat")
     new.set_defaults(func=cmd_new)
+
+    init = sub.add_parser(
+        "init",
+        help="create a new company project in an empty folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Create a new project: cxkpi.yml, source templates, the catalog packs "
+        "chosen, the quality suites and a dbt project of its own. Packs:\n"
+        + "\n".join(f"  {name:<10} {summary}" for name, summary in PACKS.items()),
+    )
+    init.add_argument("folder", help="a new or empty folder")
+    init.add_argument(
+        "--packs",
+        default="core",
+        help="comma-separated catalog packs; core is always included (default: core)",
+    )
+    init.set_defaults(func=cmd_init)
 
     gap_ = sub.add_parser("gap", help="factor gap analysis of a small CSV (no warehouse)")
     gap_.add_argument(

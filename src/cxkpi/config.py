@@ -17,6 +17,7 @@ from zoneinfo import available_timezones
 
 import yaml
 
+from cxkpi import org
 from cxkpi.canonical import CHANNELS, Column
 from cxkpi.errors import ConfigError
 
@@ -37,6 +38,10 @@ def allowed_values(
     """The values ``column`` may hold: the project's vocabulary for it
     (``Settings.vocabularies``), else canonical.py's ``allowed`` (None: any value)."""
     return vocabularies.get(column.name, column.allowed)
+
+
+# Nothing about a company's org is assumed: without org_levels it is one HQ.
+DEFAULT_ORG_LEVELS: tuple[str, ...] = ("hq",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,25 @@ class Settings:
     # The channels (and touchpoints) a row may name; touchpoints None: any label.
     channels: tuple[str, ...] = CHANNELS
     touchpoints: tuple[str, ...] | None = None
+    # The org hierarchy's levels, top-down (1 to 6): KPI values are computed at each. The
+    # top level holds one unit (created when no org source names one).
+    org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
+    # Where an order sold by several org units counts (cxkpi.org.MULTI_UNIT_RULES).
+    multi_unit_orders: str = "largest_line"
+    # The org level whose units' monthly values are correlated to test the theory of
+    # change (fct_kpi_effectiveness): one with many units; empty: the lowest level.
+    effectiveness_org_level: str = ""
+
+    def __post_init__(self) -> None:
+        if self.effectiveness_org_level and self.effectiveness_org_level not in self.org_levels:
+            raise ConfigError(
+                f"effectiveness_org_level {self.effectiveness_org_level!r} is not one of the "
+                f"org_levels {list(self.org_levels)}"
+            )
+
+    @property
+    def effectiveness_level(self) -> str:
+        return self.effectiveness_org_level or self.org_levels[-1]
 
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:
@@ -100,6 +124,7 @@ _PATH_FIELDS = {
 _INT_FIELDS = {"min_sample", "keep_versions", "keep_runs", "max_record_bytes"}
 _LIST_FIELDS = {"pii_phone_regions"}
 _VOCABULARY_FIELDS = set(VOCABULARY_SETTINGS.values())
+_NAME_LIST_FIELDS = {"org_levels"}
 # dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
 # target dbt builds elsewhere would publish the embedded warehouse's stale marts.
 SUPPORTED_DBT_TARGETS = ("duckdb",)
@@ -119,6 +144,9 @@ _DEFAULTS: dict[str, Any] = {
     "keep_runs": 30,
     "max_record_bytes": 8 * 1024 * 1024,
     "pii_phone_regions": ["CN", "DE", "US", "GB", "BR", "FR"],
+    "org_levels": list(DEFAULT_ORG_LEVELS),
+    "multi_unit_orders": "largest_line",
+    "effectiveness_org_level": "",
 }
 KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
 
@@ -142,6 +170,11 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
         elif key in _VOCABULARY_FIELDS:
             if value is not None:  # an empty key in cxkpi.yml keeps the default
                 out[key] = _vocabulary(key, value)
+        elif key in _NAME_LIST_FIELDS:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{key} must be a list of names, got {value!r}")
+            out[key] = tuple(i.strip() for i in items if i.strip())
         else:
             out[key] = str(value)
     zone = out.get("reporting_timezone")
@@ -152,6 +185,10 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"reporting_timezone {zone!r} is not an IANA time zone (e.g. Europe/Berlin){hint}"
         )
+    if "org_levels" in out:
+        org.check_levels(out["org_levels"])
+    if "multi_unit_orders" in out:
+        org.check_multi_unit_rule(out["multi_unit_orders"])
     target = out.get("dbt_target")
     if target is not None and target not in SUPPORTED_DBT_TARGETS:
         raise ConfigError(

@@ -31,7 +31,13 @@ TELEMETRY_OFF = {
 def dbt_vars(settings: Settings) -> dict[str, object]:
     """The project settings dbt models read as ``var(...)``: passed on every invocation
     (``--vars``) and by the DAG, so dbt_project.yml's values are only defaults."""
-    return {"min_sample": settings.min_sample, "reporting_timezone": settings.reporting_timezone}
+    return {
+        "min_sample": settings.min_sample,
+        "reporting_timezone": settings.reporting_timezone,
+        "org_levels": list(settings.org_levels),
+        "multi_unit_orders": settings.multi_unit_orders,
+        "effectiveness_org_level": settings.effectiveness_level,
+    }
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

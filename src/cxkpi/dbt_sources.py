@@ -18,8 +18,8 @@ from cxkpi.loader import RAW_SCHEMA
 
 # dbt source name -> the canonical entities it groups (X-data vs O-data systems).
 SOURCE_GROUPS = {
-    "surveys": ("survey_responses", "factor_ratings"),
-    "ops": ("customers", "orders", "deliveries", "tickets", "org_units"),
+    group: tuple(name for name, entity in ENTITIES.items() if entity.kind == kind)
+    for group, kind in (("surveys", "x"), ("ops", "o"))
 }
 SOURCES_FILE = Path("models") / "staging" / "_sources.yml"
 

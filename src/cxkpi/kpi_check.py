@@ -33,9 +33,16 @@ from cxkpi.vocabulary import DIRECTIONS, UNITS
 class DefinitionChecker(FieldReader):
     """Turns one document into a Definition, collecting problems instead of stopping."""
 
-    def __init__(self, doc: Document, problems: list[Problem], default_min_sample: int):
+    def __init__(
+        self,
+        doc: Document,
+        problems: list[Problem],
+        default_min_sample: int,
+        org_levels: tuple[str, ...] | None,
+    ):
         super().__init__(doc, problems)
         self.default_min_sample = default_min_sample
+        self.org_levels = org_levels
 
     def check(self) -> Definition | None:
         data = self.doc.data
@@ -291,19 +298,26 @@ class DefinitionChecker(FieldReader):
             self.problem(("box",), f"box {d.box} does not fit the scale {list(scale)}")
 
     def _dimensions(self, value: Any, d: Definition) -> None:
-        allowed = DIMENSIONS
+        listed = value.get("org_levels") if isinstance(value, dict) else None
+        # org_levels None: any level name (the shipped packs, read without a project)
+        any_level = tuple(map(str, listed)) if isinstance(listed, list) else ()
+        allowed = {**DIMENSIONS, "org_levels": self.org_levels or any_level}
         value = self.mapping_keys(("dimensions",), value, allowed)
         for key, options in allowed.items():
+            assert options is not None
             if key not in value:
                 continue
             items = self.list_of(("dimensions", key), value[key])
             chosen = []
             for i, item in enumerate(items):
-                if self.choice(("dimensions", key, i), item, options):
+                if key == "org_levels" and item not in options:  # a pack's level: left out
+                    levels = f"(cxkpi.yml org_levels: {', '.join(options)}): left out"
+                    self.note(("dimensions", key, i), f"org level {item!r} {levels}")
+                elif self.choice(("dimensions", key, i), item, options):
                     chosen.append(item)
             if key != "breakdowns" and not chosen:
                 self.problem(
-                    ("dimensions", key), f"{key} needs at least one of " + ", ".join(options)
+                    ("dimensions", key), f"{key} needs at least one of {', '.join(options)}"
                 )
             setattr(d, key, tuple(o for o in options if o in chosen))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cxkpi.kpi_check import value_bounds
 from cxkpi.kpi_spec import Definition
-from cxkpi.vocabulary import BREAKDOWNS, KPI_ORG_LEVELS, TIME_GRAINS
+from cxkpi.vocabulary import BREAKDOWNS, TIME_GRAINS
 
 SQL_TYPES = {
     "string": "{{ dbt.type_string() }}",
@@ -99,7 +99,7 @@ FACT_TABLES = {
         (("kpi_id", "string"), ("period_grain", "string"), ("display_order", "integer")),
     ),
     "int_kpi__org_levels": FactTable(
-        "The org levels each goal, KPI and factor is published at.",
+        "The org levels each goal, KPI and factor is published at (top level first).",
         (("kpi_id", "string"), ("org_level", "string"), ("display_order", "integer")),
     ),
     "int_kpi__breakdowns": FactTable(
@@ -160,7 +160,10 @@ def _listed(definitions: list[Definition], attribute: str, vocabulary: tuple[str
     ]
 
 
-def fact_rows(definitions: list[Definition], kpis: list[Definition]) -> dict[str, list]:
+def fact_rows(
+    definitions: list[Definition], kpis: list[Definition], org_levels: tuple[str, ...]
+) -> dict[str, list]:
+    """The rows of every fact table; ``org_levels`` are the project's, top-down."""
     milestone_rows = []
     for d in kpis:
         dated: list[tuple[str | None, float]] = [
@@ -181,7 +184,7 @@ def fact_rows(definitions: list[Definition], kpis: list[Definition]) -> dict[str
             (d.id, b.name, b.kind, b.value, b.period, b.source) for d in kpis for b in d.benchmarks
         ],
         "int_kpi__time_grains": _listed(definitions, "time_grains", TIME_GRAINS),
-        "int_kpi__org_levels": _listed(definitions, "org_levels", KPI_ORG_LEVELS),
+        "int_kpi__org_levels": _listed(definitions, "org_levels", org_levels),
         "int_kpi__breakdowns": _listed(definitions, "breakdowns", BREAKDOWNS),
         "int_kpi__actions": [
             (d.id, order, action) for d in kpis for order, action in enumerate(d.actions, 1)

@@ -15,7 +15,7 @@ from cxkpi import kpi_expr
 from cxkpi.config import DEFAULT_MIN_SAMPLE
 from cxkpi.kpi_sources import SOURCES
 from cxkpi.kpi_types import KPI_TYPES, TYPES, multiplier
-from cxkpi.vocabulary import BREAKDOWNS, DIRECTIONS, KPI_ORG_LEVELS, TIME_GRAINS, UNITS
+from cxkpi.vocabulary import BREAKDOWNS, DIRECTIONS, TIME_GRAINS, UNITS
 
 KINDS = ("kpi", "goal", "factor")
 LEVELS = ("goal", "outcome", "driver", "operational")
@@ -91,10 +91,11 @@ FIELDS: dict[str, FieldSpec] = {
         ("factor",),
     ),
 }
-# The dimensions a KPI declares, each with its choices (the vocabulary's).
-DIMENSIONS: dict[str, tuple[str, ...]] = {
+# The dimensions a KPI declares, each with its choices (the vocabulary's; org_levels are
+# the levels the project declares in cxkpi.yml, checked by the DefinitionChecker).
+DIMENSIONS: dict[str, tuple[str, ...] | None] = {
     "time_grains": TIME_GRAINS,
-    "org_levels": KPI_ORG_LEVELS,
+    "org_levels": None,
     "breakdowns": BREAKDOWNS,
 }
 # nested mapping -> its keys, each with its allowed values (None: any)
@@ -149,7 +150,8 @@ class Definition:
     filters: list[kpi_expr.Expression] = field(default_factory=list)
     date: str | None = None
     time_grains: tuple[str, ...] = TIME_GRAINS
-    org_levels: tuple[str, ...] = KPI_ORG_LEVELS
+    # empty: every level the project declares
+    org_levels: tuple[str, ...] = ()
     breakdowns: tuple[str, ...] = ("channel",)
     unit: str | None = None
     direction: str = "higher"

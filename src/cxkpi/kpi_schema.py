@@ -9,6 +9,17 @@ import json
 from typing import Any
 
 from cxkpi.kpi_language import BENCHMARK_KINDS, DIMENSIONS, FIELDS, ID_PATTERN
+from cxkpi.org import LEVEL_NAME
+
+# a level the project declares in cxkpi.yml (org_levels); cxkpi validate checks which
+ORG_LEVEL_PATTERN = "^" + LEVEL_NAME.pattern + "$"
+
+
+def _dimension_items(options: tuple[str, ...] | None) -> dict[str, Any]:
+    """A dimension's choices; org levels are the project's own, any level name here."""
+    if options is None:
+        return {"type": "string", "pattern": ORG_LEVEL_PATTERN}
+    return {"enum": list(options)}
 
 
 def json_schema() -> dict:
@@ -64,7 +75,10 @@ def json_schema() -> dict:
         {
             "additionalProperties": False,
             "properties": {
-                key: {"type": "array", "items": {"enum": list(options)}}
+                key: {
+                    "type": "array",
+                    "items": _dimension_items(options),
+                }
                 for key, options in DIMENSIONS.items()
             },
         }

@@ -127,7 +127,7 @@ def semantic_yaml(catalog: Catalog) -> str:
         "primary_entity": "kpi_observation",
         "entities": [
             {"name": "kpi", "type": "foreign", "expr": "kpi_id"},
-            {"name": "store", "type": "foreign", "expr": "store_id"},
+            {"name": "org_unit", "type": "foreign", "expr": "org_unit_id"},
         ],
         "dimensions": [
             {"name": "metric_date", "type": "time", "type_params": {"time_granularity": "day"}},

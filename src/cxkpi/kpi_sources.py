@@ -2,7 +2,8 @@
 
 A KPI names a ``source``; its expressions and filters may use only that source's columns.
 Every source has the columns the KPI engine needs to slice values: a timestamp for the
-time grains, the store for the org roll-up (store -> region -> HQ), and the channel,
+time grains, the org unit for the roll-up through the declared org levels (its own, else
+through its order: org_unit_order_id), the person behind the customer, and the channel,
 customer segment and touchpoint dimensions (empty where a source has none).
 """
 
@@ -32,7 +33,9 @@ class KpiSource:
 
 # Columns every source carries for slicing; the engine reads them, expressions may too.
 SLICE_COLUMNS = {
-    "store_id": TEXT,
+    "org_unit_id": TEXT,
+    "org_unit_order_id": TEXT,
+    "person_id": TEXT,
     "channel": TEXT,
     "segment": TEXT,
     "touchpoint": TEXT,

@@ -10,7 +10,9 @@ cycles); the parts live beside it, one concern each:
 - ``kpi_types``: the KPI types and everything that differs between them;
 - ``kpi_yaml``: reading YAML with positions, field by field;
 - ``kpi_check``: checking one document;
-- ``kpi_schema``: the JSON Schema for editors.
+- ``kpi_schema``: the JSON Schema for editors;
+- ``packs``: the shipped catalog packs, read here for the parents a catalog names in a
+  pack it does not hold.
 
 The names callers use are re-exported here, so ``kpi_spec.load_catalog``,
 ``kpi_spec.Definition`` and ``kpi_spec.FIELDS`` stay the one way in.
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-from cxkpi import kpi_expr
-from cxkpi.config import DEFAULT_MIN_SAMPLE
+from cxkpi import kpi_expr, packs
+from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS
 from cxkpi.kpi_check import DefinitionChecker
 from cxkpi.kpi_language import FIELDS, ID_PATTERN, KINDS, Benchmark, Definition, Milestone
 from cxkpi.kpi_schema import json_schema, json_schema_text
@@ -54,7 +57,12 @@ class Catalog:
     definitions: list[Definition]  # the enabled ones: what is computed and published
     problems: list[Problem]
     switched_off: list[Definition] = field(default_factory=list)  # enabled: false
-    notes: list[Problem] = field(default_factory=list)  # what switching off changed
+    notes: list[Problem] = field(default_factory=list)  # links switching off or a pack changed
+    # id -> pack of each shipped definition the catalog links to but does not hold (a pack
+    # the project did not choose): linked around like a switched-off one
+    not_chosen: dict[str, str] = field(default_factory=dict)
+    # the project's org levels, top-down (cxkpi.yml org_levels)
+    org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
 
     @property
     def kpis(self) -> list[Definition]:
@@ -78,17 +86,33 @@ def definition_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SAMPLE) -> Catalog:
+def load_catalog(
+    paths: Iterable[Path],
+    default_min_sample: int = DEFAULT_MIN_SAMPLE,
+    org_levels: tuple[str, ...] | None = DEFAULT_ORG_LEVELS,
+    *,
+    link_packs: bool = True,
+) -> Catalog:
+    """Every definition under ``paths``, checked against the project's ``org_levels``
+    (a definition without dimensions.org_levels is computed at all of them; None: any
+    level name passes, for reading the shipped packs). With ``link_packs``, a parent or
+    formula input the catalog lacks but a shipped pack defines (a pack the project did
+    not choose) is linked around like a switched-off definition rather than reported
+    unknown."""
     problems: list[Problem] = []
     definitions: list[Definition] = []
     first_seen: dict[str, Definition] = {}
     documents = []
     for file in definition_files(paths):
         documents.extend(read_documents(file, problems))
+    level_notes: list[Problem] = []
     for doc in documents:
-        definition = DefinitionChecker(doc, problems, default_min_sample).check()
+        checker = DefinitionChecker(doc, problems, default_min_sample, org_levels)
+        definition = checker.check()
+        level_notes += checker.notes
         if definition is None:
             continue
+        definition.org_levels = definition.org_levels or tuple(org_levels or ())
         if definition.id in first_seen:
             other = first_seen[definition.id]
             problems.append(
@@ -101,26 +125,79 @@ def load_catalog(paths: Iterable[Path], default_min_sample: int = DEFAULT_MIN_SA
             continue
         first_seen[definition.id] = definition
         definitions.append(definition)
-    _check_links(definitions, documents, problems)
+    elsewhere = _in_packs_not_chosen(definitions) if link_packs else {}
+    _check_links(definitions, documents, problems, elsewhere)
     switched_off = [d for d in definitions if not d.enabled]
     enabled = [d for d in definitions if d.enabled]
-    notes = _relink_around(switched_off, enabled, problems)
-    return Catalog(enabled, problems, switched_off, notes)
+    off = {d.id: _Off(d, "is switched off", f"{d.id} on") for d in switched_off}
+    for pack, d in elsewhere.values():
+        off[d.id] = _Off(d, f"is in the {pack} pack, not in this catalog", f"add the {pack} pack")
+    notes = level_notes + _relink_around(off, enabled, problems)
+    not_chosen = {kpi_id: pack for kpi_id, (pack, _) in elsewhere.items()}
+    return Catalog(
+        enabled,
+        problems,
+        switched_off,
+        notes,
+        not_chosen=not_chosen,
+        org_levels=tuple(org_levels or DEFAULT_ORG_LEVELS),
+    )
+
+
+@cache
+def shipped_definitions() -> dict[str, tuple[str, Definition]]:
+    """id -> (pack, definition) of every definition the installed package ships in its
+    packs. Read once per process: package data does not change while it runs."""
+    with packs.shipped_catalog() as folder:
+        catalog = load_catalog([folder], org_levels=None, link_packs=False)
+        return {d.id: (packs.pack_of(d.file, folder), d) for d in catalog.definitions if d.file}
+
+
+def _in_packs_not_chosen(definitions: list[Definition]) -> dict[str, tuple[str, Definition]]:
+    """The shipped definitions this catalog names (as parents or formula inputs, also
+    through the parents of such a definition) without holding them."""
+    held = {d.id for d in definitions}
+
+    def named_by(d: Definition) -> list[str]:
+        formula = d.expressions.get("formula")
+        return [p for p, _ in d.parents] + (list(formula.columns) if formula else [])
+
+    todo = [name for d in definitions for name in named_by(d) if name not in held]
+    if not todo:
+        return {}
+    shipped = shipped_definitions()
+    found: dict[str, tuple[str, Definition]] = {}
+    while todo:
+        name = todo.pop()
+        if name in found or name not in shipped:
+            continue
+        found[name] = shipped[name]
+        todo.extend(p for p, _ in shipped[name][1].parents if p not in held)
+    return found
+
+
+@dataclass(frozen=True)
+class _Off:
+    """A definition the catalog names but does not compute, and why."""
+
+    definition: Definition
+    reason: str  # "is switched off", "is in the ecommerce pack, not in this catalog"
+    remedy: str  # what computes it again: "csat on", "add the core pack"
 
 
 def _relink_around(
-    switched_off: list[Definition], enabled: list[Definition], problems: list[Problem]
+    off: dict[str, _Off], enabled: list[Definition], problems: list[Problem]
 ) -> list[Problem]:
-    """A KPI whose parent is switched off is linked to that parent's own parents (weights
-    multiplied, through any chain of switched-off parents), so the tree stays whole; a
-    formula over a switched-off KPI cannot be computed and is a problem. Returns a note per
-    changed link, for ``cxkpi validate``."""
-    off = {d.id: d for d in switched_off}
+    """A KPI whose parent is off (switched off, or in a pack the catalog does not hold:
+    ``off`` maps its id to it and the reason) is linked to that parent's own parents
+    (weights multiplied, through any chain of parents that are off), so the tree stays
+    whole; a formula over a KPI that is off cannot be computed and is a problem. Returns a
+    note per changed link, for ``cxkpi validate``."""
     notes: list[Problem] = []
 
     def enabled_ancestors(kpi_id: str, weight: float, seen: frozenset[str]) -> list:
         found: list[tuple[str, float]] = []
-        for parent, w in off[kpi_id].parents:
+        for parent, w in off[kpi_id].definition.parents:
             if parent in seen:
                 continue  # a cycle is reported by _check_links
             if parent in off:
@@ -138,8 +215,8 @@ def _relink_around(
                         d.file or Path("?"),
                         d.line,
                         1,
-                        f"formula: '{name}' is switched off (enabled: false)",
-                        f"switch {d.id} off too, or {name} on",
+                        f"formula: '{name}' {off[name].reason}",
+                        f"switch {d.id} off too (enabled: false), or {off[name].remedy}",
                     )
                 )
         if not any(parent in off for parent, _ in d.parents):
@@ -158,7 +235,7 @@ def _relink_around(
                     d.file or Path("?"),
                     d.line,
                     1,
-                    f"{d.id}: parent '{parent}' is switched off; linked to {to}",
+                    f"{d.id}: parent '{parent}' {off[parent].reason}; linked to {to}",
                 )
             )
         d.parents = list(parents.items())
@@ -166,9 +243,16 @@ def _relink_around(
 
 
 def _check_links(
-    definitions: list[Definition], documents: list[Document], problems: list[Problem]
+    definitions: list[Definition],
+    documents: list[Document],
+    problems: list[Problem],
+    elsewhere: dict[str, tuple[str, Definition]],
 ) -> None:
+    """Parents and formula inputs exist, in the catalog or in a pack it does not hold
+    (``elsewhere``: _relink_around links around those); formulas agree with their inputs'
+    directions and units; no cycles."""
     by_id = {d.id: d for d in definitions}
+    linkable = {kpi_id: d for kpi_id, (_, d) in elsewhere.items()} | by_id
     doc_of = {(doc.file, doc.line): doc for doc in documents}
 
     def report(d: Definition, path: Path_, message: str, hint: str = "") -> None:
@@ -178,19 +262,21 @@ def _check_links(
 
     for d in definitions:
         for i, (parent, _) in enumerate(d.parents):
-            if parent not in by_id:
+            if parent not in linkable:
                 report(
                     d,
                     ("parents", i),
                     f"unknown parent '{parent}'",
                     suggest(parent, by_id) or "parents are ids of goals or KPIs",
                 )
-            elif by_id[parent].kind == "factor":
+            elif linkable[parent].kind == "factor":
                 report(d, ("parents", i), f"parent '{parent}' is a factor, not a goal or KPI")
         formula = d.expressions.get("formula")
         if formula is None:
             continue
         for name in formula.columns:
+            if name in elsewhere:
+                continue  # a problem of _relink_around: in a pack the catalog does not hold
             if name not in by_id:
                 report(d, ("formula",), f"formula: unknown KPI '{name}'", suggest(name, by_id))
             elif not by_id[name].measurable:

@@ -160,7 +160,12 @@ class FieldReader:
     def __init__(self, doc: Document, problems: list[Problem]):
         self.doc = doc
         self.problems = problems
+        self.notes: list[Problem] = []  # what holds but was adapted to the project
         self.ok = True
+
+    def note(self, path: Path_, message: str) -> None:
+        """What holds but was adapted (e.g. a level the project does not declare)."""
+        self.notes.append(Problem(self.doc.file, *self.doc.at(path), message))
 
     def problem(self, path: Path_, message: str, hint: str = "", offset: int = 0) -> None:
         line, column = self.doc.at(path)

@@ -68,7 +68,9 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
     renders its dbt tasks from a manifest compiled at deploy time, so a night must not run
     definitions that changed since (run ``cxkpi compile`` and redeploy).
     """
-    catalog = kpi_spec.load_catalog([settings.kpi_definitions_dir], settings.min_sample)
+    catalog = kpi_spec.load_catalog(
+        [settings.kpi_definitions_dir], settings.min_sample, settings.org_levels
+    )
     if catalog.problems:
         shown = "\n".join(f"  {p}" for p in catalog.problems[:50])
         more = len(catalog.problems) - 50

@@ -182,7 +182,7 @@ def _expression(at: Location, canonical: str, spec: dict) -> Expression:
         hint = (
             " (in an expression every column of the file is text: cast(<column> as double) "
             "to compute with it)"
-            if "No function matches" in problem
+            if "No function matches" in problem or "explicit cast" in problem
             else ""
         )
         raise fail(
@@ -550,8 +550,6 @@ def check_sources(
                 f"{seen[key].declared_in}"
             )
         seen.setdefault(key, spec)
-    if not specs and not problems:
-        problems.append(f"no source declarations (*.yml) found in {sources_dir}")
     return specs, problems
 
 
@@ -560,12 +558,19 @@ def load_sources(
     dbt_project_dir: Path | None = None,
     vocabularies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[SourceSpec]:
-    """Every declaration in ``sources_dir``; ConfigError listing every problem if any."""
+    """Every declaration in ``sources_dir``; ConfigError listing every problem if any, or
+    if there is none: a folder without declarations is a project not yet set up (``cxkpi
+    validate`` passes it), and a night with nothing to load must not run."""
     specs, problems = check_sources(sources_dir, dbt_project_dir, vocabularies)
     if problems:
         if len(problems) == 1:
             raise ConfigError(problems[0])
         raise ConfigError(
             f"{len(problems)} problems in source declarations:\n" + "\n".join(problems)
+        )
+    if not specs:
+        raise ConfigError(
+            f"no source declarations (*.yml) found in {sources_dir}: declare your exports "
+            "there (a new project has templates: rename a *.yml.example and edit it)"
         )
     return specs

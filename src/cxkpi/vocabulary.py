@@ -7,18 +7,13 @@ The KPI language (kpi_spec), the compiler (kpi_compile), the dbt marts' tests
 
 from __future__ import annotations
 
-from cxkpi.canonical import ORG_UNIT_LEVELS
-
 # Time grains a KPI value is computed at (period_grain).
 TIME_GRAINS = ("day", "week", "month")
-# Org levels a KPI value is aggregated at (org_level), finest first; each is a level of the
-# org hierarchy (advisors are counted at their store).
-KPI_ORG_LEVELS = ("store", "region", "hq")
+# Org levels (org_level) are not a vocabulary: each company declares its own in cxkpi.yml
+# (cxkpi.org).
 # Breakdowns a KPI value can be sliced by; 'all' is the value of a slice not broken down.
 BREAKDOWNS = ("channel", "segment", "touchpoint")
 UNITS = ("points", "percent", "ratio", "score", "count", "currency", "days", "hours")
 DIRECTIONS = ("higher", "lower")
 # kpi_values.status, in the order the mart decides it.
 KPI_STATUSES = ("no_target", "not_reliable", "no_value", "on_track", "at_risk", "off_track")
-
-assert set(KPI_ORG_LEVELS) <= set(ORG_UNIT_LEVELS)

@@ -1,6 +1,7 @@
 -- Does a driver move its parent? For every link of the KPI tree between two measured
--- KPIs: the correlation of their monthly store values in the same month and with the
--- parent one month later, the number of store-months, and a flag. A relation counts
+-- KPIs: the correlation of their monthly values per org unit (at the level cxkpi.yml names
+-- in effectiveness_org_level, default the lowest: the stores of the demo) in the same
+-- month and with the parent one month later, the number of unit-months, and a flag. A relation counts
 -- when the correlation is significant at 5% (t test of r) with the sign the directions
 -- imply (a lower-is-better driver should move a higher-is-better parent down).
 with
@@ -21,7 +22,7 @@ store_months as (
 
     select kpi_id, org_unit_id, period_start, value
     from {{ ref('kpi_values') }}
-    where {{ headline_slice(org_level='store') }}
+    where {{ headline_slice(org_level=var('effectiveness_org_level')) }}
       and value is not null
 
 ),

@@ -1,17 +1,11 @@
 -- Mean experience, expectation and stated importance per factor, month and org unit
--- (store, region, HQ), with the factor's ideal from kpi_definitions: the input of the
+-- (each declared org level), with the factor's ideal from kpi_definitions: the input of the
 -- factor gap analysis. Means over answers, never over store means.
 with
 
 ratings as (
 
     select * from {{ ref('int_factor_ratings_enriched') }}
-
-),
-
-org as (
-
-    select * from {{ ref('int_org_hierarchy') }}
 
 ),
 
@@ -31,10 +25,8 @@ dated as (
         ratings.expectation,
         ratings.importance,
         cast({{ dbt.date_trunc('month', reporting_time('ratings.responded_at')) }} as date) as period_start,
-        ratings.store_id,
-        org.region_id
+        ratings.org_unit_id as row_unit_id
     from ratings
-    left join org on ratings.store_id = org.store_id
 
 ),
 

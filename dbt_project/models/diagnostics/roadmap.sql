@@ -19,7 +19,7 @@ latest_gap_month as (
 
     select factor, max(period_start) as period_start
     from {{ ref('fct_factor_gaps') }}
-    where org_level = 'hq' and is_reliable
+    where org_level = {{ top_org_level() }} and is_reliable
     group by factor
 
 ),
@@ -31,7 +31,7 @@ factor_gaps as (
     inner join latest_gap_month
         on gaps.factor = latest_gap_month.factor
         and gaps.period_start = latest_gap_month.period_start
-    where gaps.org_level = 'hq'
+    where gaps.org_level = {{ top_org_level() }}
       and coalesce(gaps.weighted_gap, gaps.satisfaction_gap) < 0
 
 ),

@@ -1,5 +1,5 @@
--- Each delivery with its order's customer, store and channel, the customer's segment
--- and how late it arrived.
+-- Each delivery with its order's customer, person, org unit and channel, the customer's
+-- segment and how late it arrived.
 with
 
 deliveries as (
@@ -10,13 +10,7 @@ deliveries as (
 
 orders as (
 
-    select * from {{ ref('stg_ops__orders') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_ops__customers') }}
+    select * from {{ ref('int_orders') }}
 
 ),
 
@@ -27,11 +21,13 @@ enriched as (
         deliveries.delivery_id,
         deliveries.order_id,
         orders.customer_id,
+        orders.person_id,
 
         -- slices
-        orders.store_id,
+        orders.org_unit_id,
+        orders.org_unit_order_id,
         orders.channel,
-        customers.segment,
+        orders.segment,
         cast('delivery' as {{ dbt.type_string() }}) as touchpoint,
 
         -- timestamps
@@ -54,8 +50,6 @@ enriched as (
     from deliveries
     left join orders
         on deliveries.order_id = orders.order_id
-    left join customers
-        on orders.customer_id = customers.customer_id
 
 )
 

@@ -1,5 +1,5 @@
 {{ config(materialized='table') }}
--- Each factor rating with its response's context (customer, store, channel, segment,
+-- Each factor rating with its response's context (customer, org unit, channel, segment,
 -- touchpoint, NPS), so factor KPIs slice the same way as the response KPIs.
 with
 
@@ -22,9 +22,11 @@ enriched as (
         factor_ratings.factor_rating_id,
         factor_ratings.response_id,
         responses.customer_id,
+        responses.person_id,
 
         -- slices
-        responses.store_id,
+        responses.org_unit_id,
+        responses.org_unit_order_id,
         responses.channel,
         responses.segment,
         responses.touchpoint,

@@ -1,41 +1,37 @@
 {{ config(materialized='table') }}
--- Each order with the customer's purchase history up to it, and whether the customer
--- came back within 90 days (only meaningful where is_observable_90d).
+-- Each order with the person's purchase history up to it, and whether the person came
+-- back within 90 days (only meaningful where is_observable_90d). A person is the
+-- customers' person_id where the export has one (a customer id per order), else the
+-- customer id.
 with
 
 orders as (
 
-    select * from {{ ref('stg_ops__orders') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_ops__customers') }}
+    select * from {{ ref('int_orders') }}
 
 ),
 
 sequenced as (
 
     select
-        orders.order_id,
-        orders.customer_id,
-        orders.store_id,
-        orders.channel,
-        customers.segment,
-        orders.amount,
-        orders.ordered_at,
-        customers.signed_up_at,
-        row_number() over customer_orders as order_number,
-        lag(orders.ordered_at) over customer_orders as previous_ordered_at,
-        lead(orders.ordered_at) over customer_orders as next_ordered_at,
-        max(orders.ordered_at) over () as latest_ordered_at
+        order_id,
+        customer_id,
+        person_id,
+        org_unit_id,
+        org_unit_order_id,
+        channel,
+        segment,
+        amount,
+        ordered_at,
+        signed_up_at,
+        row_number() over person_orders as order_number,
+        lag(ordered_at) over person_orders as previous_ordered_at,
+        lead(ordered_at) over person_orders as next_ordered_at,
+        max(ordered_at) over () as latest_ordered_at
     from orders
-    left join customers
-        on orders.customer_id = customers.customer_id
-    window customer_orders as (
-        partition by orders.customer_id
-        order by orders.ordered_at, orders.order_id
+    window person_orders as (
+        partition by person_id
+        order by ordered_at, order_id
     )
 
 ),
@@ -46,9 +42,11 @@ history as (
         -- ids
         order_id,
         customer_id,
+        person_id,
 
         -- slices (orders have no touchpoint)
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,

@@ -1,6 +1,7 @@
 {{ config(materialized='table') }}
--- X-data joined to O-data: each response with its order, delivery punctuality, region,
--- the customer's segment and whether the customer bought again within 90 days.
+-- X-data joined to O-data: each response with its order, delivery punctuality, org unit
+-- (its own, else its order's), the customer's segment and whether the person bought
+-- again within 90 days.
 with
 
 responses as (
@@ -11,7 +12,7 @@ responses as (
 
 orders as (
 
-    select * from {{ ref('stg_ops__orders') }}
+    select * from {{ ref('int_orders') }}
 
 ),
 
@@ -35,24 +36,34 @@ deliveries as (
 
 ),
 
-org as (
+identified as (
 
-    select * from {{ ref('int_org_hierarchy') }}
+    -- the customer and person of a response that names only its order come from the order
+    select
+        responses.*,
+        coalesce(responses.customer_id, orders.customer_id) as known_customer_id,
+        coalesce(customers.person_id, orders.person_id, responses.customer_id)
+            as person_id
+    from responses
+    left join orders
+        on responses.order_id = orders.order_id
+    left join customers
+        on responses.customer_id = customers.customer_id
 
 ),
 
 repurchases as (
 
-    -- responses the customer followed with another order in (responded_at, +90 days]
+    -- responses the person followed with another order in (responded_at, +90 days]
     select distinct
-        responses.response_id
-    from responses
+        identified.response_id
+    from identified
     inner join orders
-        on responses.customer_id = orders.customer_id
-        and orders.ordered_at > responses.responded_at
-        and orders.ordered_at <= {{ dbt.dateadd('day', 90, 'responses.responded_at') }}
-    where responses.order_id is null
-        or orders.order_id <> responses.order_id
+        on identified.person_id = orders.person_id
+        and orders.ordered_at > identified.responded_at
+        and orders.ordered_at <= {{ dbt.dateadd('day', 90, 'identified.responded_at') }}
+    where identified.order_id is null
+        or orders.order_id <> identified.order_id
 
 ),
 
@@ -60,10 +71,12 @@ enriched as (
 
     select
         responses.response_id,
-        responses.customer_id,
+        responses.known_customer_id as customer_id,
+        responses.person_id,
         responses.order_id,
-        responses.store_id,
-        org.region_id,
+        coalesce(responses.org_unit_id, orders.org_unit_id) as org_unit_id,
+        case when responses.org_unit_id is null then orders.org_unit_order_id end
+            as org_unit_order_id,
         responses.channel,
         customers.segment,
         responses.touchpoint,
@@ -87,15 +100,13 @@ enriched as (
             end as {{ dbt.type_string() }}
         ) as delivery_outcome,
         repurchases.response_id is not null as repurchased_within_90d
-    from responses
+    from identified as responses
     left join orders
         on responses.order_id = orders.order_id
     left join deliveries
         on responses.order_id = deliveries.order_id
-    left join org
-        on responses.store_id = org.store_id
     left join customers
-        on responses.customer_id = customers.customer_id
+        on responses.known_customer_id = customers.customer_id
     left join repurchases
         on responses.response_id = repurchases.response_id
 

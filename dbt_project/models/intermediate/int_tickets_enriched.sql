@@ -1,4 +1,5 @@
--- Each support ticket with the customer's segment and its time to close.
+-- Each support ticket with the customer's segment, its org unit (its own, else its
+-- order's) and its time to close.
 with
 
 tickets as (
@@ -13,16 +14,25 @@ customers as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders') }}
+
+),
+
 enriched as (
 
     select
         -- ids
         tickets.ticket_id,
-        tickets.customer_id,
+        coalesce(tickets.customer_id, orders.customer_id) as customer_id,
+        coalesce(customers.person_id, orders.person_id, tickets.customer_id) as person_id,
         tickets.order_id,
 
         -- slices
-        tickets.store_id,
+        coalesce(tickets.org_unit_id, orders.org_unit_id) as org_unit_id,
+        case when tickets.org_unit_id is null then orders.org_unit_order_id end
+            as org_unit_order_id,
         tickets.channel,
         customers.segment,
         cast('after_sales' as {{ dbt.type_string() }}) as touchpoint,
@@ -43,8 +53,10 @@ enriched as (
             as double precision
         ) as hours_to_close
     from tickets
+    left join orders
+        on tickets.order_id = orders.order_id
     left join customers
-        on tickets.customer_id = customers.customer_id
+        on coalesce(tickets.customer_id, orders.customer_id) = customers.customer_id
 
 )
 

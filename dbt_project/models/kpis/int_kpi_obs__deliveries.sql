@@ -10,13 +10,14 @@ source as (
 
 observations as (
 
-    -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:59)
+    -- inventory_management: Deliveries within a day of promise (share, declared at kpi_definitions/ecommerce/drivers/inventory_management.yml:6)
     select
         'inventory_management|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,
         'inventory_management' as kpi_id,
         {{ reporting_date('promised_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -30,13 +31,14 @@ observations as (
 
     union all
 
-    -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/operational/delivery.yml:3)
+    -- on_time_delivery: On-time delivery rate (share, declared at kpi_definitions/ecommerce/operational/delivery.yml:3)
     select
         'on_time_delivery|' || cast(delivery_id as {{ dbt.type_string() }})
             as observation_id,
         'on_time_delivery' as kpi_id,
         {{ reporting_date('promised_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,

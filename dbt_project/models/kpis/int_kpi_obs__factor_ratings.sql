@@ -10,13 +10,14 @@ source as (
 
 observations as (
 
-    -- brand_awareness: Brand image (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:53)
+    -- brand_awareness: Brand image (top-3-box) (top_box, declared at kpi_definitions/core/outcomes/retention_outcomes.yml:54)
     select
         'brand_awareness|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'brand_awareness' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -32,13 +33,14 @@ observations as (
 
     union all
 
-    -- brand_image_experience: Brand image experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:77)
+    -- brand_image_experience: Brand image experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:77)
     select
         'brand_image_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'brand_image_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -54,13 +56,14 @@ observations as (
 
     union all
 
-    -- convenience_experience: Convenience experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:56)
+    -- convenience_experience: Convenience experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:56)
     select
         'convenience_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'convenience_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
@@ -76,13 +79,14 @@ observations as (
 
     union all
 
-    -- convenience_gap: Convenience satisfaction gap (mean, declared at kpi_definitions/drivers/factor_scores.yml:110)
+    -- convenience_gap: Convenience satisfaction gap (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:110)
     select
         'convenience_gap|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'convenience_gap' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -98,13 +102,14 @@ observations as (
 
     union all
 
-    -- personalisation: Personalisation (relationship top-3-box) (top_box, declared at kpi_definitions/drivers/service_quality_drivers.yml:33)
+    -- personalisation: Personalisation (relationship top-3-box) (top_box, declared at kpi_definitions/core/drivers/personalisation.yml:9)
     select
         'personalisation|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'personalisation' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -120,13 +125,14 @@ observations as (
 
     union all
 
-    -- price_experience: Price experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:93)
+    -- price_experience: Price experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:93)
     select
         'price_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'price_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -142,13 +148,14 @@ observations as (
 
     union all
 
-    -- product_experience: Product experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:9)
+    -- product_experience: Product experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:9)
     select
         'product_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'product_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -164,13 +171,14 @@ observations as (
 
     union all
 
-    -- relationship_experience: Relationship experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:39)
+    -- relationship_experience: Relationship experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:39)
     select
         'relationship_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'relationship_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -186,13 +194,14 @@ observations as (
 
     union all
 
-    -- service_experience: Service experience (mean, declared at kpi_definitions/drivers/factor_scores.yml:24)
+    -- service_experience: Service experience (mean, declared at kpi_definitions/core/drivers/factor_scores.yml:24)
     select
         'service_experience|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'service_experience' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -208,13 +217,14 @@ observations as (
 
     union all
 
-    -- service_quality: Service quality (top-3-box) (top_box, declared at kpi_definitions/outcomes/retention_outcomes.yml:27)
+    -- service_quality: Service quality (top-3-box) (top_box, declared at kpi_definitions/core/outcomes/retention_outcomes.yml:28)
     select
         'service_quality|' || cast(factor_rating_id as {{ dbt.type_string() }})
             as observation_id,
         'service_quality' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,

@@ -10,13 +10,14 @@ source as (
 
 observations as (
 
-    -- active_customers: Active customers (count_distinct, declared at kpi_definitions/operational/commerce.yml:53)
+    -- active_customers: Active customers (count_distinct, declared at kpi_definitions/ecommerce/operational/commerce.yml:53)
     select
         'active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'active_customers' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -24,20 +25,21 @@ observations as (
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
         cast(null as double precision) as percentile,
-        cast(customer_id as {{ dbt.type_string() }}) as distinct_key
+        cast(person_id as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
-      and customer_id is not null
+      and person_id is not null
 
     union all
 
-    -- average_order_value: Average order value (mean, declared at kpi_definitions/operational/commerce.yml:5)
+    -- average_order_value: Average order value (mean, declared at kpi_definitions/ecommerce/operational/commerce.yml:5)
     select
         'average_order_value|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'average_order_value' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -52,13 +54,14 @@ observations as (
 
     union all
 
-    -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/outcomes/loyalty.yml:5)
+    -- churn_rate: 90-day churn rate (share, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:5)
     select
         'churn_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'churn_rate' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -73,13 +76,14 @@ observations as (
 
     union all
 
-    -- order_count: Orders (count, declared at kpi_definitions/operational/commerce.yml:42)
+    -- order_count: Orders (count, declared at kpi_definitions/ecommerce/operational/commerce.yml:42)
     select
         'order_count|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'order_count' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -93,13 +97,14 @@ observations as (
 
     union all
 
-    -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/operational/commerce.yml:24)
+    -- purchase_interval: Purchase interval (mean, declared at kpi_definitions/ecommerce/operational/commerce.yml:24)
     select
         'purchase_interval|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'purchase_interval' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -115,13 +120,14 @@ observations as (
 
     union all
 
-    -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/outcomes/loyalty.yml:45)
+    -- relationship_duration: Relationship duration (mean, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:45)
     select
         'relationship_duration|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'relationship_duration' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -136,13 +142,14 @@ observations as (
 
     union all
 
-    -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/outcomes/loyalty.yml:28)
+    -- repeat_purchase_rate: Repeat purchase rate (share, declared at kpi_definitions/ecommerce/outcomes/loyalty.yml:28)
     select
         'repeat_purchase_rate|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'repeat_purchase_rate' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -156,13 +163,14 @@ observations as (
 
     union all
 
-    -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/goals/retain_active_customers.yml:8)
+    -- retain_active_customers: Retain 80% of active customers (share, declared at kpi_definitions/ecommerce/goals/retain_active_customers.yml:10)
     select
         'retain_active_customers|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'retain_active_customers' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -177,13 +185,14 @@ observations as (
 
     union all
 
-    -- revenue: Revenue (sum, declared at kpi_definitions/operational/commerce.yml:69)
+    -- revenue: Revenue (sum, declared at kpi_definitions/ecommerce/operational/commerce.yml:69)
     select
         'revenue|' || cast(order_id as {{ dbt.type_string() }})
             as observation_id,
         'revenue' as kpi_id,
         {{ reporting_date('ordered_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,

@@ -10,13 +10,14 @@ source as (
 
 observations as (
 
-    -- ces: Customer effort score (mean, declared at kpi_definitions/outcomes/voice_of_customer.yml:49)
+    -- ces: Customer effort score (mean, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:48)
     select
         'ces|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'ces' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
@@ -31,13 +32,14 @@ observations as (
 
     union all
 
-    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/outcomes/voice_of_customer.yml:69)
+    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:68)
     select
         'ces_easy_share|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'ces_easy_share' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -52,13 +54,14 @@ observations as (
 
     union all
 
-    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/outcomes/voice_of_customer.yml:28)
+    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:27)
     select
         'csat|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'csat' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         cast(null as {{ dbt.type_string() }}) as channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
@@ -73,13 +76,14 @@ observations as (
 
     union all
 
-    -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/operational/delivery.yml:27)
+    -- csat_after_late_delivery: CSAT after a late delivery (top_box, declared at kpi_definitions/ecommerce/operational/delivery.yml:27)
     select
         'csat_after_late_delivery|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'csat_after_late_delivery' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -96,13 +100,14 @@ observations as (
 
     union all
 
-    -- nps: Net Promoter Score (nps, declared at kpi_definitions/outcomes/voice_of_customer.yml:4)
+    -- nps: Net Promoter Score (nps, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:4)
     select
         'nps|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'nps' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -117,13 +122,14 @@ observations as (
 
     union all
 
-    -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/goals/satisfaction_ranking.yml:10)
+    -- satisfaction_ranking: Satisfaction ranking 2nd of 16 (top_box, declared at kpi_definitions/retail/goals/satisfaction_ranking.yml:10)
     select
         'satisfaction_ranking|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
         'satisfaction_ranking' as kpi_id,
         {{ reporting_date('responded_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,

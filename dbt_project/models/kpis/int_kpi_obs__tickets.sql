@@ -10,13 +10,14 @@ source as (
 
 observations as (
 
-    -- case_closure_rate: Case closure rate (share, declared at kpi_definitions/operational/support.yml:29)
+    -- case_closure_rate: Case closure rate (share, declared at kpi_definitions/support/operational/support.yml:29)
     select
         'case_closure_rate|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'case_closure_rate' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -30,13 +31,14 @@ observations as (
 
     union all
 
-    -- first_contact_resolution: First-contact resolution (share, declared at kpi_definitions/operational/support.yml:5)
+    -- first_contact_resolution: First-contact resolution (share, declared at kpi_definitions/support/operational/support.yml:5)
     select
         'first_contact_resolution|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'first_contact_resolution' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -52,13 +54,14 @@ observations as (
 
     union all
 
-    -- response_speed: Tickets closed within 24 hours (share, declared at kpi_definitions/drivers/service_quality_drivers.yml:7)
+    -- response_speed: Tickets closed within 24 hours (share, declared at kpi_definitions/support/drivers/response_speed.yml:4)
     select
         'response_speed|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'response_speed' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -72,13 +75,14 @@ observations as (
 
     union all
 
-    -- ticket_reopen_rate: Ticket reopen rate (share, declared at kpi_definitions/operational/support.yml:84)
+    -- ticket_reopen_rate: Ticket reopen rate (share, declared at kpi_definitions/support/operational/support.yml:84)
     select
         'ticket_reopen_rate|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'ticket_reopen_rate' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -93,13 +97,14 @@ observations as (
 
     union all
 
-    -- time_to_close: Time to close (mean hours) (mean, declared at kpi_definitions/operational/support.yml:46)
+    -- time_to_close: Time to close (mean hours) (mean, declared at kpi_definitions/support/operational/support.yml:46)
     select
         'time_to_close|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'time_to_close' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
@@ -115,13 +120,14 @@ observations as (
 
     union all
 
-    -- time_to_close_p90: Time to close (90th percentile) (percentile, declared at kpi_definitions/operational/support.yml:65)
+    -- time_to_close_p90: Time to close (90th percentile) (percentile, declared at kpi_definitions/support/operational/support.yml:65)
     select
         'time_to_close_p90|' || cast(ticket_id as {{ dbt.type_string() }})
             as observation_id,
         'time_to_close_p90' as kpi_id,
         {{ reporting_date('opened_at') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,

@@ -1,45 +1,12 @@
--- One row per org unit with its path to HQ, so BI tools filter any role's scope.
-with
-
-org_units as (
-
-    select * from {{ ref('stg_ops__org_units') }}
-
-),
-
-with_parents as (
-
-    select
-        unit.org_unit_id,
-        unit.org_level,
-        unit.org_unit_name,
-        unit.parent_id,
-        parent.parent_id as grandparent_id,
-        grandparent.parent_id as great_grandparent_id
-    from org_units as unit
-    left join org_units as parent on unit.parent_id = parent.org_unit_id
-    left join org_units as grandparent on parent.parent_id = grandparent.org_unit_id
-
-)
-
+-- One row per org unit at the declared levels (cxkpi.yml org_levels) with its path: a
+-- column <level>_id per level, so BI tools filter any role's scope. Units the org sources
+-- do not declare (a seller's state, the implicit HQ) are flagged is_created.
 select
     org_unit_id,
     org_level,
+    level_depth,
     org_unit_name,
     parent_id,
-    case org_level
-        when 'advisor' then parent_id
-        when 'store' then org_unit_id
-    end as store_id,
-    case org_level
-        when 'advisor' then grandparent_id
-        when 'store' then parent_id
-        when 'region' then org_unit_id
-    end as region_id,
-    case org_level
-        when 'advisor' then great_grandparent_id
-        when 'store' then grandparent_id
-        when 'region' then parent_id
-        when 'hq' then org_unit_id
-    end as hq_id
-from with_parents
+    {{- org_path_columns('org_units') }}
+    is_created
+from {{ ref('int_org_units') }} as org_units

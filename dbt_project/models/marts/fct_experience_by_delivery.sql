@@ -14,8 +14,7 @@ about_deliveries as (
     -- late) or not delivered (none arrived: the unhappiest customers are often here)
     select
         response_id,
-        store_id,
-        region_id,
+        org_unit_id as row_unit_id,
         cast({{ dbt.date_trunc('month', reporting_time('responded_at')) }} as date) as month_start,
         delivery_outcome as delivery_punctuality,
         nps,

@@ -26,10 +26,9 @@ categorised as (
     -- a response is observable once its 90 days after responding lie wholly in the data
     select
         responses.response_id,
-        responses.customer_id,
+        responses.person_id,
         responses.order_id,
-        responses.store_id,
-        responses.region_id,
+        responses.org_unit_id as row_unit_id,
         responses.responded_at,
         cast({{ dbt.date_trunc('month', reporting_time('responses.responded_at')) }} as date) as month_start,
         responses.nps_category,
@@ -45,14 +44,14 @@ categorised as (
 
 revenue_after as (
 
-    -- the customer's orders in (responded_at, responded_at + 90 days], as for the
+    -- the person's orders in (responded_at, responded_at + 90 days], as for the
     -- repurchase flag of int_survey_responses_enriched
     select
         categorised.response_id,
         {{ exact_sum('orders.amount') }} as revenue_90d
     from categorised
     inner join orders
-        on categorised.customer_id = orders.customer_id
+        on categorised.person_id = orders.person_id
         and orders.ordered_at > categorised.responded_at
         and orders.ordered_at <= {{ dbt.dateadd('day', 90, 'categorised.responded_at') }}
     where categorised.is_observable_90d
@@ -88,7 +87,7 @@ aggregated as (
         org_unit_id,
         nps_category,
         count(*) as responses_n,
-        count(distinct customer_id) as respondents_n,
+        count(distinct person_id) as respondents_n,
         sum(case when is_observable_90d then 1 else 0 end) as observable_n,
         sum(case when is_observable_90d and repurchased_within_90d then 1 else 0 end)
             as repurchased_n,

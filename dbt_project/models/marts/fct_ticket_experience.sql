@@ -14,17 +14,9 @@ responses as (
 
 ),
 
-org as (
-
-    select org_unit_id as store_id, region_id
-    from {{ ref('dim_org_units') }}
-    where org_level = 'store'
-
-),
-
 answers_after as (
 
-    -- the customer's first CSAT answer within 30 days after the ticket was opened
+    -- the person's first CSAT answer within 30 days after the ticket was opened
     select
         tickets.ticket_id,
         responses.csat,
@@ -34,7 +26,7 @@ answers_after as (
         ) as answer_order
     from tickets
     inner join responses
-        on tickets.customer_id = responses.customer_id
+        on tickets.person_id = responses.person_id
         and responses.responded_at >= tickets.opened_at
         and responses.responded_at <= {{ dbt.dateadd('day', 30, 'tickets.opened_at') }}
     where responses.csat is not null
@@ -45,14 +37,11 @@ ticket_answers as (
 
     select
         tickets.ticket_id,
-        tickets.store_id,
-        org.region_id,
+        tickets.org_unit_id as row_unit_id,
         cast({{ dbt.date_trunc('month', reporting_time('tickets.opened_at')) }} as date) as month_start,
         case when tickets.reopened then 'reopened' else 'not_reopened' end as ticket_group,
         answers_after.csat
     from tickets
-    left join org
-        on tickets.store_id = org.store_id
     left join answers_after
         on tickets.ticket_id = answers_after.ticket_id
         and answers_after.answer_order = 1

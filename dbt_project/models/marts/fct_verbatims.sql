@@ -17,13 +17,19 @@ comments as (
     from {{ ref('stg_surveys__responses') }}
     where comment is not null
 
+),
+
+org_units as (
+
+    select * from {{ ref('int_org_units') }}
+
 )
 
 select
     responses.response_id,
     {{ reporting_date('responses.responded_at') }} as responded_on,
-    responses.store_id,
-    responses.region_id,
+    responses.org_unit_id,
+    {{- org_path_columns('org_units') }}
     responses.channel,
     responses.segment,
     responses.touchpoint,
@@ -34,3 +40,4 @@ select
     comments.comment
 from comments
 inner join responses on comments.response_id = responses.response_id
+left join org_units on responses.org_unit_id = org_units.org_unit_id

@@ -1,4 +1,4 @@
--- One row per KPI, period (day, ISO week or month), org unit (store, region, HQ) and
+-- One row per KPI, period (day, ISO week or month), org unit (at each declared level) and
 -- breakdown (channel, segment or touchpoint; 'all' where not broken down), for the grains,
 -- levels and breakdowns each KPI declares, with its target in force and status.
 with
@@ -66,6 +66,7 @@ declared as (
     -- keep the grains, levels and breakdowns the KPI's YAML asks for
     select
         all_values.*,
+        org_levels.display_order as org_level_depth,
         definitions.kpi_label,
         definitions.unit,
         definitions.direction,
@@ -148,6 +149,7 @@ select
     period_grain,
     period_start,
     org_level,
+    cast(org_level_depth as integer) as org_level_depth,
     org_unit_id,
     channel,
     segment,

@@ -10,6 +10,7 @@ renamed as (
 
     select
         customer_id,
+        person_id,
         segment,
         signed_up_at,
         _loaded_at as loaded_at

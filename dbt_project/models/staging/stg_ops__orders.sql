@@ -12,7 +12,8 @@ renamed as (
         -- ids
         order_id,
         customer_id,
-        store_id,
+        person_id,
+        org_unit_id,
 
         channel,
 

@@ -13,8 +13,7 @@ renamed as (
         ticket_id,
         customer_id,
         order_id,
-        store_id,
-        advisor_id,
+        org_unit_id,
 
         channel,
         category,

@@ -14,8 +14,7 @@ renamed as (
         survey_id,
         customer_id,
         order_id,
-        store_id,
-        advisor_id,
+        org_unit_id,
 
         -- context
         channel,

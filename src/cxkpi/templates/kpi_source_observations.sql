@@ -20,7 +20,8 @@ observations as (
             as observation_id,
         << kpi.id >> as kpi_id,
         {{ reporting_date('<< kpi.date >>') }} as metric_date,
-        store_id,
+        org_unit_id,
+        org_unit_order_id,
 <% for breakdown in breakdowns %>
 <% if breakdown in kpi.breakdowns %>
         << breakdown >>,

@@ -2,44 +2,57 @@
    cxkpi.vocabulary; only the percentile columns depend on the catalog. #>
 << header >>
 {{ config(materialized='table') }}
--- Every KPI at every time grain (day, ISO week, month), org level (store, region, HQ) and
--- breakdown (none, channel, segment, touchpoint), aggregated from the observations in one
--- pass with grouping sets: a region's value comes from all its observations, never from
--- an average of store values.
+-- Every KPI at every time grain (day, ISO week, month), declared org level (var
+-- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
+-- placed once at each level, at the unit its own (or its order's) unit lies in, then
+-- aggregated in one pass with grouping sets: a region's value comes from all its
+-- observations, never from an average of store values.
 with
 
 observations as (
 
-    select * from {{ ref('int_kpi__observations') }}
+    select
+        observation_id,
+        kpi_id,
+        org_unit_id,
+        org_unit_order_id,
+        channel,
+        segment,
+        touchpoint,
+        numerator,
+        denominator,
+        measure_value,
+        percentile,
+        distinct_key,
+        metric_date as day_start,
+        cast({{ dbt.date_trunc('week', 'metric_date') }} as date) as week_start,
+        cast({{ dbt.date_trunc('month', 'metric_date') }} as date) as month_start
+    from {{ ref('int_kpi__observations') }}
 
 ),
 
-org as (
+at_units as (
 
-    select * from {{ ref('int_org_hierarchy') }}
-
-),
-
-hq as (
-
-    select org_unit_id as hq_id
-    from {{ ref('stg_ops__org_units') }}
-    where org_level = 'hq'
+    -- each observation at its own unit, else at the unit(s) its order counts at
+    -- (multi_unit_orders: one unit per order, or each unit of its lines)
+    select
+        observations.*,
+        coalesce(order_units.org_unit_id, observations.org_unit_id) as row_unit_id
+    from observations
+    left join {{ ref('int_order_units') }} as order_units
+        on observations.org_unit_order_id = order_units.order_id
 
 ),
 
 placed as (
 
-    select
-        observations.*,
-        org.region_id,
-        hq.hq_id,
-        observations.metric_date as day_start,
-        cast({{ dbt.date_trunc('week', 'observations.metric_date') }} as date) as week_start,
-        cast({{ dbt.date_trunc('month', 'observations.metric_date') }} as date) as month_start
-    from observations
-    left join org on observations.store_id = org.store_id
-    cross join hq
+    {{ place_at_org_levels(
+        'at_units',
+        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'measure_value', 'percentile', 'distinct_key'],
+        distinct=var('multi_unit_orders') == 'each_line'
+    ) }}
 
 ),
 
@@ -47,19 +60,16 @@ aggregated as (
 
     select
         kpi_id,
+        org_level,
+        org_unit_id,
         day_start,
         week_start,
         month_start,
-        store_id,
-        region_id,
-        hq_id,
         channel,
         segment,
         touchpoint,
         grouping(day_start) as by_all_days,
         grouping(week_start) as by_all_weeks,
-        grouping(store_id) as by_all_stores,
-        grouping(region_id) as by_all_regions,
         grouping(channel) as by_all_channels,
         grouping(segment) as by_all_segments,
         grouping(touchpoint) as by_all_touchpoints,
@@ -93,12 +103,8 @@ sliced as (
             else 'month'
         end as period_grain,
         coalesce(day_start, week_start, month_start) as period_start,
-        case
-            when by_all_stores = 0 then 'store'
-            when by_all_regions = 0 then 'region'
-            else 'hq'
-        end as org_level,
-        coalesce(store_id, region_id, hq_id) as org_unit_id,
+        org_level,
+        org_unit_id,
         case when by_all_channels = 0 then channel else 'all' end as channel,
         case when by_all_segments = 0 then segment else 'all' end as segment,
         case when by_all_touchpoints = 0 then touchpoint else 'all' end as touchpoint,
@@ -116,8 +122,7 @@ sliced as (
 <% endif %>
     from aggregated
     -- a row grouped by a column that is empty (no store, no segment) is not a slice
-    where coalesce(store_id, region_id, hq_id) is not null
-      and (by_all_channels = 1 or channel is not null)
+    where (by_all_channels = 1 or channel is not null)
       and (by_all_segments = 1 or segment is not null)
       and (by_all_touchpoints = 1 or touchpoint is not null)
 

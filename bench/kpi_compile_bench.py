@@ -3,8 +3,8 @@
     python bench/kpi_compile_bench.py [--kpis 1000]
 
 Writes N one-KPI YAML files of mixed types (nps, top_box, mean, ratio, share, count,
-count_distinct, sum, percentile, derived) with parents, filters, targets, milestones and
-benchmarks into a temporary folder, then times `load_catalog` (parse + every check) and
+count_distinct, sum, percentile, derived) with parents, filters, targets and milestones
+into a temporary folder, then times `load_catalog` (parse + every check) and
 `render` (all generated dbt models) separately. Target: under 5 s on 2 cores.
 """
 
@@ -54,7 +54,6 @@ def write_catalog(folder: Path, count: int) -> None:
         (folder / f"kpi_{i:04d}.yml").write_text(
             f"id: kpi_{i}\nlabel: KPI {i}\nowner: team {i % 7}\nparents: [{parent}]\n{body}\n"
             + target
-            + "benchmarks: [{name: Rival, kind: competitor, value: 45, period: '2026'}]\n"
         )
 
 

@@ -99,10 +99,11 @@ def test_channels_default_to_the_canonical_ones_and_touchpoints_to_any(tmp_path:
     config.write_text("")
     settings = load_settings(config)
     assert (settings.channels, settings.touchpoints) == (CHANNELS, None)
-    assert settings.vocabularies == {"channel": CHANNELS}
+    # an org unit's level is one of the declared org levels (by default the one HQ)
+    assert settings.vocabularies == {"channel": CHANNELS, "level": ("hq",)}
     # an empty key keeps the default, as leaving it out does
     config.write_text("channels:\ntouchpoints:\n")
-    assert load_settings(config).vocabularies == {"channel": CHANNELS}
+    assert load_settings(config).vocabularies == {"channel": CHANNELS, "level": ("hq",)}
 
 
 def test_channels_and_touchpoints_are_set_in_the_file_or_the_environment(
@@ -113,6 +114,7 @@ def test_channels_and_touchpoints_are_set_in_the_file_or_the_environment(
     assert load_settings(config).vocabularies == {
         "channel": ("store", "web", "wechat_mini_program"),
         "touchpoint": ("checkout",),
+        "level": ("hq",),
     }
     monkeypatch.setenv("CXKPI_CHANNELS", "store, app")
     assert load_settings(config).channels == ("store", "app")

@@ -78,7 +78,8 @@ def test_scale_two_roughly_doubles_every_count_but_the_organisation(tmp_path: Pa
     # a store retailer's orders carry their store and amount: no line or payment exports
     assert set(ENTITIES) - set(one) == {"order_lines", "payments"}
     assert two["org_units"] == one["org_units"] == 124  # 1 + 3 + 20 + 100
-    for name in set(one) - {"org_units"}:
+    assert two["benchmarks"] == one["benchmarks"] == 15  # one study's competitors
+    for name in set(one) - {"org_units", "benchmarks"}:
         assert 1.9 <= two[name] / one[name] <= 2.1, (name, one[name], two[name])
     assert (one["orders"], one["survey_responses"], one["tickets"]) == (10_000, 4_000, 2_500)
     # same files (months) at both sizes, only bigger

@@ -184,6 +184,16 @@ def test_kpi_maturity_scores_follow_the_criteria(published: Path) -> None:
     assert by_id["satisfaction_ranking"]["has_benchmark"]
 
 
+def test_every_starter_goal_and_kpi_has_data_on_demo_data(published: Path) -> None:
+    """The demo delivers every source the starter catalog uses: nothing is no_data."""
+    status = dict(
+        query(published, "select kpi_id, has_data from kpi_catalog where kind <> 'factor'")
+    )
+    assert status and set(status.values()) == {True}
+    factors = query(published, "select distinct has_data from kpi_catalog where kind = 'factor'")
+    assert factors == [(None,)]
+
+
 def test_alignment_report_has_no_gap_in_the_starter_catalog(published: Path) -> None:
     findings = rows(published, "select * from kpi_alignment_report")
     # the starter catalog is aligned and measured; its satisfaction goal is measured like

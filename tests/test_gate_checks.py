@@ -514,7 +514,8 @@ def test_orphans_share_and_sample(tmp_path: Path) -> None:
 
 
 def catalog_tables(database: Path) -> None:
-    """The catalog's fact tables as cxkpi compile builds them, for three KPIs and a goal."""
+    """The catalog's fact tables as cxkpi compile builds them, and the data status dbt
+    builds, for five KPIs and a goal; fcr has no data (the company has no tickets)."""
     execute(
         database,
         "create schema if not exists intermediate",
@@ -522,11 +523,16 @@ def catalog_tables(database: Path) -> None:
         """create table intermediate.int_kpi__definitions as select * from (values
                ('nps', 'kpi', -100.0, 100.0), ('csat', 'kpi', 0.0, 100.0),
                ('effort', 'kpi', 1.0, 7.0), ('orders', 'kpi', null, null),
-               ('grow', 'goal', null, null))
+               ('fcr', 'kpi', 0.0, 100.0), ('grow', 'goal', null, null))
            as d(kpi_id, kind, value_min, value_max)""",
         """create table intermediate.int_kpi__org_levels as select * from (values
                ('nps', 'hq'), ('nps', 'store'), ('csat', 'hq'), ('effort', 'store'),
-               ('orders', 'hq'), ('grow', 'hq')) as l(kpi_id, org_level)""",
+               ('orders', 'hq'), ('fcr', 'hq'), ('grow', 'hq')) as l(kpi_id, org_level)""",
+        """create table intermediate.int_kpi__data_status as select * from (values
+               ('nps', true, null), ('csat', true, null), ('effort', true, null),
+               ('orders', true, null), ('fcr', false, 'no data: tickets has no rows'),
+               ('grow', true, null))
+           as s(kpi_id, has_data, no_data_reason)""",
         """create table marts.kpi_values as select * from (values
                ('nps', 'month', date '2026-10-01', 'hq', 'HQ', 31.0),
                ('nps', 'month', date '2026-10-01', 'store', 'S1', 140.0),
@@ -537,19 +543,50 @@ def catalog_tables(database: Path) -> None:
     )
 
 
+NO_TICKETS = (
+    "1 KPI(s) have no data and are not expected (no_data, see kpi_alignment_report): "
+    "fcr (no data: tickets has no rows)"
+)
+
+
 def test_kpis_present_follows_the_catalog_and_names_the_missing(tmp_path: Path) -> None:
     """Which KPIs must have a value comes from the catalog's declared levels, not the
-    suite: csat (declared at HQ, value null) is named; effort (store only) and the goal
-    are not expected at HQ."""
+    suite: csat (declared at HQ, with data, value null) is named and fails the gate;
+    fcr (at HQ, no data at all) is named as no_data, not failed; effort (store only) and
+    the goal are not expected at HQ."""
     catalog_tables(tmp_path / "wh.duckdb")
     failure = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
     assert isinstance(failure, GateFailed)
     [failed] = failure.report.errors
-    assert failed.message == "1 of 3 KPIs have no value at hq level: csat"
-    assert failed.observed == {"kpis_expected": 3, "kpis_without_value": ["csat"]}
+    assert failed.message == f"1 of 3 KPIs have no value at hq level: csat; {NO_TICKETS}"
+    assert failed.observed == {
+        "kpis_expected": 3,
+        "kpis_without_value": ["csat"],
+        "kpis_without_data": {"fcr": "no data: tickets has no rows"},
+    }
     assert "kpis_present(hq)" in str(failure) and "csat" in str(failure)
     store = run(tmp_path, [{"check": "kpis_present", "org_level": "store"}], "marts.kpi_values")
     assert store.summary() == {"passed": 1, "warned": 0, "failed": 0}
+    assert store.notes == []
+
+
+def test_kpis_present_passes_without_data_and_says_so(tmp_path: Path, caplog) -> None:
+    """A company without tickets: fcr has no data and no value, the gate passes and the
+    console (the log at warning level) names fcr with its reason. Once fcr has data (the
+    first tickets arrive) and still no value, the same check fails."""
+    database = tmp_path / "wh.duckdb"
+    catalog_tables(database)
+    execute(database, "update marts.kpi_values set value = 70.0 where kpi_id = 'csat'")
+    with caplog.at_level(logging.WARNING, logger="cxkpi.gate"):
+        report = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
+    assert report.summary() == {"passed": 1, "warned": 0, "failed": 0}
+    [note] = report.notes
+    assert note.message == NO_TICKETS
+    assert f"quality gate note: marts.kpi_values: kpis_present(hq): {NO_TICKETS}" in caplog.text
+    execute(database, "update intermediate.int_kpi__data_status set has_data = true")
+    failure = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
+    assert isinstance(failure, GateFailed)
+    assert failure.report.errors[0].message == "1 of 4 KPIs have no value at hq level: fcr"
 
 
 def test_kpi_values_in_bounds_reads_each_kpis_range_from_the_catalog(tmp_path: Path) -> None:

@@ -163,12 +163,14 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         3,
         "unknown key 'milestone' in target (did you mean 'milestones'?)",
     ),
-    "53_benchmark_bad_kind.yml": (
-        7,
-        32,
+    "53_benchmarks_in_a_definition.yml": (
+        6,
+        1,
         (
-            "kind 'competition' is not one of competitor, industry, adjacent_industry, "
-            "internal (did you mean 'competitor'?)"
+            "'benchmarks' is no longer a field (benchmarks now come from a benchmarks export, "
+            "loaded like any source into the canonical entity benchmarks (kpi_id, "
+            "benchmark_name, benchmark_kind, period, value, benchmark_source): move these rows "
+            "there, see docs/analysts.md, section Benchmarks)"
         ),
     ),
     "55_ratio_missing_denominator.yml": (2, 1, "type ratio needs 'denominator'"),
@@ -332,11 +334,6 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         'direction "higher\'; drop table raw.load_files; --" is not one of highe',
     ),
     "82_jinja_in_effort.yml": (6, 10, "effort \"{{ 'low' }}\" is not one of low, medium, high"),
-    "83_jinja_in_benchmark_kind.yml": (
-        7,
-        37,
-        "benchmarks[0].kind \"{{ 'industry' }}\" is not one of competitor, indust",
-    ),
     "84_jinja_in_breakdown.yml": (
         7,
         26,
@@ -381,12 +378,6 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     ),
     "94_control_character_in_owner.yml": (6, 9, "owner holds the control character U+0008"),
     "95_control_character_in_action.yml": (7, 6, "actions[0] holds the control character U+0007"),
-    "96_control_character_in_benchmark_name.yml": (
-        7,
-        13,
-        "benchmarks[0].name holds the control character U+001B",
-    ),
-    "97_list_as_benchmark_source.yml": (7, 38, "benchmarks[0].source must be text, got list"),
     "98_control_character_in_factor_label.yml": (5, 9, "label holds the control character U+001B"),
     "99_control_character_in_goal_description.yml": (
         4,
@@ -404,11 +395,6 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         "date '{{ 'responded_at' }}' is not a timestamp column of survey_respon",
     ),
     "102_jinja_in_kind.yml": (2, 8, "kind \"{{ 'kpi' }}\" is not one of kpi, goal, factor"),
-    "103_control_character_in_benchmark_period.yml": (
-        7,
-        39,
-        "benchmarks[0].period holds the control character U+0000",
-    ),
     "104_enabled_as_text.yml": (6, 11, "enabled must be true or false, got 'no'"),
     "105_formula_over_a_switched_off_kpi": (2, 1, "formula: 'csat' is switched off"),
 }
@@ -593,9 +579,6 @@ def test_starter_catalog_content(catalog: kpi_spec.Catalog) -> None:
     ranking = by_id["satisfaction_ranking"]
     assert ranking.kind == "goal" and ranking.measurable
     assert ranking.expressions["measure"].sql() == "csat"
-    competitors = [b for b in ranking.benchmarks if b.kind == "competitor"]
-    assert len(competitors) == 15 and all(b.period and b.source for b in competitors)
-    assert all(0 <= b.value <= 100 for b in competitors)
 
     csat = by_id["csat"]
     assert (csat.type, csat.scale, csat.box) == ("top_box", (1.0, 5.0), 2)

@@ -109,13 +109,27 @@ def test_the_runner_passes_min_sample_to_every_dbt_model(tmp_path: Path) -> None
 
 
 def test_kpi_values_statuses_agree_everywhere() -> None:
-    statuses = set(vocabulary.KPI_STATUSES)
+    statuses = set(vocabulary.VALUE_STATUSES)
     assert _accepted_values(_model_columns(MARTS_YML, "kpi_values")["status"]) == statuses
     assert _suite_value_set("kpi_values.yml", "status") == statuses
     sql = (REPO / "dbt_project" / "models" / "marts" / "kpi_values.sql").read_text()
     block = re.search(r"case\n((?:\s+(?:when|else)[^\n]*\n)+)\s+end as status", sql)
     assert block, "kpi_values.sql decides status in one case expression"
     assert set(re.findall(r"(?:then|else) '([a-z_]+)'", block.group(1))) == statuses
+
+
+def test_the_tree_shows_every_kpi_status_but_an_unreliable_one() -> None:
+    """kpi_tree.latest_status is the status of the latest reliable value (so never
+    not_reliable) or no_data; its roll-up is a scored status or no_data."""
+    tree = _model_columns(REPO / "dbt_project" / "models" / "marts" / "_framework.yml", "kpi_tree")
+    latest = set(vocabulary.KPI_STATUSES) - {"not_reliable"}
+    assert _accepted_values(tree["latest_status"]) == latest
+    scored = {"on_track", "at_risk", "off_track"}
+    assert _accepted_values(tree["rolled_up_status"]) == scored | {vocabulary.NO_DATA}
+    sql = (REPO / "dbt_project" / "models" / "marts" / "kpi_tree.sql").read_text()
+    block = re.search(r"case\n((?:\s+when[^\n]*\n)+)\s+end as rolled_up_status", sql)
+    assert block, "kpi_tree.sql decides rolled_up_status in one case expression"
+    assert set(re.findall(r"then '([a-z_]+)'", block.group(1))) == scored | {vocabulary.NO_DATA}
 
 
 def test_kpi_values_time_grains_agree_everywhere() -> None:
@@ -375,6 +389,7 @@ def test_no_model_walks_the_kpi_tree_down_but_its_macro() -> None:
     assert _spelled_in(r"kpi_descendants\('") == {
         "dbt_project/models/marts/kpi_tree.sql",
         "dbt_project/models/marts/kpi_alignment_report.sql",
+        "dbt_project/models/intermediate/int_kpi__data_status.sql",
     }
 
 

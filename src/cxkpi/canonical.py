@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 CHANNELS = ("store", "web", "app", "call_centre", "delivery", "support")
 TEXT_CLASSES = ("free", "label", "id")
 EXPERIENCE_FACTORS = ("product", "service", "relationship", "convenience", "brand_image", "price")
+# What a benchmark compares us with (seed 003: competitors, the industry, adjacent
+# industries, or our own internal reference).
+BENCHMARK_KINDS = ("competitor", "industry", "adjacent_industry", "internal")
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,53 @@ ENTITIES: dict[str, Entity] = {
             ),
             ("payment_id",),
             "One row per payment: an order without an amount is worth their sum (O-data).",
+        ),
+        Entity(
+            "benchmarks",
+            # loaded with the O-data: external reference values, not customers' answers
+            "o",
+            (
+                Column(
+                    "kpi_id",
+                    "varchar",
+                    required=True,
+                    description="Goal or KPI of the catalog the value compares with.",
+                    text="id",
+                ),
+                Column(
+                    "benchmark_name",
+                    "varchar",
+                    required=True,
+                    description="Who or what is compared (a competitor, an industry study).",
+                    text="label",
+                ),
+                Column(
+                    "benchmark_kind",
+                    "varchar",
+                    required=True,
+                    allowed=BENCHMARK_KINDS,
+                    description="competitor, industry, adjacent_industry or internal.",
+                    text="label",
+                ),
+                Column(
+                    "period",
+                    "varchar",
+                    required=True,
+                    description="Period the value is for, as published (e.g. 2026, 2026-Q1).",
+                    text="label",
+                ),
+                Column(
+                    "value", "double", required=True, description="The value, in the KPI's unit."
+                ),
+                Column(
+                    "benchmark_source",
+                    "varchar",
+                    description="Where the value comes from (study, publisher).",
+                    text="label",
+                ),
+            ),
+            ("kpi_id", "benchmark_name", "period"),
+            "One row per KPI, benchmark and period: comparison values (O-data).",
         ),
     )
 }

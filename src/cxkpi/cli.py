@@ -32,8 +32,11 @@ def _print_summary(rows: list[dict[str, Any]]) -> None:
     print("  " + "-" * (len(header) - 2))
     for r in rows:
         target = "" if r["target"] is None else f"{r['target']:g}"
+        # a goal or KPI without any data has no month and no value, only its status
+        month = "" if r["period_start"] is None else f"{r['period_start']:%Y-%m}"
+        value = "" if r["value"] is None else f"{r['value']:.1f}"
         print(
-            f"  {r['kpi_label'][:28]:<28} {r['period_start']:%Y-%m} {r['value']:>8.1f} "
+            f"  {r['kpi_label'][:28]:<28} {month:<7} {value:>8} "
             f"{r['n']:>7,} {target:>7}  {r['status']}"
         )
 

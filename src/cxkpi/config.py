@@ -26,6 +26,8 @@ CONFIG_FILE_NAME = "cxkpi.yml"
 # definitions, the dbt marts (var min_sample, passed by the runner and the DAG) and docs.
 DEFAULT_MIN_SAMPLE = 30
 CONFIG_ENV = "CXKPI_CONFIG"
+# Nothing about a company's org is assumed: without org_levels it is one HQ.
+DEFAULT_ORG_LEVELS: tuple[str, ...] = ("hq",)
 # Canonical columns whose allowed values a project sets in cxkpi.yml: column -> setting.
 # The loader's allowed-value check, the declarations' check of constants and values: maps,
 # and the dbt sources' accepted_values tests all use the setting when it is set.
@@ -38,10 +40,6 @@ def allowed_values(
     """The values ``column`` may hold: the project's vocabulary for it
     (``Settings.vocabularies``), else canonical.py's ``allowed`` (None: any value)."""
     return vocabularies.get(column.name, column.allowed)
-
-
-# Nothing about a company's org is assumed: without org_levels it is one HQ.
-DEFAULT_ORG_LEVELS: tuple[str, ...] = ("hq",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,7 @@ class Settings:
     # The channels (and touchpoints) a row may name; touchpoints None: any label.
     channels: tuple[str, ...] = CHANNELS
     touchpoints: tuple[str, ...] | None = None
+
     # The org hierarchy's levels, top-down (1 to 6): KPI values are computed at each. The
     # top level holds one unit (created when no org source names one).
     org_levels: tuple[str, ...] = DEFAULT_ORG_LEVELS
@@ -93,8 +92,10 @@ class Settings:
 
     @property
     def vocabularies(self) -> dict[str, tuple[str, ...]]:
-        """Canonical column -> the allowed values this project sets for it."""
+        """Canonical column -> the allowed values this project sets for it (an org unit's
+        level: one of the declared org levels)."""
         chosen = {column: getattr(self, key) for column, key in VOCABULARY_SETTINGS.items()}
+        chosen["level"] = self.org_levels
         return {column: values for column, values in chosen.items() if values is not None}
 
     @property
@@ -123,8 +124,8 @@ _PATH_FIELDS = {
 }
 _INT_FIELDS = {"min_sample", "keep_versions", "keep_runs", "max_record_bytes"}
 _LIST_FIELDS = {"pii_phone_regions"}
-_VOCABULARY_FIELDS = set(VOCABULARY_SETTINGS.values())
 _NAME_LIST_FIELDS = {"org_levels"}
+_VOCABULARY_FIELDS = set(VOCABULARY_SETTINGS.values())
 # dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
 # target dbt builds elsewhere would publish the embedded warehouse's stale marts.
 SUPPORTED_DBT_TARGETS = ("duckdb",)
@@ -167,14 +168,14 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{key} must be a list of names, got {value!r}")
             out[key] = tuple(i.strip().upper() for i in items if i.strip())
-        elif key in _VOCABULARY_FIELDS:
-            if value is not None:  # an empty key in cxkpi.yml keeps the default
-                out[key] = _vocabulary(key, value)
         elif key in _NAME_LIST_FIELDS:
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{key} must be a list of names, got {value!r}")
             out[key] = tuple(i.strip() for i in items if i.strip())
+        elif key in _VOCABULARY_FIELDS:
+            if value is not None:  # an empty key in cxkpi.yml keeps the default
+                out[key] = _vocabulary(key, value)
         else:
             out[key] = str(value)
     zone = out.get("reporting_timezone")

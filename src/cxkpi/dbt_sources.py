@@ -16,10 +16,17 @@ from cxkpi.canonical import ENTITIES, LOAD_METADATA_COLUMNS, Column
 from cxkpi.config import allowed_values
 from cxkpi.loader import RAW_SCHEMA
 
-# dbt source name -> the canonical entities it groups (X-data vs O-data systems).
+# dbt source name -> the canonical entities it groups: X-data systems, O-data systems,
+# and the market (comparison values from outside the company).
+MARKET_ENTITIES = ("benchmarks",)
 SOURCE_GROUPS = {
-    group: tuple(name for name, entity in ENTITIES.items() if entity.kind == kind)
-    for group, kind in (("surveys", "x"), ("ops", "o"))
+    "surveys": tuple(name for name, entity in ENTITIES.items() if entity.kind == "x"),
+    "ops": tuple(
+        name
+        for name, entity in ENTITIES.items()
+        if entity.kind == "o" and name not in MARKET_ENTITIES
+    ),
+    "market": MARKET_ENTITIES,
 }
 SOURCES_FILE = Path("models") / "staging" / "_sources.yml"
 

@@ -13,14 +13,13 @@ from typing import Any
 
 from cxkpi.kpi_language import (
     _NESTED_KEYS,
-    BENCHMARK_KINDS,
     DIMENSIONS,
     EFFORTS,
     FIELDS,
     ID_PATTERN,
     KINDS,
     LEVELS,
-    Benchmark,
+    RETIRED_FIELDS,
     Definition,
     Milestone,
 )
@@ -52,7 +51,9 @@ class DefinitionChecker(FieldReader):
         kind = self.choice(("kind",), data.get("kind", "kpi"), KINDS) or "kpi"
         for key in data:
             spec = FIELDS.get(key)
-            if spec is None:
+            if key in RETIRED_FIELDS:
+                self.key_problem((key,), f"'{key}' is no longer a field", RETIRED_FIELDS[key])
+            elif spec is None:
                 self.key_problem((key,), f"unknown field '{key}'", suggest(str(key), FIELDS))
             elif kind not in spec.kinds:
                 self.key_problem((key,), f"'{key}' does not apply to a {kind}")
@@ -382,20 +383,6 @@ class DefinitionChecker(FieldReader):
                     f"target {value:g} is outside the possible range "
                     f"{bounds[0]:g}..{bounds[1]:g} of this {d.unit} KPI",
                 )
-        for i, item in enumerate(self.list_of(("benchmarks",), data.get("benchmarks"))):
-            path = ("benchmarks", i)
-            item = self.mapping_keys(path, item, _NESTED_KEYS["benchmark"])
-            name = self.text((*path, "name"), item.get("name"))
-            value = self.number((*path, "value"), item.get("value"))
-            kind = self.choice((*path, "kind"), item.get("kind", "competitor"), BENCHMARK_KINDS)
-            if "name" not in item:
-                self.problem(path, "a benchmark needs a 'name'")
-            if "value" not in item:
-                self.problem(path, "a benchmark needs a 'value'")
-            period = self.text((*path, "period"), item.get("period", ""))
-            source = self.text((*path, "source"), item.get("source", ""))
-            if name is not None and value is not None and kind is not None:
-                d.benchmarks.append(Benchmark(name, kind, value, period or "", source or ""))
 
 
 def value_bounds(d: Definition) -> tuple[float, float] | None:

@@ -8,9 +8,9 @@ the DAG small (one Airflow task per source, not per KPI) and scans each source o
 while each KPI stays a named, commented block a person can read. Shared models then
 aggregate every KPI at every grain and org level from those observations (so roll-ups
 are exact for ratios, distinct counts and percentiles alike) and evaluate derived KPIs.
-What the catalog declares beyond formulas (definitions, milestones, parent links,
-benchmarks, grains, org levels, breakdowns, actions) becomes tables of facts, one row
-each, that the marts join.
+What the catalog declares beyond formulas (definitions, milestones, parent links, grains,
+org levels, breakdowns, actions) becomes tables of facts, one row each, that the marts
+join. (Benchmarks are data, not declarations: the benchmarks export, int_kpi__benchmarks.)
 
 The SQL and YAML are Jinja templates shipped in ``cxkpi/templates/``, rendered with
 ``<< >>`` / ``<% %>`` / ``<# #>`` delimiters so that dbt's own ``{{ }}`` passes through
@@ -254,6 +254,11 @@ def render(catalog: Catalog, root: Path | None = None) -> dict[str, str]:
         files[f"int_kpi_obs__{name}.sql"] = _source_model(name, defs)
     files["int_kpi__observations.sql"] = _render(
         "kpi_observations.sql", header=HEADER, source_names=sorted(sources)
+    )
+    files["int_kpi__source_rows.sql"] = _render(
+        "kpi_source_rows.sql",
+        header=HEADER,
+        sources=[{"literal": _lit(name), "model": SOURCES[name].model} for name in sorted(sources)],
     )
     for name, rows in fact_rows(definitions, kpis, catalog.org_levels).items():
         files[f"{name}.sql"] = _fact_model(name, rows)

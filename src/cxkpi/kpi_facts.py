@@ -1,9 +1,9 @@
 """What the catalog declares, as tables of facts with one row each.
 
-Definitions, milestones, parent links, benchmarks, the time grains, org levels and
-breakdowns each KPI is published at, and its actions: the compiler writes each table as
-literal values (``templates/kpi_facts.sql``) and the marts join them, so no SQL parses a
-list or JSON text back. ``FACT_TABLES`` names each table's columns and types once; the
+Definitions, milestones, parent links, the inputs of formulas, the time grains, org levels
+and breakdowns each KPI is published at, and its actions: the compiler writes each table
+as literal values (``templates/kpi_facts.sql``) and the marts join them, so no SQL parses
+a list or JSON text back. ``FACT_TABLES`` names each table's columns and types once; the
 dbt properties in ``templates/kpis.yml`` must agree (``tests/test_kpi_types.py``).
 """
 
@@ -83,16 +83,9 @@ FACT_TABLES = {
             ("parent_order", "integer"),
         ),
     ),
-    "int_kpi__benchmarks": FactTable(
-        "Comparison points per KPI.",
-        (
-            ("kpi_id", "string"),
-            ("benchmark_name", "string"),
-            ("benchmark_kind", "string"),
-            ("benchmark_value", "double"),
-            ("period", "string"),
-            ("benchmark_source", "string"),
-        ),
+    "int_kpi__formula_inputs": FactTable(
+        "The KPIs each derived KPI's formula uses.",
+        (("kpi_id", "string"), ("input_id", "string")),
     ),
     "int_kpi__time_grains": FactTable(
         "The time grains each goal, KPI and factor is published at.",
@@ -180,8 +173,11 @@ def fact_rows(
             for d in kpis
             for order, (parent, weight) in enumerate(d.parents, 1)
         ],
-        "int_kpi__benchmarks": [
-            (d.id, b.name, b.kind, b.value, b.period, b.source) for d in kpis for b in d.benchmarks
+        "int_kpi__formula_inputs": [
+            (d.id, input_id)
+            for d in kpis
+            if "formula" in d.expressions
+            for input_id in d.expressions["formula"].columns
         ],
         "int_kpi__time_grains": _listed(definitions, "time_grains", TIME_GRAINS),
         "int_kpi__org_levels": _listed(definitions, "org_levels", org_levels),

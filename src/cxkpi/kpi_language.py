@@ -19,7 +19,6 @@ from cxkpi.vocabulary import BREAKDOWNS, DIRECTIONS, TIME_GRAINS, UNITS
 
 KINDS = ("kpi", "goal", "factor")
 LEVELS = ("goal", "outcome", "driver", "operational")
-BENCHMARK_KINDS = ("competitor", "industry", "adjacent_industry", "internal")
 EFFORTS = ("low", "medium", "high")
 ID_PATTERN = "^[a-z][a-z0-9_]{0,59}$"
 
@@ -74,7 +73,6 @@ FIELDS: dict[str, FieldSpec] = {
     "thresholds": FieldSpec(
         "mapping", "{on_track: value, at_risk: value}; on_track defaults to the target in force."
     ),
-    "benchmarks": FieldSpec("list", "Comparison points: {name, kind, value, period, source}."),
     "min_sample": FieldSpec(
         "integer",
         f"Minimum n for a reliable value (default {DEFAULT_MIN_SAMPLE}, or cxkpi.yml's).",
@@ -91,6 +89,15 @@ FIELDS: dict[str, FieldSpec] = {
         ("factor",),
     ),
 }
+# Fields the language no longer has, each with where its content lives now: a definition
+# that still writes one gets this as its problem, not a bare "unknown field".
+RETIRED_FIELDS: dict[str, str] = {
+    "benchmarks": (
+        "benchmarks now come from a benchmarks export, loaded like any source into the "
+        "canonical entity benchmarks (kpi_id, benchmark_name, benchmark_kind, period, value, "
+        "benchmark_source): move these rows there, see docs/analysts.md, section Benchmarks"
+    ),
+}
 # The dimensions a KPI declares, each with its choices (the vocabulary's; org_levels are
 # the levels the project declares in cxkpi.yml, checked by the DefinitionChecker).
 DIMENSIONS: dict[str, tuple[str, ...] | None] = {
@@ -103,13 +110,6 @@ _NESTED_KEYS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "dimensions": dict(DIMENSIONS),
     "target": {"value": None, "by": None, "milestones": None},
     "thresholds": {"on_track": None, "at_risk": None},
-    "benchmark": {
-        "name": None,
-        "kind": BENCHMARK_KINDS,
-        "value": None,
-        "period": None,
-        "source": None,
-    },
     "milestone": {"date": None, "value": None},
     "parent": {"id": None, "weight": None},
 }
@@ -119,15 +119,6 @@ _NESTED_KEYS: dict[str, dict[str, tuple[str, ...] | None]] = {
 class Milestone:
     date: dt.date
     value: float
-
-
-@dataclass
-class Benchmark:
-    name: str
-    kind: str
-    value: float
-    period: str = ""
-    source: str = ""
 
 
 @dataclass
@@ -160,7 +151,6 @@ class Definition:
     milestones: list[Milestone] = field(default_factory=list)
     on_track: float | None = None
     at_risk: float | None = None
-    benchmarks: list[Benchmark] = field(default_factory=list)
     min_sample: int = DEFAULT_MIN_SAMPLE
     effort: str | None = None
     actions: list[str] = field(default_factory=list)

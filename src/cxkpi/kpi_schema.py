@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cxkpi.kpi_language import BENCHMARK_KINDS, DIMENSIONS, FIELDS, ID_PATTERN
+from cxkpi.kpi_language import DIMENSIONS, FIELDS, ID_PATTERN
 from cxkpi.org import LEVEL_NAME
 
 # a level the project declares in cxkpi.yml (org_levels); cxkpi validate checks which
@@ -102,18 +102,6 @@ def json_schema() -> dict:
                 },
             },
         ]
-    }
-    properties["benchmarks"]["items"] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "value"],
-        "properties": {
-            "name": {"type": "string"},
-            "kind": {"enum": list(BENCHMARK_KINDS)},
-            "value": {"type": "number"},
-            "period": {"type": ["string", "number"]},
-            "source": {"type": "string"},
-        },
     }
     properties["scale"].update({"items": {"type": "number"}, "minItems": 2, "maxItems": 2})
     properties["percentile"].update({"exclusiveMinimum": 0, "exclusiveMaximum": 1})

@@ -28,7 +28,7 @@ from pathlib import Path
 from cxkpi import kpi_expr, packs
 from cxkpi.config import DEFAULT_MIN_SAMPLE, DEFAULT_ORG_LEVELS
 from cxkpi.kpi_check import DefinitionChecker
-from cxkpi.kpi_language import FIELDS, ID_PATTERN, KINDS, Benchmark, Definition, Milestone
+from cxkpi.kpi_language import FIELDS, ID_PATTERN, KINDS, Definition, Milestone
 from cxkpi.kpi_schema import json_schema, json_schema_text
 from cxkpi.kpi_types import TYPES
 from cxkpi.kpi_yaml import Document, Path_, Problem, read_documents, suggest
@@ -38,7 +38,6 @@ __all__ = [
     "ID_PATTERN",
     "KINDS",
     "TYPES",
-    "Benchmark",
     "Catalog",
     "Definition",
     "Document",

@@ -30,6 +30,7 @@ from cxkpi import (
     package_macros,
     pii,
     publish,
+    vocabulary,
 )
 from cxkpi.config import Settings
 from cxkpi.errors import ConfigError, GateFailed
@@ -343,8 +344,10 @@ def prune_runs(settings: Settings, keep: int) -> list[str]:
 
 def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
     """Goals and outcome KPIs at HQ without breakdown: the latest month with a reliable
-    value (else the latest month, marked not reliable). Read from the current version's
-    archived Parquet files, which no BI client's lock on ``cx.duckdb`` can block."""
+    value (else the latest month, marked not reliable), and those without any data as
+    ``no_data`` (no month, no value, n 0) rather than left out. Read from the current
+    version's archived Parquet files, which no BI client's lock on ``cx.duckdb`` can
+    block."""
     archive = publish.current_archive(published_path.parent)
     if archive is None:
         raise ConfigError(f"nothing published yet at {published_path}: run `cxkpi run`")
@@ -353,6 +356,9 @@ def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
         for table in ("kpi_values", "kpi_catalog"):
             parquet = quote_literal(archive / f"{table}.parquet")
             con.execute(f"create view {table} as select * from read_parquet({parquet})")
+        catalog_columns = {row[0] for row in con.execute("describe kpi_catalog").fetchall()}
+        # versions published before kpi_catalog.has_data existed have no such KPIs to show
+        no_data = "not has_data" if "has_data" in catalog_columns else "false"
         cursor = con.execute(
             f"""
             with hq_months as (
@@ -368,12 +374,22 @@ def kpi_summary(published_path: Path) -> list[dict[str, Any]]:
                     coalesce(max(case when is_reliable then period_start end),
                              max(period_start)) as period_start
                 from hq_months group by kpi_id
+            ),
+            summary as (
+                select v.kpi_id, v.kpi_label, v.kpi_level, v.period_start, v.value, v.unit,
+                       v.n, v.target, v.status
+                from hq_months v
+                inner join latest using (kpi_id, period_start)
+
+                union all
+
+                select kpi_id, kpi_label, kpi_level, null, null, unit, 0, target,
+                       '{vocabulary.NO_DATA}'
+                from kpi_catalog
+                where {no_data} and kpi_level in ('goal', 'outcome')
             )
-            select v.kpi_id, v.kpi_label, v.kpi_level, v.period_start, v.value, v.unit, v.n,
-                   v.target, v.status
-            from hq_months v
-            inner join latest using (kpi_id, period_start)
-            order by v.kpi_level = 'outcome', v.kpi_id
+            select * from summary
+            order by kpi_level = 'outcome', kpi_id
             """
         )
         names = [d[0] for d in cursor.description]

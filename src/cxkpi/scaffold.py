@@ -49,8 +49,7 @@ target: 80
 thresholds:
   at_risk: 75                   # from here up to the target: at risk, below: off track
 # min_sample: 50               # default: min_sample in cxkpi.yml
-# benchmarks:
-#   - {{name: Competitor A, kind: competitor, value: 78, period: 2026, source: industry study}}
+# (benchmarks are data: rows of the benchmarks export, docs/analysts.md, Benchmarks)
 # effort: medium                # low | medium | high
 # actions: [Train advisors on follow-up calls]
 """,

@@ -16,4 +16,11 @@ BREAKDOWNS = ("channel", "segment", "touchpoint")
 UNITS = ("points", "percent", "ratio", "score", "count", "currency", "days", "hours")
 DIRECTIONS = ("higher", "lower")
 # kpi_values.status, in the order the mart decides it.
-KPI_STATUSES = ("no_target", "not_reliable", "no_value", "on_track", "at_risk", "off_track")
+VALUE_STATUSES = ("no_target", "not_reliable", "no_value", "on_track", "at_risk", "off_track")
+# A goal or KPI whose inputs have no data at all over the whole data (a source without
+# rows, a question nobody answered; kpi_catalog.has_data false): it has no row in
+# kpi_values, so this is not a value's status but the catalog's, shown by kpi_tree and
+# kpi_alignment_report and left out of roll-ups, effectiveness, the roadmap and the gate.
+NO_DATA = "no_data"
+# Every status a goal or KPI can have: its values' or, without any data, no_data.
+KPI_STATUSES = (*VALUE_STATUSES, NO_DATA)

@@ -3,12 +3,27 @@
 -- in effectiveness_org_level, default the lowest: the stores of the demo) in the same
 -- month and with the parent one month later, the number of unit-months, and a flag. A relation counts
 -- when the correlation is significant at 5% (t test of r) with the sign the directions
--- imply (a lower-is-better driver should move a higher-is-better parent down).
+-- imply (a lower-is-better driver should move a higher-is-better parent down). A link with
+-- a goal or KPI without any data at either end (int_kpi__data_status) is left out: there
+-- is nothing to correlate, which is not evidence of "too little data".
 with
+
+data_status as (
+
+    select * from {{ ref('int_kpi__data_status') }}
+
+),
 
 edges as (
 
-    select * from {{ ref('int_kpi__edges') }}
+    select all_edges.*
+    from {{ ref('int_kpi__edges') }} as all_edges
+    left join data_status as child_status
+        on all_edges.child_id = child_status.kpi_id
+    left join data_status as parent_status
+        on all_edges.parent_id = parent_status.kpi_id
+    where coalesce(child_status.has_data, true)
+      and coalesce(parent_status.has_data, true)
 
 ),
 

@@ -1,5 +1,5 @@
--- Align and analyze (seed 003): what in the catalog is not tied to a goal, not measured or
--- measured twice. One row per finding; an empty table is a clean catalog.
+-- Align and analyze (seed 003): what in the catalog is not tied to a goal, not measured,
+-- without data or measured twice. One row per finding; an empty table is a clean catalog.
 with recursive
 
 definitions as (
@@ -23,6 +23,12 @@ tree as (
 kpi_values as (
 
     select * from {{ ref('kpi_values') }}
+
+),
+
+data_status as (
+
+    select * from {{ ref('int_kpi__data_status') }}
 
 ),
 
@@ -86,17 +92,33 @@ goals_without_kpi as (
 
 ),
 
-kpis_without_data as (
+without_data as (
 
+    -- the company has no data for it (a source without rows, a measure nobody answered)
     select
-        'kpi_without_data' as finding_type,
+        'no_data' as finding_type,
+        kpi_id,
+        no_data_reason as detail
+    from data_status
+    where not has_data
+
+),
+
+kpis_without_values as (
+
+    -- data upstream, yet no value: something between the observations and kpi_values
+    select
+        'kpi_without_values' as finding_type,
         measurable.kpi_id,
         'measurable (' || measurable.kpi_type || coalesce(' on ' || measurable.source, '')
-            || ') but kpi_values has no row for it' as detail
+            || ') and with data, but kpi_values has no row for it' as detail
     from measurable
+    inner join data_status
+        on measurable.kpi_id = data_status.kpi_id
     left join kpis_with_values
         on measurable.kpi_id = kpis_with_values.kpi_id
-    where kpis_with_values.kpi_id is null
+    where data_status.has_data
+      and kpis_with_values.kpi_id is null
 
 ),
 
@@ -125,7 +147,9 @@ findings as (
     union all
     select finding_type, kpi_id, detail from goals_without_kpi
     union all
-    select finding_type, kpi_id, detail from kpis_without_data
+    select finding_type, kpi_id, detail from without_data
+    union all
+    select finding_type, kpi_id, detail from kpis_without_values
     union all
     select finding_type, kpi_id, detail from duplicated_measures
 

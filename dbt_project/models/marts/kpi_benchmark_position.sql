@@ -1,5 +1,7 @@
 -- Assess against the most valuable comparison points (seed 003): our latest HQ value next
--- to each benchmark, the gap to it and our rank in the field ("14th of 16").
+-- to each benchmark, the gap to it and our rank in the field ("14th of 16"). A field is
+-- the benchmarks of one KPI and period (a study's year), so a competitor published in two
+-- periods is counted once in each. Without benchmarks there is no row and no rank.
 with
 
 definitions as (
@@ -84,27 +86,27 @@ ranked as (
 
     select
         *,
-        cast(count(*) over (partition by kpi_id) + 1 as integer) as field_size,
+        cast(count(*) over field + 1 as integer) as field_size,
         -- 1 + the benchmarks strictly better than us; ties share our rank
         cast(
             case
                 when our_value is not null
-                    then 1 + sum(case when is_ahead_of_us then 1 else 0 end)
-                        over (partition by kpi_id)
+                    then 1 + sum(case when is_ahead_of_us then 1 else 0 end) over field
             end
             as integer
         ) as our_rank,
         -- the benchmark's own place among the benchmarks and us (1 = best)
         rank() over (
-            partition by kpi_id
+            field
             order by benchmark_value * case when direction = 'lower' then -1 else 1 end desc
         ) + case when is_behind_us then 1 else 0 end as benchmark_rank
     from compared
+    window field as (partition by kpi_id, benchmark_period)
 
 )
 
 select
-    {{ key_of(['kpi_id', 'benchmark_name']) }} as benchmark_position_id,
+    {{ key_of(['kpi_id', 'benchmark_name', 'benchmark_period']) }} as benchmark_position_id,
     kpi_id,
     kpi_label,
     unit,

@@ -48,6 +48,12 @@ breakdowns as (
     from {{ ref('int_kpi__breakdowns') }}
     group by kpi_id
 
+),
+
+data_status as (
+
+    select * from {{ ref('int_kpi__data_status') }}
+
 )
 
 select
@@ -68,6 +74,8 @@ select
     cast(definitions.min_sample as integer) as min_sample,
     definitions.value_min,
     definitions.value_max,
+    data_status.has_data,
+    data_status.no_data_reason,
     coalesce(time_grains.time_grains, '') as time_grains,
     coalesce(org_levels.org_levels, '') as org_levels,
     coalesce(breakdowns.breakdowns, '') as breakdowns,
@@ -83,3 +91,4 @@ left join benchmarks on definitions.kpi_id = benchmarks.kpi_id
 left join time_grains on definitions.kpi_id = time_grains.kpi_id
 left join org_levels on definitions.kpi_id = org_levels.kpi_id
 left join breakdowns on definitions.kpi_id = breakdowns.kpi_id
+left join data_status on definitions.kpi_id = data_status.kpi_id

@@ -1,5 +1,8 @@
 -- The theory-of-change tree: every goal, KPI and factor with its place under a goal, its
--- latest reliable HQ status and a status rolled up from its children where it has none.
+-- latest reliable HQ status and a status rolled up from its children where it has none. A
+-- goal or KPI without any data (int_kpi__data_status) is no_data: it scores nothing, so
+-- the roll-ups above it are made of the children that have data (and one with drivers
+-- that have data shows their roll-up, like a goal without a type).
 {%- set score_of_status -%}
     case latest_status
         when 'on_track' then 1.0
@@ -24,6 +27,12 @@ edges as (
 kpi_values as (
 
     select * from {{ ref('kpi_values') }}
+
+),
+
+data_status as (
+
+    select * from {{ ref('int_kpi__data_status') }}
 
 ),
 
@@ -132,7 +141,11 @@ nodes as (
         goal_paths.path_to_goal,
         latest_reliable_hq.period_start as latest_period_start,
         latest_reliable_hq.value as latest_value,
-        latest_reliable_hq.status as latest_status
+        coalesce(
+            latest_reliable_hq.status,
+            case when not data_status.has_data then 'no_data' end
+        ) as latest_status,
+        data_status.has_data
     from definitions
     left join parents
         on definitions.kpi_id = parents.child_id
@@ -142,6 +155,8 @@ nodes as (
     left join latest_reliable_hq
         on definitions.kpi_id = latest_reliable_hq.kpi_id
         and latest_reliable_hq.recency = 1
+    left join data_status
+        on definitions.kpi_id = data_status.kpi_id
 
 ),
 
@@ -271,6 +286,7 @@ select
         when rolled_up_score >= 0.75 then 'on_track'
         when rolled_up_score >= 0.4 then 'at_risk'
         when rolled_up_score is not null then 'off_track'
+        when not has_data then 'no_data'
     end as rolled_up_status,
     rolled_up_from
 from rolled

@@ -19,6 +19,8 @@ the shapes the source systems would deliver them (not in canonical form):
                                             Comment, Language, Consent (Yes/No)
 ``surveys/factor_ratings_YYYY-MM.csv``      response_id, factor, experience, expectation,
                                             importance
+``benchmarks/benchmarks.csv``               kpi, benchmark, kind, period, value, source (the
+                                            15 competitors of one satisfaction study)
 ==========================================  ===============================================
 
 Timestamps are text ``%Y-%m-%d %H:%M:%S`` in UTC (except ``RecordedDate``); nulls are empty
@@ -29,7 +31,7 @@ the last days) land in the following month's file. Same arguments give byte-iden
 Sizes at ``scale=1`` (row counts scale linearly, the organisation is fixed): 1 HQ, 3 regions,
 20 stores, 100 advisors; ~3,000 customers, 10,000 orders over ``months`` months ending at
 ``end_date``, ~6,000 deliveries, 2,500 tickets, 4,000 survey responses, ~21,600 factor
-ratings.
+ratings; 15 benchmarks (fixed too).
 
 Planted relationships (also in :data:`PLANTED`, for tests and analyses to find):
 

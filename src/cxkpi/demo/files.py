@@ -14,7 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cxkpi.demo._common import ids, month_of, ts_text
-from cxkpi.demo.model import ORDER_CHANNELS, SEGMENTS
+from cxkpi.demo.model import (
+    BENCHMARK_PERIOD,
+    BENCHMARK_STUDY,
+    BENCHMARKED_KPI,
+    COMPETITOR_CSAT,
+    ORDER_CHANNELS,
+    SEGMENTS,
+)
 from cxkpi.demo.org import Org
 
 
@@ -155,3 +162,18 @@ def write_factor_ratings(out_dir: Path, ratings: pd.DataFrame) -> int:
 
     seconds = ratings["_responded_at"].to_numpy()
     return _by_month(frame, seconds, out_dir / "surveys", "factor_ratings", write)
+
+
+def write_benchmarks(out_dir: Path) -> int:
+    """The benchmarks export: one study's values, as an analyst keeps them in a sheet."""
+    frame = pd.DataFrame(
+        {
+            "kpi": BENCHMARKED_KPI,
+            "benchmark": [name for name, _ in COMPETITOR_CSAT],
+            "kind": "competitor",
+            "period": BENCHMARK_PERIOD,
+            "value": [value for _, value in COMPETITOR_CSAT],
+            "source": BENCHMARK_STUDY,
+        }
+    )
+    return _write_csv(frame, out_dir / "benchmarks" / "benchmarks.csv")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cxkpi.demo.files import (
+    write_benchmarks,
     write_customers,
     write_deliveries,
     write_factor_ratings,
@@ -32,9 +33,9 @@ def generate(
 ) -> dict[str, int]:
     """Write the demo landing files under out_dir; return rows written per entity.
 
-    ``scale`` multiplies every row count except the organisation's; the data covers the
-    ``months`` months ending at ``end_date`` (inclusive). Existing files of the same names
-    are overwritten, nothing else is removed.
+    ``scale`` multiplies every row count except the organisation's and the benchmarks'; the
+    data covers the ``months`` months ending at ``end_date`` (inclusive). Existing files of
+    the same names are overwritten, nothing else is removed.
     """
     if scale <= 0:
         raise ValueError("scale must be positive")
@@ -64,6 +65,7 @@ def generate(
         "tickets": write_tickets(out_dir, tickets),
         "survey_responses": write_responses(out_dir, resp),
         "factor_ratings": write_factor_ratings(out_dir, ratings),
+        "benchmarks": write_benchmarks(out_dir),
     }
 
 

@@ -49,6 +49,12 @@ class GateReport:
         return [r for r in self.results if r.skipped]
 
     @property
+    def notes(self) -> list[CheckResult]:
+        """Passing checks that still have something to say (kpis_present names the KPIs
+        without any data): shown on the console, not counted as warnings."""
+        return [r for r in self.results if r.success and not r.skipped and r.message]
+
+    @property
     def status(self) -> str:
         return "failed" if self.errors else "warned" if self.warnings else "passed"
 

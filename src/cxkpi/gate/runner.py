@@ -124,6 +124,9 @@ def run_gate(
         log.info("quality gate: %s", skipped.describe())
     for warning in report.warnings:
         log.warning("quality gate warning: %s", warning.describe())
+    for note in report.notes:
+        # logged as a warning so the console shows it by default; the check passed
+        log.warning("quality gate note: %s: %s: %s", note.table, note.check, note.message)
     if report.errors:
         lines = "\n".join(f"  {r.describe()}" for r in report.errors)
         failure = GateFailed(

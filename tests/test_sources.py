@@ -297,6 +297,9 @@ def test_a_refused_expression_names_the_field_and_what_is_allowed(
 def test_a_type_error_in_an_expression_says_how_to_compute_with_text(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cast\(<column> as double\)"):
         parse_source(_with_expression("csat", "review_score + 1"), tmp_path / "s.yml")
+    # a comparison with a number too (the starter's tickets template derives flags so)
+    with pytest.raises(ConfigError, match=r"explicit cast is required .*cast\(<column> as"):
+        parse_source(_with_expression("csat", "review_score > 3"), tmp_path / "s.yml")
     spec = parse_source(
         _with_expression("csat", "cast(review_score as integer) + 1"), tmp_path / "s.yml"
     )

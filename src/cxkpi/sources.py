@@ -182,7 +182,7 @@ def _expression(at: Location, canonical: str, spec: dict) -> Expression:
         hint = (
             " (in an expression every column of the file is text: cast(<column> as double) "
             "to compute with it)"
-            if "No function matches" in problem
+            if "No function matches" in problem or "explicit cast" in problem
             else ""
         )
         raise fail(

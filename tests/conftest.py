@@ -165,7 +165,7 @@ def inject_out_of_range_nps(warehouse: Path, responded_at: str = "2026-10-31 10:
     try:
         con.execute(
             """insert into raw.survey_responses (response_id, channel, responded_at, nps,
-                   store_id, _source_name, _source_file)
+                   org_unit_id, _source_name, _source_file)
                select 'INJECTED', 'web', ?::timestamp, 42, min(org_unit_id),
                       'fault-injection', 'none'
                from raw.org_units where level = 'store'""",

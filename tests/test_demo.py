@@ -140,7 +140,7 @@ def test_data_stays_in_the_window_and_keys_connect(sql) -> None:
     assert sql(
         """select count(*) from raw.orders o
            where o.customer_id not in (select customer_id from raw.customers)
-              or o.store_id not in (select org_unit_id from raw.org_units)"""
+              or o.org_unit_id not in (select org_unit_id from raw.org_units)"""
     ) == [(0,)]
 
 

@@ -384,11 +384,13 @@ def demo_months(demo_night: DemoNight) -> pd.DataFrame:
             "select kpi_id, kpi_type, unit from kpi_catalog where kpi_type in "
             f"{TYPES_WITH_STANDARD_ERROR}"
         ).df()
-        regions = dict(
-            con.execute(
-                "select store_id, region_id from dim_org_units where org_level = 'store'"
+        # each unit's advisor, store and region (empty above its own level)
+        paths = {
+            unit: path
+            for unit, *path in con.execute(
+                "select org_unit_id, advisor_id, store_id, region_id from dim_org_units"
             ).fetchall()
-        )
+        }
         (hq,) = con.execute(
             "select org_unit_id from dim_org_units where org_level = 'hq'"
         ).fetchone()
@@ -406,17 +408,20 @@ def demo_months(demo_night: DemoNight) -> pd.DataFrame:
     try:
         observations = con.execute(
             """select kpi_id, cast(date_trunc('month', metric_date) as date) as period_start,
-                   store_id, channel, segment, touchpoint, numerator, denominator
+                   org_unit_id, channel, segment, touchpoint, numerator, denominator
                from intermediate.int_kpi__observations"""
         ).df()
     finally:
         con.close()
     observations = observations.merge(catalog, on="kpi_id")
-    observations["region_id"] = observations["store_id"].map(regions)
+    for position, level in enumerate(("advisor", "store", "region")):
+        observations[f"{level}_id"] = observations["org_unit_id"].map(
+            lambda unit, at=position: paths.get(unit, (None, None, None))[at]
+        )
     observations["hq_id"] = hq
 
     expected = []
-    for org_level in ("store", "region", "hq"):
+    for org_level in ("advisor", "store", "region", "hq"):
         for breakdown in (None, *BREAKDOWNS):
             keys = ["kpi_id", "kpi_type", "unit", "period_start", f"{org_level}_id"]
             keys += [breakdown] if breakdown else []

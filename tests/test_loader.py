@@ -990,6 +990,33 @@ def test_a_promised_date_lasts_until_the_end_of_its_local_day(tmp_path: Path) ->
     )
 
 
+def test_a_date_written_as_midnight_is_a_date_when_date_format_says_so(tmp_path: Path) -> None:
+    """The real Olist export writes its promised date with a time that is always midnight:
+    a literal midnight in date_format makes it a date (end of day), while timestamps with
+    a real time still read with format."""
+    declared = {
+        **DELIVERIES_SOURCE,
+        "timestamps": {**DELIVERIES_SOURCE["timestamps"], "date_format": "%Y-%m-%d 00:00:00"},
+    }
+    spec = parse_source(declared, tmp_path / "d.yml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "wh.duckdb"
+    write(
+        landing / "d" / "a.csv",
+        "id,order,promised,delivered\n"
+        + "D1,O1,2026-07-01 00:00:00,2026-07-01 18:00:00\n"  # the promised day: on time
+        + "D2,O2,2026-07-01 00:00:00,2026-07-02 00:30:00\n",  # the next day: late
+    )
+    load(warehouse, landing, [spec], "b1")
+    assert query(
+        warehouse,
+        "select delivery_id, promised_at::varchar, delivered_at::varchar, "
+        "delivered_at <= promised_at from raw.deliveries order by 1",
+    ) == [
+        ("D1", "2026-07-02 02:59:59.999999", "2026-07-01 21:00:00", True),
+        ("D2", "2026-07-02 02:59:59.999999", "2026-07-02 03:30:00", False),
+    ]
+
+
 def test_channels_and_touchpoints_set_in_the_configuration_are_the_allowed_values(
     tmp_path: Path,
 ) -> None:

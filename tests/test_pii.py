@@ -190,3 +190,24 @@ def test_loader_masks_text_rejects_ids_and_withholds_what_it_cannot_mask(tmp_pat
     assert "longer than" in withheld[3]
     [message] = query(warehouse, "select message from raw.load_files")
     assert "withheld" in message[0]
+
+
+@pytest.mark.parametrize(
+    ("identifier", "kinds"),
+    [
+        # opaque hex ids (the marketplace's): digit runs inside them are no one's data,
+        # though 4111111111111111 passes a card's checksum and 11987654321 looks like a
+        # Brazilian mobile number
+        ("8d5a4111111111111111b0c2e9f7a6d1", []),
+        ("e3b011987654321fa2c4d5e6f7a8b9c0", []),
+        # personal data standing as a token of its own is still found
+        ("jane.doe@example.com", ["email"]),
+        ("4111 1111 1111 1111", ["card"]),
+        ("card-4111111111111111", ["card"]),
+        ("+55 11 98765-4321", ["phone"]),
+    ],
+)
+def test_an_identifier_holds_personal_data_only_as_a_token_of_its_own(
+    identifier: str, kinds: list[str]
+) -> None:
+    assert pii.detector(["BR"]).identifier_kinds(identifier) == kinds

@@ -73,7 +73,7 @@ def test_loaded_rows_are_typed_and_mapped(loaded) -> None:
     _, _, warehouse = loaded
     rows = query(
         warehouse,
-        """select response_id, customer_id, order_id, store_id, channel,
+        """select response_id, customer_id, order_id, org_unit_id, channel,
                   strftime(responded_at, '%Y-%m-%d %H:%M'), csat, consent
            from raw.survey_responses order by response_id""",
     )

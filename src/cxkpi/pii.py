@@ -190,6 +190,20 @@ class Detector:
         found = {f.kind for f in self.find(text)}
         return [k for k in KINDS if k in found]
 
+    def identifier_kinds(self, value: str) -> list[str]:
+        """The kinds of personal data an identifier holds: a finding counts where it stands
+        as a token of its own (an e-mail address or phone number used as a customer id),
+        not glued to letters or digits of an opaque id - a 32-character hex id holds digit
+        runs that pass a card's checksum or look like a phone number by chance."""
+        text = normalize(value)
+        found = {
+            f.kind
+            for f in self.find(text)
+            if (f.start == 0 or not text[f.start - 1].isalnum())
+            and (f.end == len(text) or not text[f.end].isalnum())
+        }
+        return [k for k in KINDS if k in found]
+
     def protect(self, text: str) -> tuple[str | None, str | None]:
         """``(masked text, None)``, or ``(None, reason)`` when the text cannot be made safe:
         too long to scan, or still holding personal data after masking."""
@@ -328,7 +342,7 @@ def protect_staged(
             ).fetchall()
         ]
         if col.text == "id":
-            bad = {v: found.kinds(v) for v in values}
+            bad = {v: found.identifier_kinds(v) for v in values}
             bad = {v: kinds for v, kinds in bad.items() if kinds}
             if bad:
                 con.execute("create or replace temp table pii_bad (value varchar, reason varchar)")

@@ -283,7 +283,7 @@ def test_a_missing_table_fails_the_check(tmp_path: Path) -> None:
 
 KPI_COLUMNS = (
     "kpi_id varchar, period_grain varchar, period_start date, org_level varchar, "
-    "channel varchar, segment varchar, touchpoint varchar, value double, unit varchar, "
+    "org_level_depth integer, channel varchar, segment varchar, touchpoint varchar, value double, unit varchar, "
     "n bigint, is_reliable boolean"
 )
 
@@ -294,15 +294,16 @@ def kpi_rows(values: dict[tuple[str, str], float | None], unreliable=()) -> str:
         unit = "points" if kpi == "nps" else "percent"
         reliable = "false" if (kpi, month) in unreliable else "true"
         rows.append(
-            f"('{kpi}', 'month', date '{month}-01', 'hq', 'all', 'all', 'all', "
+            f"('{kpi}', 'month', date '{month}-01', 'hq', 1, 'all', 'all', 'all', "
             f"{'null' if value is None else value}, '{unit}', 60, {reliable})"
         )
     # a slice that must be ignored: a region, and a week
     rows.append(
-        "('nps', 'month', date '2026-09-01', 'region', 'all', 'all', 'all', 99, 'points', 60, true)"
+        "('nps', 'month', date '2026-09-01', 'region', 2, 'all', 'all', 'all', 99, 'points', 60,"
+        " true)"
     )
     rows.append(
-        "('nps', 'week', date '2026-09-07', 'hq', 'all', 'all', 'all', -99, 'points', 60, true)"
+        "('nps', 'week', date '2026-09-07', 'hq', 1, 'all', 'all', 'all', -99, 'points', 60, true)"
     )
     return ", ".join(rows)
 
@@ -397,6 +398,28 @@ def test_kpi_movement_names_kpi_period_old_and_new(tmp_path: Path) -> None:
             "max_change": 30,
         }
     ]
+
+
+def test_kpi_movement_follows_the_catalog_when_given_levels_of_the_kpi_tree(tmp_path) -> None:
+    """kpi_levels: [goal, outcome] compares the catalog's KPIs at those levels, whatever
+    their ids: a company without NPS needs no edit of the suite."""
+    before = {("csat", "2026-10"): 80.0, ("orders_share", "2026-10"): 50.0}
+    after = {("csat", "2026-10"): 40.0, ("orders_share", "2026-10"): 0.0}
+    warehouse_kpis(tmp_path, kpi_rows(after))
+    execute(
+        tmp_path / "wh.duckdb",
+        "create schema intermediate",
+        "create table intermediate.int_kpi__definitions as select * from (values"
+        " ('csat', 'outcome'), ('orders_share', 'operational')) as t(kpi_id, kpi_level)",
+    )
+    publish_version(tmp_path / "p.duckdb", 3, {}, kpi_rows(before))
+    check = {"check": "kpi_movement", "kpi_levels": ["goal", "outcome"], "max_change": 30}
+    failure = run(tmp_path, [check], published_path=tmp_path / "p.duckdb")
+    [error] = failure.report.errors
+    assert error.message == "1 KPI value(s) moved: csat 2026-10: 80 -> 40 percent, moved 40.0 > 30"
+    check["kpi_levels"] = ["goal"]
+    report = run(tmp_path, [check], published_path=tmp_path / "p.duckdb")
+    assert report.results[0].skipped == "the catalog has no KPI at levels ['goal']"
 
 
 def test_kpi_movement_compares_the_new_latest_month_with_the_previous_one(tmp_path) -> None:
@@ -525,9 +548,11 @@ def catalog_tables(database: Path) -> None:
                ('effort', 'kpi', 1.0, 7.0), ('orders', 'kpi', null, null),
                ('fcr', 'kpi', 0.0, 100.0), ('grow', 'goal', null, null))
            as d(kpi_id, kind, value_min, value_max)""",
+        # display_order: the level's place top-down (1: the top, hq)
         """create table intermediate.int_kpi__org_levels as select * from (values
-               ('nps', 'hq'), ('nps', 'store'), ('csat', 'hq'), ('effort', 'store'),
-               ('orders', 'hq'), ('fcr', 'hq'), ('grow', 'hq')) as l(kpi_id, org_level)""",
+               ('nps', 'hq', 1), ('nps', 'store', 2), ('csat', 'hq', 1), ('effort', 'store', 2),
+               ('orders', 'hq', 1), ('fcr', 'hq', 1), ('grow', 'hq', 1))
+           as l(kpi_id, org_level, display_order)""",
         """create table intermediate.int_kpi__data_status as select * from (values
                ('nps', true, null), ('csat', true, null), ('effort', true, null),
                ('orders', true, null), ('fcr', false, 'no data: tickets has no rows'),
@@ -558,13 +583,13 @@ def test_kpis_present_follows_the_catalog_and_names_the_missing(tmp_path: Path) 
     failure = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
     assert isinstance(failure, GateFailed)
     [failed] = failure.report.errors
-    assert failed.message == f"1 of 3 KPIs have no value at hq level: csat; {NO_TICKETS}"
+    assert failed.message == f"1 of 3 KPIs have no value at the top level: csat; {NO_TICKETS}"
     assert failed.observed == {
         "kpis_expected": 3,
         "kpis_without_value": ["csat"],
         "kpis_without_data": {"fcr": "no data: tickets has no rows"},
     }
-    assert "kpis_present(hq)" in str(failure) and "csat" in str(failure)
+    assert "kpis_present(top level)" in str(failure) and "csat" in str(failure)
     store = run(tmp_path, [{"check": "kpis_present", "org_level": "store"}], "marts.kpi_values")
     assert store.summary() == {"passed": 1, "warned": 0, "failed": 0}
     assert store.notes == []
@@ -582,11 +607,13 @@ def test_kpis_present_passes_without_data_and_says_so(tmp_path: Path, caplog) ->
     assert report.summary() == {"passed": 1, "warned": 0, "failed": 0}
     [note] = report.notes
     assert note.message == NO_TICKETS
-    assert f"quality gate note: marts.kpi_values: kpis_present(hq): {NO_TICKETS}" in caplog.text
+    assert (
+        f"quality gate note: marts.kpi_values: kpis_present(top level): {NO_TICKETS}" in caplog.text
+    )
     execute(database, "update intermediate.int_kpi__data_status set has_data = true")
     failure = run(tmp_path, [{"check": "kpis_present"}], table="marts.kpi_values")
     assert isinstance(failure, GateFailed)
-    assert failure.report.errors[0].message == "1 of 4 KPIs have no value at hq level: fcr"
+    assert failure.report.errors[0].message == "1 of 4 KPIs have no value at the top level: fcr"
 
 
 def test_kpi_values_in_bounds_reads_each_kpis_range_from_the_catalog(tmp_path: Path) -> None:

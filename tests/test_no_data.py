@@ -234,13 +234,13 @@ def test_the_gate_passes_and_names_the_kpis_without_data(night) -> None:
     evidence = json.loads(
         (result.ctx.run_dir(settings) / "gate" / "gate.json").read_text(encoding="utf-8")
     )
-    [present] = [r for r in evidence["results"] if r["check"] == "kpis_present(hq)"]
+    [present] = [r for r in evidence["results"] if r["check"] == "kpis_present(top level)"]
     assert present["success"]
     no_data_kpis = {k for k in NO_DATA if k != "fix_support_fast"}  # kind kpi only
     assert set(present["observed"]["kpis_without_data"]) == no_data_kpis
     assert present["observed"]["kpis_without_value"] == []
     [note] = [line for line in console if line.startswith("quality gate note:")]
-    assert "kpis_present(hq)" in note
+    assert "kpis_present(top level)" in note
     for kpi_id in no_data_kpis:
         assert f"{kpi_id} ({NO_DATA[kpi_id]})" in note
 
@@ -258,8 +258,8 @@ def test_a_kpi_with_data_that_lost_its_values_still_fails_the_gate(night, tmp_pa
         con.close()
     with pytest.raises(GateFailed) as failed:
         gate.run_gate(warehouse, settings.expectations_dir, tmp_path / "gate")
-    [present] = [r for r in failed.value.report.errors if r.check == "kpis_present(hq)"]
-    assert present.message.startswith("1 of 4 KPIs have no value at hq level: csat; ")
+    [present] = [r for r in failed.value.report.errors if r.check == "kpis_present(top level)"]
+    assert present.message.startswith("1 of 4 KPIs have no value at the top level: csat; ")
 
 
 def test_the_summary_shows_headline_kpis_without_data(night) -> None:

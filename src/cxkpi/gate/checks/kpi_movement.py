@@ -47,6 +47,9 @@ def _latest_reliable(values: dict[tuple, dict], kpi: str, reliable_only: bool) -
     {
         "max_change": Param("bounds", required=True),
         "kpis": Param("names"),
+        # or the catalog's KPIs at these levels of the KPI tree (goal, outcome, ...)
+        "kpi_levels": Param("names"),
+        "definitions": Param("table", default="intermediate.int_kpi__definitions"),
         "table": Param("table", default="marts.kpi_values"),
         "published_table": Param("column", default="kpi_values"),
         "include_unreliable": Param("bool", default=False),
@@ -68,13 +71,28 @@ def check_kpi_movement(con, ctx: GateContext, params: dict[str, Any]) -> Outcome
     missing = require_table(con, params["table"])
     if missing:
         return missing
-    new = _hq_months(con, table_sql(params["table"]), params["kpis"])
+    kpis = params["kpis"]
+    if not kpis and params["kpi_levels"]:
+        missing = require_table(con, params["definitions"])
+        if missing:
+            return missing
+        listed = ", ".join(quote_literal(level) for level in params["kpi_levels"])
+        kpis = [
+            kpi
+            for (kpi,) in con.execute(
+                f"select kpi_id from {table_sql(params['definitions'])} "
+                f"where kpi_level in ({listed}) order by kpi_id"
+            ).fetchall()
+        ]
+        if not kpis:
+            return Outcome.skip(f"the catalog has no KPI at levels {params['kpi_levels']}")
+    new = _hq_months(con, table_sql(params["table"]), kpis)
     published = published_parquet(ctx.published_path, params["published_table"])
     if published is None:
         return Outcome.skip(f"{params['published_table']} is not in the published version")
     pub = connect()
     try:
-        old = _hq_months(pub, f"read_parquet({quote_literal(published)})", params["kpis"])
+        old = _hq_months(pub, f"read_parquet({quote_literal(published)})", kpis)
     finally:
         pub.close()
     bounds, reliable_only = params["max_change"], not params["include_unreliable"]

@@ -283,8 +283,8 @@ def test_a_missing_table_fails_the_check(tmp_path: Path) -> None:
 
 KPI_COLUMNS = (
     "kpi_id varchar, period_grain varchar, period_start date, org_level varchar, "
-    "org_level_depth integer, channel varchar, segment varchar, touchpoint varchar, value double, unit varchar, "
-    "n bigint, is_reliable boolean"
+    "org_level_depth integer, channel varchar, segment varchar, touchpoint varchar, "
+    "value double, unit varchar, n bigint, is_reliable boolean"
 )
 
 

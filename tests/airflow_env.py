@@ -15,22 +15,24 @@ BIN = Path(sys.executable).parent
 
 
 def write_project_config(tmp: Path) -> Path:
-    config = tmp / "cxkpi.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "landing_dir": str(tmp / "landing"),
-                "warehouse_path": str(tmp / "warehouse" / "cx.duckdb"),
-                "published_dir": str(tmp / "published"),
-                "runs_dir": str(tmp / "runs"),
-                "dbt_target_dir": str(tmp / "dbt_target"),
-                "sources_dir": str(REPO / "sources"),
-                "kpi_definitions_dir": str(REPO / "kpi_definitions"),
-                "expectations_dir": str(REPO / "expectations"),
-                "dbt_project_dir": str(REPO / "dbt_project"),
-            }
-        )
+    """The demo project's cxkpi.yml (its company settings: org levels, time zone...) with
+    every path a night writes under ``tmp`` and every path it reads in the repository."""
+    settings = yaml.safe_load((REPO / "cxkpi.yml").read_text(encoding="utf-8"))
+    settings.update(
+        {
+            "landing_dir": str(tmp / "landing"),
+            "warehouse_path": str(tmp / "warehouse" / "cx.duckdb"),
+            "published_dir": str(tmp / "published"),
+            "runs_dir": str(tmp / "runs"),
+            "dbt_target_dir": str(tmp / "dbt_target"),
+            "sources_dir": str(REPO / "sources"),
+            "kpi_definitions_dir": str(REPO / "kpi_definitions"),
+            "expectations_dir": str(REPO / "expectations"),
+            "dbt_project_dir": str(REPO / "dbt_project"),
+        }
     )
+    config = tmp / "cxkpi.yml"
+    config.write_text(yaml.safe_dump(settings))
     return config
 
 

@@ -459,7 +459,7 @@ def _mismatches(
 
 def test_demo_standard_errors_and_intervals_match_the_textbook(demo_months: pd.DataFrame) -> None:
     months = demo_months
-    assert set(months["org_level"]) == {"store", "region", "hq"}
+    assert set(months["org_level"]) == {"advisor", "store", "region", "hq"}
     assert {"nps", "csat", "ces", "on_time_delivery"} <= set(months["kpi_id"])
     assert (months["channel"] != "all").any() and (months["segment"] != "all").any()
     assert (months["n"] == months["expected_n"]).all()

@@ -96,7 +96,7 @@ def test_loaded_rows_are_typed_and_mapped(loaded) -> None:
     assert query(
         warehouse,
         "select count(*) from raw.survey_responses where survey_id is not null "
-        "or advisor_id is not null or touchpoint is not null or nps is not null "
+        "or touchpoint is not null or nps is not null "
         "or ces is not null or language is not null",
     ) == [(0,)]
     [(dtype,)] = query(

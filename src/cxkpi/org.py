@@ -62,8 +62,3 @@ def check_multi_unit_rule(rule: str) -> None:
         raise ConfigError(
             f"multi_unit_orders {rule!r} unknown; use one of {sorted(MULTI_UNIT_RULES)}"
         )
-
-
-def level_columns(levels: Sequence[str]) -> list[str]:
-    """The path columns of ``dim_org_units``, top-down: ``hq_id, region_id, ...``."""
-    return [f"{level}_id" for level in levels]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import date
 from pathlib import Path
 
@@ -126,6 +127,59 @@ def test_a_bad_check_is_named_with_its_file_and_position(tmp_path: Path, check, 
         gate.load_suites(suites)
     assert f"{suites / 's.yml'}: check 2: " in str(failure.value)
     assert error in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("check", "error"),
+    [
+        (
+            {"expect": "column_values_to_be_unqiue", "column": "x"},
+            (
+                "(looked for gx.expectations.ExpectColumnValuesToBeUnqiue); "
+                "did you mean 'column_values_to_be_unique'?"
+            ),
+        ),
+        (
+            {"expect": "column_values_to_be_in_set", "column": "x", "values": [1]},
+            (
+                "column_values_to_be_in_set: unknown argument(s) ['values']; "
+                "it takes column, condition_parser, mostly, row_condition, value_set"
+            ),
+        ),
+    ],
+)
+def test_an_expectation_is_checked_against_the_installed_gx_list(
+    tmp_path: Path, check, error
+) -> None:
+    """Without importing GX: the name (with the closest one) and every argument."""
+    suites = suite(tmp_path, [check], table="marts.kpi_values")
+    with pytest.raises(ConfigError, match=re.escape(f"{suites / 's.yml'}: check 1: ")) as failure:
+        gate.load_suites(suites)
+    assert error in str(failure.value)
+
+
+@pytest.mark.integration  # imports Great Expectations (about 8 s)
+def test_the_expectation_list_matches_the_installed_great_expectations() -> None:
+    """gx_expectations.json is what suites are checked against; regenerate it with
+    `python -m cxkpi.gate.gx_catalog` after upgrading GX."""
+    from cxkpi.gate import gx_catalog
+
+    assert gx_catalog.CATALOG_FILE.read_text(encoding="utf-8") == gx_catalog.render()
+
+
+def test_validating_suites_does_not_import_great_expectations() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from pathlib import Path; from cxkpi.gate.suites import load_suites; "
+        f"load_suites(Path({str(Path(__file__).resolve().parents[1] / 'expectations')!r})); "
+        "print('great_expectations' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_repository_suites_load() -> None:

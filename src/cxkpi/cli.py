@@ -94,7 +94,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check KPI definitions (all problems at once), and with no paths also the sources
     and the quality suites of the project."""
-    from cxkpi import gate, kpi_spec
+    from cxkpi import kpi_spec
+    from cxkpi.gate import checks  # noqa: F401  (registers the check kinds suites name)
+    from cxkpi.gate.suites import load_suites
 
     try:
         settings: Settings | None = _settings(args)
@@ -155,7 +157,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"headers checked, {len(file_problems)} problems"
             )
         try:
-            print(f"ok    expectations: {len(gate.load_suites(settings.expectations_dir))} suites")
+            print(f"ok    expectations: {len(load_suites(settings.expectations_dir))} suites")
         except CxkpiError as exc:
             failed = True
             print(f"error expectations: {exc}")

@@ -76,11 +76,12 @@ def check_timestamp_format(where: Location, fmt: Any, key: str = "format") -> st
     fmt = check_text(where, fmt, "timestamps", key)
     at = where.at("timestamps", key)
     _directives(where, fmt, key)  # refuses one DuckDB does not support, naming it
-    from cxkpi.warehouse import connect
+    from cxkpi.warehouse import connect, quote_literal
 
     con = connect()
     try:
-        con.execute("select try_strptime('2026-01-01', ?)", [fmt])
+        # a literal, not a bound parameter: DuckDB imports pandas (1 s) to bind one
+        con.execute(f"select try_strptime('2026-01-01', {quote_literal(fmt)})")
     except duckdb.Error as exc:
         raise fail(at, f"timestamps.{key} {fmt!r} is refused by DuckDB: {exc}") from None
     finally:

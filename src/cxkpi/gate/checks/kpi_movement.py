@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from cxkpi import package_macros
 from cxkpi.gate.checks._common import (
     fetch_dicts,
     published_parquet,
@@ -26,6 +25,8 @@ def _hq_months(con, source: str, kpis: list[str] | None) -> dict[tuple, dict]:
     where = ""
     if kpis:
         where = " and kpi_id in (" + ", ".join("'" + k.replace("'", "''") + "'" for k in kpis) + ")"
+    from cxkpi import package_macros  # jinja2: only when the check runs, not to register it
+
     sql = _HQ_MONTHS.format(
         table=source, headline_slice=package_macros.headline_slice(), kpis=where
     )

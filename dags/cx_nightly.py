@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
-from airflow.sdk import dag, get_current_context, task
-from cosmos import DbtTaskGroup
+from airflow.sdk import PokeReturnValue, dag, get_current_context, task
 
 from cxkpi import orchestration, pipeline
 
@@ -18,27 +16,36 @@ PROJECT = orchestration.settings(Path(__file__).resolve().parent)
 
 DOC = """
 ### CX nightly KPI run
+0. **claim_night** takes the project's night lease: nights of one project never overlap
+   (backfills and `cxkpi run` included); a night waits here for the one before.
 1. **prepare** checks source declarations, suites and KPI definitions, and that the
    compiled KPI models and dbt sources are current (`cxkpi compile` at deploy time).
 2. **load_x_data** / **load_o_data** load new landing files into `raw.*`; bad rows go to
    `raw.load_rejects` with their reason (rows read = loaded + rejected).
-3. **dbt** builds staging, intermediate and mart models; each model's tests run right
-   after it (a failing test stops the night).
-4. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
-5. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
+3. **check_load** runs the gate's load checks at once: a night whose loads rejected more
+   than the suites allow fails here, before dbt.
+4. **dbt** is one `dbt build` (the producer task, dbt's threads) with a task per model,
+   grouped by layer; a model's task turns green or red when dbt reports it. Retrying or
+   clearing one model's task rebuilds that model alone. A failing test fails the producer.
+5. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
+6. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
    in-database checks (rejects, freshness, volume and KPI movement, orphans, PII).
-6. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
+7. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
    switches `published/current` to it in one atomic rename (`cxkpi rollback` restores
    an earlier version after checking its checksums).
+8. **release_night** (a teardown: runs whatever happened) gives the lease back.
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
+Scheduled nights run at 02:00 (reporting time zone) for the day before; trigger a given
+night with `airflow dags trigger cx_nightly --logical-date <day>`.
 """
 
 
 @dag(
     dag_id="cx_nightly",
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=orchestration.nightly_schedule(PROJECT),
+    # no start date: unpausing waits for the next 02:00 instead of running today's night
+    # at once (the timetable's run_immediately=False applies only without one)
     catchup=False,
     max_active_runs=1,
     doc_md=DOC,
@@ -46,40 +53,57 @@ A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>
     default_args={"retries": 0},
 )
 def cx_nightly():
+    def night() -> pipeline.RunContext:
+        return orchestration.run_context(get_current_context(), PROJECT.reporting_timezone)
+
+    @task.sensor(poke_interval=10, timeout=12 * 3600, mode="reschedule")
+    def claim_night() -> PokeReturnValue:
+        busy = orchestration.claim_night(PROJECT, get_current_context())
+        if busy is not None:
+            print(f"waiting for {busy.describe()}")
+        return PokeReturnValue(is_done=busy is None)
+
     @task
     def prepare() -> dict:
         # the dbt tasks were rendered from the deployed manifest: only check it is current
-        ctx = orchestration.run_context(get_current_context())
-        return pipeline.prepare(PROJECT, ctx, write=False)
+        return pipeline.prepare(PROJECT, night(), write=False)
 
     @task
     def load_x_data() -> dict:
-        ctx = orchestration.run_context(get_current_context())
-        return pipeline.load(PROJECT, ctx, "x")
+        return pipeline.load(PROJECT, night(), "x")
 
     @task
     def load_o_data() -> dict:
-        ctx = orchestration.run_context(get_current_context())
-        return pipeline.load(PROJECT, ctx, "o")
+        return pipeline.load(PROJECT, night(), "o")
 
-    dbt = DbtTaskGroup(group_id="dbt", **orchestration.cosmos_configs(PROJECT))
+    @task
+    def check_load() -> dict:
+        return pipeline.audit_load(PROJECT, night())
+
+    dbt = orchestration.dbt_task_group(PROJECT)
 
     @task
     def analyze() -> dict:
-        return pipeline.analyze(PROJECT, orchestration.run_context(get_current_context()))
+        return pipeline.analyze(PROJECT, night())
 
     @task
     def quality_gate() -> dict:
-        return pipeline.audit(PROJECT, orchestration.run_context(get_current_context()))
+        return pipeline.audit(PROJECT, night())
 
     @task
     def publish(audit_summary: dict) -> dict:
-        ctx = orchestration.run_context(get_current_context())
-        return pipeline.publish_marts(PROJECT, ctx, audit_summary)
+        return pipeline.publish_marts(PROJECT, night(), audit_summary)
 
+    @task(trigger_rule="all_done")
+    def release_night() -> bool:
+        return orchestration.release_night(PROJECT, get_current_context())
+
+    claim = claim_night()
     gate = quality_gate()
-    prepare() >> [load_x_data(), load_o_data()] >> dbt >> analyze() >> gate
-    publish(gate)
+    published = publish(gate)
+    loads = [load_x_data(), load_o_data()]
+    claim >> prepare() >> loads >> check_load() >> dbt >> analyze() >> gate
+    published >> release_night().as_teardown(setups=claim)
 
 
 cx_nightly()

@@ -22,5 +22,6 @@ def test_dbt_tasks_get_the_profile_environment_through_the_project_config(
         warnings.simplefilter("error", DeprecationWarning)
         configs = cosmos_configs(settings)
     assert configs["project_config"].env_vars == dbt_env(settings)
-    assert "env" not in configs["operator_args"]
+    assert "env" not in configs.get("operator_args", {})
+    assert "env" not in configs["execution_config"].setup_operator_args
     assert configs["project_config"].env_vars["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"

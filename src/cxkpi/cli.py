@@ -241,6 +241,24 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow_env(args: argparse.Namespace) -> int:
+    """Print the exports every Airflow process of this project needs (the README's recipe:
+    ``eval "$(cxkpi airflow-env)"`` before starting each service)."""
+    from cxkpi.airflow_local import recipe_environment, shell_exports
+    from cxkpi.config import find_config
+
+    config = find_config(None) if args.config is None else Path(args.config)
+    environment = recipe_environment(
+        config,
+        Path(args.airflow_home),
+        dags_folder=Path(args.dags_folder) if args.dags_folder else None,
+        host=args.host,
+        port=args.port,
+    )
+    print(shell_exports(environment), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxkpi", description=__doc__)
     parser.add_argument("--config", help="path to cxkpi.yml (default: found from the cwd)")
@@ -313,6 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = with_paths(sub.add_parser("rollback", help="publish an earlier version again"))
     rollback.add_argument("--to", type=int, help="version to restore (default: the previous)")
     rollback.set_defaults(func=cmd_rollback)
+
+    airflow_env = sub.add_parser(
+        "airflow-env", help="print the environment of this project's Airflow services"
+    )
+    airflow_env.add_argument("--airflow-home", default="airflow_home", help="AIRFLOW_HOME")
+    airflow_env.add_argument("--dags-folder", help="default: dags/ beside cxkpi.yml")
+    airflow_env.add_argument("--host", default="127.0.0.1", help="where the api-server binds")
+    airflow_env.add_argument("--port", type=int, default=8080, help="the api-server's port")
+    airflow_env.set_defaults(func=cmd_airflow_env)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
     summary.set_defaults(func=cmd_summary)

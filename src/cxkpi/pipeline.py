@@ -27,6 +27,7 @@ from cxkpi import (
     kpi_compile,
     kpi_spec,
     loader,
+    night_lease,
     package_macros,
     pii,
     publish,
@@ -39,7 +40,7 @@ from cxkpi.warehouse import connect, process_lock, quote_literal
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "load_x", "load_o", "dbt_build", "analyze", "gate", "publish")
+STAGES = ("prepare", "load_x", "load_o", "load_gate", "dbt_build", "analyze", "gate", "publish")
 
 
 @dataclass
@@ -195,6 +196,24 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     return report.summary()
 
 
+def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    """The gate's checks of the night's load (rejects, empty files), right after loading:
+    a night whose load rejected more than the suites allow stops here, before dbt."""
+    try:
+        report = gate.run_gate(
+            settings.warehouse_path,
+            settings.expectations_dir,
+            ctx.run_dir(settings) / "load_gate",
+            run_id=ctx.run_id,
+            logical_date=ctx.logical_date,
+            load_checks_only=True,
+        )
+    except GateFailed as failure:
+        gate.notify(failure, settings)
+        raise
+    return report.summary()
+
+
 def publish_marts(
     settings: Settings, ctx: RunContext, audit_summary: dict | None = None
 ) -> dict[str, Any]:
@@ -226,11 +245,13 @@ def run_all(
     written at the start (state ``running``) and at the end (``succeeded``/``failed``).
 
     One run per project at a time: the run lock (next to the warehouse) is held for every
-    stage, dbt included; a second run fails at once naming the running one. Under the lock
+    stage, dbt included, and the night lease (cxkpi.night_lease) is claimed, so a second
+    run, or an Airflow night of the same project, fails at once naming the running one
+    (an Airflow night waits for the lease instead). Under the lock
     the run first marks runs that were killed as ``interrupted`` and keeps only the last
     ``keep_runs`` run folders.
     """
-    with process_lock(run_lock_path(settings), "run"):
+    with process_lock(run_lock_path(settings), "run"), night_lease.cli_night(settings, ctx.run_id):
         mark_interrupted_runs(settings)
         prune_runs(settings, keep=max(settings.keep_runs - 1, 0))
         return _run_stages(settings, ctx, on_stage)
@@ -247,6 +268,7 @@ def _run_stages(
         ("prepare", lambda: prepare(settings, ctx)),
         ("load_x", lambda: load(settings, ctx, "x")),
         ("load_o", lambda: load(settings, ctx, "o")),
+        ("load_gate", lambda: audit_load(settings, ctx)),
         ("dbt_build", lambda: build(settings, ctx)),
         ("analyze", lambda: analyze(settings, ctx)),
         ("gate", lambda: audit(settings, ctx)),

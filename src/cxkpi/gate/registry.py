@@ -60,6 +60,8 @@ class CheckKind:
     params: dict[str, Param]
     table: Callable[[dict[str, Any]], str]  # the table named in messages
     label: Callable[[dict[str, Any]], str]
+    # reads only what the night's load wrote (raw.*): runs right after loading, before dbt
+    checks_the_load: bool = False
 
 
 CHECK_KINDS: dict[str, CheckKind] = {}
@@ -70,6 +72,7 @@ def check_kind(
     params: dict[str, Param],
     table: str | Callable[[dict[str, Any]], str] = lambda p: p["table"],
     label: Callable[[dict[str, Any]], str] | None = None,
+    checks_the_load: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register a cxkpi check kind: ``check: <name>`` in a suite runs the function."""
 
@@ -80,6 +83,7 @@ def check_kind(
             params,
             (lambda p: table) if isinstance(table, str) else table,
             label or (lambda p: name),
+            checks_the_load,
         )
         return function
 

@@ -16,7 +16,7 @@ from cxkpi.gate.gx import run_expectations
 from cxkpi.gate.registry import CHECK_KINDS, GateContext, Outcome
 from cxkpi.gate.report import SAMPLE_ROWS, CheckResult, GateReport
 from cxkpi.gate.suites import Check, Suite, load_suites
-from cxkpi.warehouse import connect, writer_lock
+from cxkpi.warehouse import connect, quote_ident, writer_lock
 
 log = logging.getLogger("cxkpi.gate")
 
@@ -41,6 +41,29 @@ def _run_cxkpi_check(
         skipped=outcome.skipped,
         observed=outcome.observed,
     )
+
+
+# the arguments of GX's column expectations that name the columns they read
+_COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
+_COLUMN_LIST_ARGUMENTS = ("column_list", "column_set")
+
+
+def _expectation_columns(suites: list[Suite]) -> str:
+    """The select list of a table's pandas batch: only the columns its expectations read
+    (a mart's other columns would cost memory and time for nothing); every column when an
+    expectation is about the table's columns themselves; a constant column when only
+    rows are counted."""
+    names: set[str] = set()
+    for check in (c for suite in suites for c in suite.expectations):
+        assert check.expectation is not None
+        if check.expectation.startswith("ExpectTableColumn"):
+            return "*"
+        names.update(str(check.kwargs[k]) for k in _COLUMN_ARGUMENTS if k in check.kwargs)
+        for key in _COLUMN_LIST_ARGUMENTS:
+            names.update(str(c) for c in check.kwargs.get(key) or ())
+    if not names:
+        return "1 as row_counted"
+    return ", ".join(quote_ident(n) for n in sorted(names))
 
 
 def _as_date(value: str | date | None) -> date | None:
@@ -77,6 +100,7 @@ def run_gate(
     run_id: str | None = None,
     logical_date: str | date | None = None,
     published_tables: list[str] | None = None,
+    load_checks_only: bool = False,
 ) -> GateReport:
     """Run every suite; write the evidence to ``evidence_dir``; raise GateFailed on errors.
 
@@ -84,6 +108,8 @@ def run_gate(
     the context the cxkpi checks need; a check whose context is not given is skipped and
     says so. Evidence: ``<suite>.json`` (GX's validation result, per suite with
     expectations) and ``gate.json`` (every check's verdict, message, sample and numbers).
+    ``load_checks_only`` runs only the checks of the night's load (``checks_the_load``),
+    no Great Expectations: the early gate right after loading.
     """
     suites = load_suites(expectations_dir)
     if not suites:
@@ -102,17 +128,23 @@ def run_gate(
         logical_date=ctx.logical_date.isoformat() if ctx.logical_date else None,
         evidence_dir=evidence_dir,
     )
-    gx_suites = [s for s in suites if s.expectations]
+    gx_suites = [] if load_checks_only else [s for s in suites if s.expectations]
+
+    def selected(check: Check) -> bool:
+        return not load_checks_only or CHECK_KINDS[check.kind].checks_the_load
+
     with writer_lock(warehouse):
         con = connect(warehouse, read_only=True)
         try:
             frames = {}
             for table in sorted({s.table for s in gx_suites if s.table}):
-                frames[table] = con.execute(f"select * from {table_sql(table)}").df()
+                columns = _expectation_columns([s for s in gx_suites if s.table == table])
+                frames[table] = con.execute(f"select {columns} from {table_sql(table)}").df()
             checked = [
                 _run_cxkpi_check(con, ctx, suite, check)
                 for suite in suites
                 for check in suite.cxkpi_checks
+                if selected(check)
             ]
         finally:
             con.close()
@@ -120,6 +152,18 @@ def run_gate(
     report.results.extend(checked)
     if evidence_dir is not None:
         _write_report(report, ctx, evidence_dir)
+    summary = report.summary()
+    log.log(
+        logging.ERROR if report.errors else logging.INFO,
+        "quality gate %s: %s passed, %s warned, %s failed%s",
+        "FAILED" if report.errors else "passed",
+        summary["passed"],
+        summary["warned"],
+        summary["failed"],
+        f" (evidence: {evidence_dir / 'gate.json'})" if evidence_dir is not None else "",
+    )
+    for error in report.errors:
+        log.error("quality gate error: %s", error.describe())
     for skipped in report.skipped:
         log.info("quality gate: %s", skipped.describe())
     for warning in report.warnings:

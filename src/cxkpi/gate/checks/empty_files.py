@@ -19,6 +19,7 @@ from cxkpi.gate.report import SAMPLE_ROWS
     "empty_files",
     {"sources": Param("names")},
     table="raw.load_files",
+    checks_the_load=True,
 )
 def check_empty_files(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
     """Files of this run that held no record (0 bytes, or a header only)."""

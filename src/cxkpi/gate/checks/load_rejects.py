@@ -28,6 +28,7 @@ def _example(reason: str | None) -> str:
     "load_rejects",
     {"max_share": Param("share", required=True), "sources": Param("names")},
     table="raw.load_rejects",
+    checks_the_load=True,
     label=lambda p: (
         "load_rejects("
         + "".join(f"{source}, " for source in p["sources"] or ())

@@ -71,10 +71,13 @@ def check_pii_in_published(con, ctx: GateContext, params: dict[str, Any]) -> Out
             return missing
         for column in _varchar_columns(con, table):
             col = quote_ident(column)
+            # distinct values first: a dimension column of a million rows holds a few
+            # dozen values, and splitting those costs nothing (11 s -> 4.5 s on kpi_values)
             parts = con.execute(
                 f"""select distinct part from (
-                        select unnest(string_split({col}, '|')) as part
-                        from {table_sql(table)} where {col} is not null)
+                        select unnest(string_split(value, '|')) as part
+                        from (select distinct {col} as value from {table_sql(table)}
+                              where {col} is not null))
                     where {_MAY_HOLD_PII_SQL}"""
             ).fetchall()
             flagged = {p: kinds for (p,) in parts if (kinds := detector.kinds(p))}

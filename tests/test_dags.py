@@ -105,6 +105,34 @@ class TestABadNight:
         assert published_after == published_before
         assert (demo_project.published_dir / "latest.json").read_text() == latest_before
 
+    def test_a_night_whose_load_rejects_too_much_fails_before_dbt(
+        self, demo_project: Settings, tmp_path: Path
+    ) -> None:
+        """A new survey export of which every row has an NPS out of range: check_load (the
+        gate's load checks, right after loading) fails the night, dbt never starts, the
+        gate's log leads with its verdict, and the published files stay as they were."""
+        published_before = hashlib.sha256(demo_project.published_path.read_bytes()).hexdigest()
+        header = (
+            "ResponseId,SurveyId,CustomerId,OrderId,StoreId,AdvisorId,Channel,Touchpoint,"
+            "RecordedDate,NPS,Satisfaction,Effort,Comment,Language,Consent\n"
+        )
+        rows = "".join(
+            f"RX{i:04d},SRV-DELIVERY,,,S007,A0033,delivery,delivery,2026-11-01 08:00:00,"
+            f"{11 + i},Satisfied,3,,en,Yes\n"
+            for i in range(40)
+        )
+        (demo_project.landing_dir / "surveys" / "responses_2026-11.csv").write_text(header + rows)
+        env = migrated_airflow(tmp_path)
+        returncode, output = airflow_night(env, tmp_path, "2026-11-01")
+        assert returncode != 0, output[-3000:]
+        assert "quality gate FAILED" in output
+        assert "load_rejects(max_share=0.05)" in output
+        verdict = output.index("quality gate FAILED")
+        assert "dbt_producer_watcher" not in output[:verdict], "dbt started before the verdict"
+        assert "Running with dbt" not in output
+        published_after = hashlib.sha256(demo_project.published_path.read_bytes()).hexdigest()
+        assert published_after == published_before
+
 
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory: pytest.TempPathFactory):
@@ -153,16 +181,37 @@ def test_parsing_runs_no_dbt_or_other_process(dagbag) -> None:
 def test_task_ids_and_wiring(dagbag) -> None:
     dag = dagbag.dags["cx_nightly"]
     ids = set(dag.task_ids)
-    assert {"prepare", "load_x_data", "load_o_data", "analyze", "quality_gate", "publish"} <= ids
-    # TestBehavior.BUILD: one task per model runs `dbt build` on it (model, then its tests)
+    assert {
+        "claim_night",
+        "prepare",
+        "load_x_data",
+        "load_o_data",
+        "check_load",
+        "analyze",
+        "quality_gate",
+        "publish",
+        "release_night",
+    } <= ids
+    # watcher mode: one producer runs `dbt build`; one task per model, grouped by folder
+    assert "dbt.dbt_producer_watcher" in ids
+    model_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.models.")]
     for model in MODELS:
-        assert f"dbt.{model}_model_build" in ids, model
+        assert any(t.task_id.endswith(f".{model}_run") for t in model_tasks), model
+    folders = {t.task_id.split(".")[2] for t in model_tasks}
+    assert folders == {"staging", "intermediate", "kpis", "marts", "diagnostics", "utilities"}
+    # no task per test or per source
+    assert not [i for i in ids if i.endswith("_test") or "source" in i]
+    # model tasks cost no worker; only the producer writes, in the warehouse pool
+    assert all(t.start_from_trigger for t in model_tasks)
+    assert dag.get_task("dbt.dbt_producer_watcher").pool == "cxkpi_warehouse"
+    assert {t.pool for t in model_tasks} == {"default_pool"}
     assert dag.get_task("prepare").downstream_task_ids == {"load_x_data", "load_o_data"}
+    assert dag.get_task("load_x_data").downstream_task_ids == {"check_load"}
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
     assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}
     upstream_of_analysis = dag.get_task("analyze").upstream_task_ids
     assert upstream_of_analysis and all(t.startswith("dbt.") for t in upstream_of_analysis)
-    assert {t.pool for t in dag.tasks if t.task_id.startswith("dbt.")} == {"cxkpi_warehouse"}
+    assert dag.get_task("release_night").is_teardown
     assert dag.doc_md and "publish" in dag.doc_md
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from conftest import make_settings
 
@@ -25,3 +27,49 @@ def test_dbt_tasks_get_the_profile_environment_through_the_project_config(
     assert "env" not in configs.get("operator_args", {})
     assert "env" not in configs["execution_config"].setup_operator_args
     assert configs["project_config"].env_vars["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+
+
+class _Run:
+    def __init__(self, run_type: str, run_after: datetime) -> None:
+        self.run_id = f"{run_type}__x"
+        self.run_type = run_type
+        self.run_after = run_after
+
+
+def test_a_scheduled_night_processes_the_day_that_ended_and_a_manual_one_its_date() -> None:
+    """The 02:00 night of 3 December (São Paulo) processes 2 December; a backfill the same;
+    `airflow dags trigger --logical-date 2026-10-31` is the night of 31 October."""
+    from cxkpi.orchestration import run_context
+
+    zone = ZoneInfo("America/Sao_Paulo")
+    fired = datetime(2026, 12, 3, 2, 0, tzinfo=zone)
+    for run_type in ("scheduled", "backfill"):
+        context = {
+            "dag_run": _Run(run_type, fired),
+            "logical_date": fired,
+            "data_interval_start": (fired - timedelta(days=1)).astimezone(UTC),
+        }
+        assert run_context(context, "America/Sao_Paulo").logical_date == "2026-12-02"
+    manual = {
+        "dag_run": _Run("manual", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        "logical_date": datetime(2026, 10, 31, tzinfo=UTC),
+    }
+    assert run_context(manual).logical_date == "2026-10-31"
+    without_date = {"dag_run": _Run("manual", datetime(2026, 12, 3, 9, tzinfo=UTC))}
+    assert run_context(without_date).logical_date == "2026-12-03"
+
+
+def test_unpausing_the_dag_schedules_the_next_night_not_one_at_once(tmp_path: Path) -> None:
+    from airflow.timetables.base import TimeRestriction
+
+    from cxkpi.orchestration import nightly_schedule
+
+    timetable = nightly_schedule(make_settings(tmp_path))
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=False),
+    )
+    assert first is not None
+    now = datetime.now(UTC)
+    assert first.run_after > now  # the next 02:00, never a night already under way
+    assert first.data_interval.end - first.data_interval.start == timedelta(days=1)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -98,14 +100,20 @@ class LocalStack:
         return {**os.environ, **self.environment}
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [str(self.airflow), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
+        """Run ``airflow <args>``. The metadata DB is SQLite here, and a write while the
+        scheduler writes may find it locked: such a command is tried again."""
+        for attempt in range(5):
+            done = subprocess.run(
+                [str(self.airflow), *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            if done.returncode == 0 or "database is locked" not in done.stderr:
+                break
+            time.sleep(1 + attempt)
         if check and done.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done
@@ -203,9 +211,14 @@ class LocalStack:
             time.sleep(1)
         raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
 
-    def metadata(self) -> sqlite3.Connection:
-        """A read connection to the metadata DB (SQLite under the home)."""
-        return sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30)
+    @contextmanager
+    def metadata(self) -> Iterator[sqlite3.Connection]:
+        """A short read connection to the metadata DB (SQLite under the home)."""
+        db = sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            yield db
+        finally:
+            db.close()
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         with self.metadata() as db:

@@ -97,6 +97,19 @@ def _duplicate_keys(node: yaml.Node, file: Path, problems: list[Problem]) -> Non
             _duplicate_keys(item, file, problems)
 
 
+def _compose(text: str) -> list[yaml.Node]:
+    """The documents' nodes, parsed by libyaml when present (a fifth of `cxkpi validate`
+    was pure-Python parsing); a file libyaml rejects is parsed again in Python, whose
+    message names the offending character."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return list(yaml.compose_all(text, Loader=fast))
+        except yaml.YAMLError:
+            pass
+    return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+
+
 def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
     try:
         text = file.read_text(encoding="utf-8")
@@ -105,7 +118,7 @@ def read_documents(file: Path, problems: list[Problem]) -> list[Document]:
         return []
     documents = []
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for node in _compose(text):
             if node is None:
                 continue
             marks: dict = {}

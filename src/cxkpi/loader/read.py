@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from cxkpi.errors import LoadError
 from cxkpi.loader.count import RecordScan, memory_mapped, scan_csv, scan_lines, without_records
@@ -69,6 +68,8 @@ def read_into_src(
     )
     max_line = max_record_bytes + 1024  # DuckDB only ever sees records within the limit
     if spec.format == "parquet":
+        import pyarrow.parquet as pq  # here: validating sources needs no pyarrow (0.2 s)
+
         records = pq.ParquetFile(path).metadata.num_rows
         con.execute(
             """create temp table src as

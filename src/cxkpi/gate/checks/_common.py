@@ -9,7 +9,6 @@ from typing import Any
 
 import duckdb
 
-from cxkpi import pii
 from cxkpi.gate.registry import Outcome
 from cxkpi.gate.report import SAMPLE_TEXT
 from cxkpi.warehouse import quote_ident
@@ -43,6 +42,8 @@ def fetch_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def mask_pii(text: str) -> str:
     """``text`` with personal data replaced by [email], [phone]... (cxkpi.pii)."""
+    from cxkpi import pii  # here: validating suites needs no phone-number tables
+
     return pii.detector().mask(text)
 
 

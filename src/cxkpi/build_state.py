@@ -209,3 +209,25 @@ def finish(settings: Settings, build_id: int, succeeded: bool) -> None:
 
 def mark_analyzed(settings: Settings, build_id: int) -> None:
     _update(settings, build_id, "analyzed_at = ?")
+
+
+def is_unchanged(previous: BuildRecord | None, inputs: BuildInputs) -> bool:
+    """Whether ``previous``, the latest build attempt, succeeded on exactly ``inputs``."""
+    return (
+        previous is not None
+        and previous.status == "succeeded"
+        and previous.fingerprint == inputs.fingerprint
+        and previous.watermark == inputs.watermark
+    )
+
+
+def full_refresh_reason(settings: Settings, inputs: BuildInputs, requested: bool) -> str | None:
+    """Why this build must rebuild every incremental model, or None if it need not."""
+    if requested:
+        return "requested"
+    succeeded = latest_succeeded(settings)
+    if succeeded is None:
+        return "no earlier build of this warehouse"
+    if succeeded.fingerprint != inputs.fingerprint:
+        return f"the dbt project, definitions or settings changed since build {succeeded.build_id}"
+    return None

@@ -160,32 +160,6 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
     return summary
 
 
-def _unchanged_since(
-    previous: build_state.BuildRecord | None, inputs: build_state.BuildInputs
-) -> bool:
-    """Whether ``previous``, the latest build attempt, succeeded on exactly ``inputs``."""
-    return (
-        previous is not None
-        and previous.status == "succeeded"
-        and previous.fingerprint == inputs.fingerprint
-        and previous.watermark == inputs.watermark
-    )
-
-
-def _full_refresh_reason(
-    settings: Settings, inputs: build_state.BuildInputs, requested: bool
-) -> str | None:
-    """Why this build must rebuild every incremental model, or None if it need not."""
-    if requested:
-        return "requested"
-    succeeded = build_state.latest_succeeded(settings)
-    if succeeded is None:
-        return "no earlier build of this warehouse"
-    if succeeded.fingerprint != inputs.fingerprint:
-        return f"the dbt project, definitions or settings changed since build {succeeded.build_id}"
-    return None
-
-
 def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
     """``dbt build`` of what is new: nothing when neither the data nor the definitions
     changed since the last successful build (build_state), a full refresh when the
@@ -193,14 +167,14 @@ def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> di
     KPI models recompute only the periods whose observations changed."""
     inputs = build_state.current_inputs(settings)
     previous = build_state.latest(settings)
-    if not full_refresh and _unchanged_since(previous, inputs):
+    if not full_refresh and build_state.is_unchanged(previous, inputs):
         assert previous is not None
         return {
             "dbt": f"skipped: nothing new since build {previous.build_id} "
             f"(run {previous.run_id}, finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",
             "warnings": [],
         }
-    reason = _full_refresh_reason(settings, inputs, full_refresh)
+    reason = build_state.full_refresh_reason(settings, inputs, full_refresh)
     build_id = build_state.start(settings, ctx.run_id, inputs, full_refresh=reason is not None)
     try:
         outcome = dbt_runner.build(settings, full_refresh=reason is not None)
@@ -220,17 +194,19 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     when it already ran on the latest build and that build's inputs are still current."""
     from cxkpi.methods import factor_importance
 
-    latest = build_state.latest(settings)
-    current = latest is not None and _unchanged_since(latest, build_state.current_inputs(settings))
-    if current and latest is not None and latest.analyzed_at is not None:
+    # the build whose outputs the warehouse holds, unless data or definitions moved since
+    built = build_state.latest(settings)
+    if not build_state.is_unchanged(built, build_state.current_inputs(settings)):
+        built = None
+    if built is not None and built.analyzed_at is not None:
         return {
             "factor_importance": f"skipped: its inputs are unchanged since build "
-            f"{latest.build_id}, analyzed at {latest.analyzed_at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{built.build_id}, analyzed at {built.analyzed_at:%Y-%m-%d %H:%M:%S} UTC"
         }
     rows = factor_importance.compute(settings.warehouse_path)
     factor_importance.write(settings.warehouse_path, rows)
-    if current and latest is not None:
-        build_state.mark_analyzed(settings, latest.build_id)
+    if built is not None:
+        build_state.mark_analyzed(settings, built.build_id)
     return {"factor_importance_rows": len(rows)}
 
 

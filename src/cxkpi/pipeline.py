@@ -167,8 +167,7 @@ def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> di
     KPI models recompute only the periods whose observations changed."""
     inputs = build_state.current_inputs(settings)
     previous = build_state.latest(settings)
-    if not full_refresh and build_state.is_unchanged(previous, inputs):
-        assert previous is not None
+    if not full_refresh and previous is not None and build_state.is_unchanged(previous, inputs):
         return {
             "dbt": f"skipped: nothing new since build {previous.build_id} "
             f"(run {previous.run_id}, finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cxkpi import (
+    build_state,
     dbt_runner,
     dbt_sources,
     gate,
@@ -160,17 +161,52 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
     return summary
 
 
-def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    outcome = dbt_runner.build(settings)
-    return {"dbt": outcome.summary(), "warnings": [w["name"] for w in outcome.warnings]}
+def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
+    """``dbt build`` of what is new: nothing when neither the data nor the definitions
+    changed since the last successful build (build_state), a full refresh when the
+    definitions changed or ``full_refresh`` asks for one, else an incremental build whose
+    KPI models recompute only the periods whose observations changed."""
+    inputs = build_state.current_inputs(settings)
+    previous = build_state.latest(settings)
+    if not full_refresh and previous is not None and build_state.is_unchanged(previous, inputs):
+        return {
+            "dbt": f"skipped: nothing new since build {previous.build_id} "
+            f"(run {previous.run_id}, finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",
+            "warnings": [],
+        }
+    reason = build_state.full_refresh_reason(settings, inputs, full_refresh)
+    build_id = build_state.start(settings, ctx.run_id, inputs, full_refresh=reason is not None)
+    try:
+        outcome = dbt_runner.build(settings, full_refresh=reason is not None)
+    except BaseException:
+        build_state.finish(settings, build_id, succeeded=False)
+        raise
+    build_state.finish(settings, build_id, succeeded=True)
+    return {
+        "dbt": outcome.summary(),
+        "mode": f"full refresh: {reason}" if reason else "incremental",
+        "warnings": [w["name"] for w in outcome.warnings],
+    }
 
 
 def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    """Analyses that need more than SQL: derived factor importance per outcome."""
+    """Analyses that need more than SQL: derived factor importance per outcome. Skipped
+    when it already ran on the latest build and that build's inputs are still current."""
     from cxkpi.methods import factor_importance
 
+    # the build whose outputs the warehouse holds, unless data or definitions moved since
+    built = build_state.latest(settings)
+    if not build_state.is_unchanged(built, build_state.current_inputs(settings)):
+        built = None
+    if built is not None and built.analyzed_at is not None:
+        return {
+            "factor_importance": f"skipped: its inputs are unchanged since build "
+            f"{built.build_id}, analyzed at {built.analyzed_at:%Y-%m-%d %H:%M:%S} UTC"
+        }
     rows = factor_importance.compute(settings.warehouse_path)
     factor_importance.write(settings.warehouse_path, rows)
+    if built is not None:
+        build_state.mark_analyzed(settings, built.build_id)
     return {"factor_importance_rows": len(rows)}
 
 
@@ -237,6 +273,7 @@ def run_all(
     settings: Settings,
     ctx: RunContext,
     on_stage: Callable[[str, str, float, dict | None], None] | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """Run every stage in order in this process; stop at the first failure.
 
@@ -249,18 +286,19 @@ def run_all(
     run, or an Airflow night of the same project, fails at once naming the running one
     (an Airflow night waits for the lease instead). Under the lock
     the run first marks runs that were killed as ``interrupted`` and keeps only the last
-    ``keep_runs`` run folders.
+    ``keep_runs`` run folders. ``full_refresh`` rebuilds every dbt model from all data.
     """
     with process_lock(run_lock_path(settings), "run"), night_lease.cli_night(settings, ctx.run_id):
         mark_interrupted_runs(settings)
         prune_runs(settings, keep=max(settings.keep_runs - 1, 0))
-        return _run_stages(settings, ctx, on_stage)
+        return _run_stages(settings, ctx, on_stage, full_refresh)
 
 
 def _run_stages(
     settings: Settings,
     ctx: RunContext,
     on_stage: Callable[[str, str, float, dict | None], None] | None,
+    full_refresh: bool,
 ) -> RunResult:
     result = RunResult(ctx)
     write_run_log(settings, result, "running")
@@ -269,7 +307,7 @@ def _run_stages(
         ("load_x", lambda: load(settings, ctx, "x")),
         ("load_o", lambda: load(settings, ctx, "o")),
         ("load_gate", lambda: audit_load(settings, ctx)),
-        ("dbt_build", lambda: build(settings, ctx)),
+        ("dbt_build", lambda: build(settings, ctx, full_refresh)),
         ("analyze", lambda: analyze(settings, ctx)),
         ("gate", lambda: audit(settings, ctx)),
         ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),

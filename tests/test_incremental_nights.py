@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 SCALE = 0.15
 NEW_DAYS = ("2026-10-30", "2026-10-31")
-LATE_DAY = "2026-09-15"
+LATE_DAY = "2026-09-12"  # a day with responses in the demo at this scale
 CORRECTED_MONTH = "2026-08"
 
 
@@ -114,6 +114,8 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     surveys = copy_tree(generated, settings.landing_dir) / "surveys"
     first_day, second_day = (take_responses(surveys, day) for day in NEW_DAYS)
     late = take_responses(surveys, LATE_DAY)
+    # each night must bring rows, or it proves nothing
+    assert all(len(held["responses"]) for held in (first_day, second_day, late))
     runs = {"cold": night(settings, "cold", "2026-10-29")}
 
     deliver(surveys, first_day, NEW_DAYS[0])

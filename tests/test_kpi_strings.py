@@ -139,6 +139,16 @@ _OWN_JINJA = {
     "ref('int_kpi__definitions')",
     "ref('int_kpi__values_base')",
     "config(materialized='table')",
+    # int_kpi__values_base is incremental: it recomputes the periods touched
+    (
+        "config(materialized='incremental', incremental_strategy='append',"
+        " pre_hook=\"{{ delete_recomputed_periods(is_touched_period('built')) }}\")"
+    ),
+    "ref('int_kpi__touched_periods')",
+    "if is_incremental()",
+    "endif",
+    "'recomputed' if is_incremental() else 'observations'",
+    "is_touched_period('sliced')",
     "dbt.type_string()",
     "dbt.date_trunc('week', 'metric_date')",
     "dbt.date_trunc('month', 'metric_date')",

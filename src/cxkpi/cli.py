@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f" FAILED after {seconds:.2f}s", flush=True)
 
     started = time.perf_counter()
-    result = pipeline.run_all(settings, ctx, progress)
+    result = pipeline.run_all(settings, ctx, progress, full_refresh=args.full_refresh)
     total = time.perf_counter() - started
     print("\nStage timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
     loaded = sum(result.stages[s]["rows_loaded"] for s in ("load_x", "load_o"))
@@ -274,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = with_paths(sub.add_parser("run", help="run the nightly pipeline once, in-process"))
     run.add_argument("--logical-date", help="YYYY-MM-DD the run is for (default: today, UTC)")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every dbt model from all data, whatever the last build left",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = with_paths(sub.add_parser("demo-data", help="generate the demo landing files"))

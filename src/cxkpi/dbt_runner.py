@@ -155,9 +155,13 @@ def invoke(settings: Settings, args: list[str]) -> DbtOutcome:
     return outcome
 
 
-def build(settings: Settings, select: str | None = None) -> DbtOutcome:
-    """``dbt build``: models and their tests in DAG order; raise naming what failed."""
+def build(settings: Settings, select: str | None = None, full_refresh: bool = False) -> DbtOutcome:
+    """``dbt build``: models and their tests in DAG order; raise naming what failed.
+
+    ``full_refresh`` rebuilds the incremental models from all their data."""
     args = ["build", "--exclude", NIGHTLY_EXCLUDE] + (["--select", select] if select else [])
+    if full_refresh:
+        args.append("--full-refresh")
     outcome = invoke(settings, args)
     if not outcome.success:
         lines = [

@@ -8,6 +8,7 @@ so Airflow can pass it between tasks and ``cxkpi run`` can print it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,10 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from cxkpi import (
+    build_state,
     dbt_runner,
     dbt_sources,
     gate,
@@ -31,6 +34,7 @@ from cxkpi import (
     package_macros,
     pii,
     publish,
+    published_folder,
     vocabulary,
 )
 from cxkpi.config import Settings
@@ -122,11 +126,45 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
     }
 
 
+def _prepare_inputs(settings: Settings) -> str:
+    """A digest of everything prepare checks and writes: the sources, suites and KPI
+    definitions, the dbt project (where the compiled models and macros land), the
+    settings they are compiled with, and the cxkpi package that compiles them."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dbt_runner.dbt_vars(settings), sort_keys=True).encode())
+    digest.update(json.dumps(settings.vocabularies, sort_keys=True, default=str).encode())
+    for folder in (settings.sources_dir, settings.expectations_dir, settings.kpi_definitions_dir):
+        build_state.digest_folder(digest, folder)
+    build_state.digest_folder(digest, settings.dbt_project_dir, frozenset({"target", "logs"}))
+    package = resources.files("cxkpi")
+    with resources.as_file(package) as folder:
+        build_state.digest_folder(digest, folder, frozenset({"__pycache__"}))
+    return digest.hexdigest()
+
+
 def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str, Any]:
-    """Check sources and suites, compile the KPI definitions into dbt models."""
+    """Check sources and suites, compile the KPI definitions into dbt models: unless none
+    of their inputs changed since the last prepare that succeeded (the stamp in the dbt
+    target folder), when it would check and write the same things again."""
+    stamp_path = settings.dbt_target_dir / "cxkpi_prepared.json"
+    inputs = _prepare_inputs(settings)
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stamp = {}
+    if stamp.get("inputs") == inputs:
+        return {**stamp["summary"], "prepare": f"skipped: nothing changed since {stamp['at']}"}
     specs = load_sources(settings.sources_dir, settings.dbt_project_dir, settings.vocabularies)
     gate.load_suites(settings.expectations_dir)
-    return {"sources": len(specs), **compile_catalog(settings, write)}
+    summary = {"sources": len(specs), **compile_catalog(settings, write)}
+    stamp_path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {
+        "inputs": _prepare_inputs(settings),  # after writing: the compiled models included
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": {**summary, "models_changed": 0},
+    }
+    stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
+    return summary
 
 
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
@@ -160,22 +198,77 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
     return summary
 
 
-def build(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    outcome = dbt_runner.build(settings)
-    return {"dbt": outcome.summary(), "warnings": [w["name"] for w in outcome.warnings]}
+def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
+    """``dbt build`` of what is new: nothing when neither the data nor the definitions
+    changed since the last successful build (build_state), a full refresh when the
+    definitions changed or ``full_refresh`` asks for one, else an incremental build whose
+    KPI models recompute only the periods whose observations changed."""
+    inputs = build_state.current_inputs(settings)
+    previous = build_state.latest(settings)
+    if not full_refresh and previous is not None and build_state.is_unchanged(previous, inputs):
+        return {
+            "dbt": f"skipped: nothing new since build {previous.build_id} "
+            f"(run {previous.run_id}, finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",
+            "warnings": [],
+        }
+    reason = build_state.full_refresh_reason(settings, inputs, full_refresh)
+    build_id = build_state.start(settings, ctx.run_id, inputs, full_refresh=reason is not None)
+    try:
+        outcome = dbt_runner.build(settings, full_refresh=reason is not None)
+    except BaseException:
+        build_state.finish(settings, build_id, succeeded=False)
+        raise
+    build_state.finish(settings, build_id, succeeded=True)
+    return {
+        "dbt": outcome.summary(),
+        "mode": f"full refresh: {reason}" if reason else "incremental",
+        "warnings": [w["name"] for w in outcome.warnings],
+    }
 
 
 def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    """Analyses that need more than SQL: derived factor importance per outcome."""
+    """Analyses that need more than SQL: derived factor importance per outcome. Skipped
+    when it already ran on the latest build and that build's inputs are still current."""
     from cxkpi.methods import factor_importance
 
+    # the build whose outputs the warehouse holds, unless data or definitions moved since
+    built = build_state.latest(settings)
+    if not build_state.is_unchanged(built, build_state.current_inputs(settings)):
+        built = None
+    if built is not None and built.analyzed_at is not None:
+        return {
+            "factor_importance": f"skipped: its inputs are unchanged since build "
+            f"{built.build_id}, analyzed at {built.analyzed_at:%Y-%m-%d %H:%M:%S} UTC"
+        }
     rows = factor_importance.compute(settings.warehouse_path)
     factor_importance.write(settings.warehouse_path, rows)
+    if built is not None:
+        build_state.mark_analyzed(settings, built.build_id)
     return {"factor_importance_rows": len(rows)}
 
 
+def _published_version(settings: Settings) -> int | None:
+    manifest = published_folder.current_manifest(settings.published_dir)
+    return None if manifest is None else int(manifest["version"])
+
+
+def _nothing_new_since_published(settings: Settings) -> build_state.BuildRecord | None:
+    """The warehouse's build, if the gate passed on it and the current version was
+    published from it: a night that built nothing new has nothing new to check or publish."""
+    built = build_state.current_build(settings)
+    if built is None or built.gated_at is None or built.published_version is None:
+        return None
+    return built if built.published_version == _published_version(settings) else None
+
+
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    """Run the quality gate on the built warehouse; tell the notifiers how it went."""
+    """Run the quality gate on the built warehouse; tell the notifiers how it went.
+
+    On a night that built nothing new, whose build the gate passed and the current version
+    came from, only the checks that depend on the night itself run (freshness for its
+    date, its loads): every other check would read the same tables and the same
+    published version, and give the same verdict."""
+    unchanged = _nothing_new_since_published(settings)
     try:
         with pii.phone_regions(settings.pii_phone_regions):
             report = gate.run_gate(
@@ -188,12 +281,22 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
                 published_tables=[
                     f"{t['schema']}.{t['name']}" for t in publish.published_tables(settings)
                 ],
+                scope="all" if unchanged is None else "night",
             )
     except GateFailed as failure:
         gate.notify(failure, settings)
         raise
     gate.notify(report, settings)
-    return report.summary()
+    built = build_state.current_build(settings)
+    if built is not None and unchanged is None:
+        build_state.mark_gated(settings, built.build_id)
+    summary: dict[str, Any] = dict(report.summary())
+    if unchanged is not None:
+        summary["scope"] = (
+            f"night checks only: nothing new since build {unchanged.build_id}, which the "
+            f"gate passed and version {unchanged.published_version} was published from"
+        )
+    return summary
 
 
 def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
@@ -206,7 +309,7 @@ def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
             ctx.run_dir(settings) / "load_gate",
             run_id=ctx.run_id,
             logical_date=ctx.logical_date,
-            load_checks_only=True,
+            scope="load",
         )
     except GateFailed as failure:
         gate.notify(failure, settings)
@@ -217,7 +320,21 @@ def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 def publish_marts(
     settings: Settings, ctx: RunContext, audit_summary: dict | None = None
 ) -> dict[str, Any]:
+    """Publish a new version, unless the current one was published from the build the
+    warehouse still holds (a night with nothing new publishes no copy of it)."""
+    unchanged = _nothing_new_since_published(settings)
+    if unchanged is not None:
+        return {
+            "version": unchanged.published_version,
+            "path": str(settings.published_path),
+            "skipped": f"nothing new since build {unchanged.build_id}: version "
+            f"{unchanged.published_version} is current",
+            "rows": {},
+        }
+    built = build_state.current_build(settings)
     result = publish.publish(settings, ctx.run_id, ctx.logical_date, ctx.started_at, audit_summary)
+    if built is not None and built.gated_at is not None:
+        build_state.mark_published(settings, built.build_id, result.version)
     return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
 
 
@@ -237,6 +354,7 @@ def run_all(
     settings: Settings,
     ctx: RunContext,
     on_stage: Callable[[str, str, float, dict | None], None] | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """Run every stage in order in this process; stop at the first failure.
 
@@ -249,18 +367,19 @@ def run_all(
     run, or an Airflow night of the same project, fails at once naming the running one
     (an Airflow night waits for the lease instead). Under the lock
     the run first marks runs that were killed as ``interrupted`` and keeps only the last
-    ``keep_runs`` run folders.
+    ``keep_runs`` run folders. ``full_refresh`` rebuilds every dbt model from all data.
     """
     with process_lock(run_lock_path(settings), "run"), night_lease.cli_night(settings, ctx.run_id):
         mark_interrupted_runs(settings)
         prune_runs(settings, keep=max(settings.keep_runs - 1, 0))
-        return _run_stages(settings, ctx, on_stage)
+        return _run_stages(settings, ctx, on_stage, full_refresh)
 
 
 def _run_stages(
     settings: Settings,
     ctx: RunContext,
     on_stage: Callable[[str, str, float, dict | None], None] | None,
+    full_refresh: bool,
 ) -> RunResult:
     result = RunResult(ctx)
     write_run_log(settings, result, "running")
@@ -269,7 +388,7 @@ def _run_stages(
         ("load_x", lambda: load(settings, ctx, "x")),
         ("load_o", lambda: load(settings, ctx, "o")),
         ("load_gate", lambda: audit_load(settings, ctx)),
-        ("dbt_build", lambda: build(settings, ctx)),
+        ("dbt_build", lambda: build(settings, ctx, full_refresh)),
         ("analyze", lambda: analyze(settings, ctx)),
         ("gate", lambda: audit(settings, ctx)),
         ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),

@@ -1,17 +1,32 @@
 -- One row per KPI, period (day, ISO week or month), org unit (at each declared level) and
 -- breakdown (channel, segment or touchpoint; 'all' where not broken down), for the grains,
 -- levels and breakdowns each KPI declares, with its target in force and status.
+-- Incremental: a night recomputes, per grain, the periods from the first touched one on
+-- (macros/incremental_periods.sql); derived KPIs with them, as their inputs may move.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_recomputed_periods(is_from_first_touched_period('built')) }}"
+) }}
+-- depends_on: {{ ref('int_kpi__touched_periods') }}
 with
 
 base as (
 
-    select * from {{ ref('int_kpi__values_base') }}
+    select * from {{ ref('int_kpi__values_base') }} as base
+{%- if is_incremental() %}
+    where {{ is_from_first_touched_period('base') }}
+{%- endif %}
 
 ),
 
 derived as (
 
-    select * from {{ ref('int_kpi__values_derived') }}
+    select * from {{ ref('int_kpi__values_derived') }} as derived
+{%- if is_incremental() %}
+    where {{ is_from_first_touched_period('derived') }}
+{%- endif %}
 
 ),
 
@@ -124,6 +139,60 @@ assessed as (
 
 ),
 
+{%- if is_incremental() %}
+
+earlier_periods as (
+
+    -- the latest period of each slice before the recomputed ones
+    select
+        kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint,
+        max(period_start) as period_start
+    from {{ this }} as built
+    where not {{ is_from_first_touched_period('built') }}
+    group by kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint
+
+),
+
+earlier as (
+
+    -- what the first recomputed period of a slice is compared with, as built before
+    select built.*
+    from {{ this }} as built
+    inner join earlier_periods
+        on built.kpi_id = earlier_periods.kpi_id
+        and built.period_grain = earlier_periods.period_grain
+        and built.period_start = earlier_periods.period_start
+        and built.org_level = earlier_periods.org_level
+        and built.org_unit_id = earlier_periods.org_unit_id
+        and built.channel = earlier_periods.channel
+        and built.segment = earlier_periods.segment
+        and built.touchpoint = earlier_periods.touchpoint
+
+),
+{%- endif %}
+
+over_time as (
+
+    select
+        kpi_id, period_grain, period_start, org_level, org_level_depth, org_unit_id,
+        channel, segment, touchpoint, kpi_label, unit, direction, numerator, denominator,
+        n, value, standard_error, target, is_reliable, on_track_from, at_risk, min_sample,
+        true as is_recomputed
+    from assessed
+{%- if is_incremental() %}
+
+    union all
+
+    select
+        kpi_id, period_grain, period_start, org_level, null, org_unit_id,
+        channel, segment, touchpoint, null, null, null, null, null,
+        null, value, standard_error, null, is_reliable, null, null, null,
+        false as is_recomputed
+    from earlier
+{%- endif %}
+
+),
+
 compared as (
 
     -- the previous period of the same slice that has a value, for the change test
@@ -132,7 +201,7 @@ compared as (
         lag(value) over slice_over_time as previous_value,
         lag(standard_error) over slice_over_time as previous_standard_error,
         lag(is_reliable) over slice_over_time as previous_is_reliable
-    from assessed
+    from over_time
     window slice_over_time as (
         partition by kpi_id, period_grain, org_level, org_unit_id, channel, segment,
             touchpoint
@@ -188,3 +257,6 @@ select
             > 1.96 * sqrt(power(standard_error, 2) + power(previous_standard_error, 2))
     end as change_is_significant
 from compared
+{%- if is_incremental() %}
+where is_recomputed
+{%- endif %}

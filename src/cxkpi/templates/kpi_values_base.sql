@@ -1,12 +1,19 @@
 <# Every KPI at every grain, org level and breakdown. The grouping sets come from
    cxkpi.vocabulary; only the percentile columns depend on the catalog. #>
 << header >>
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_recomputed_periods(is_touched_period('built')) }}"
+) }}
+-- depends_on: {{ ref('int_kpi__touched_periods') }}
 -- Every KPI at every time grain (day, ISO week, month), declared org level (var
 -- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
 -- placed once at each level, at the unit its own (or its order's) unit lies in, then
 -- aggregated in one pass with grouping sets: a region's value comes from all its
 -- observations, never from an average of store values.
+-- Incremental: a night recomputes the periods int_kpi__touched_periods lists, from all
+-- the observations of those weeks and months (macros/incremental_periods.sql).
 with
 
 observations as (
@@ -30,6 +37,25 @@ observations as (
     from {{ ref('int_kpi__observations') }}
 
 ),
+{%- if is_incremental() %}
+
+recomputed as (
+
+    -- the observations of the touched weeks and months: those periods, and the days
+    -- among them, are aggregated again
+    select observations.*
+    from observations
+    where exists (
+        select 1 from {{ ref('int_kpi__touched_periods') }} as touched
+        where touched.kpi_id = observations.kpi_id
+          and touched.period_start = case touched.period_grain
+              when 'week' then observations.week_start
+              when 'month' then observations.month_start
+          end
+    )
+
+),
+{%- endif %}
 
 at_units as (
 
@@ -38,7 +64,7 @@ at_units as (
     select
         observations.*,
         coalesce(order_units.org_unit_id, observations.org_unit_id) as row_unit_id
-    from observations
+    from {{ 'recomputed' if is_incremental() else 'observations' }} as observations
     left join {{ ref('int_order_units') }} as order_units
         on observations.org_unit_order_id = order_units.order_id
 
@@ -167,3 +193,6 @@ select
     end as standard_error
 from sliced
 inner join definitions on sliced.kpi_id = definitions.kpi_id
+{%- if is_incremental() %}
+where {{ is_touched_period('sliced') }}
+{%- endif %}

@@ -139,9 +139,7 @@ def _ensure_table(con) -> None:
     )
     # warehouses built before these columns existed
     con.execute(f"alter table {BUILDS_TABLE} add column if not exists gated_at timestamp")
-    con.execute(
-        f"alter table {BUILDS_TABLE} add column if not exists published_version integer"
-    )
+    con.execute(f"alter table {BUILDS_TABLE} add column if not exists published_version integer")
 
 
 def _utc_now() -> datetime:
@@ -160,9 +158,7 @@ def _records(settings: Settings, where: str = "") -> list[BuildRecord]:
         ).fetchone()
         if not known or not known[0]:
             return []
-        cursor = con.execute(
-            f"select * from {BUILDS_TABLE} {where} order by build_id desc limit 1"
-        )
+        cursor = con.execute(f"select * from {BUILDS_TABLE} {where} order by build_id desc limit 1")
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:

@@ -43,8 +43,6 @@ def _run_cxkpi_check(
     )
 
 
-SCOPES = ("all", "load", "night")
-
 # the arguments of GX's column expectations that name the columns they read
 _COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 _COLUMN_LIST_ARGUMENTS = ("column_list", "column_set")
@@ -102,7 +100,7 @@ def run_gate(
     run_id: str | None = None,
     logical_date: str | date | None = None,
     published_tables: list[str] | None = None,
-    scope: str = "all",
+    load_checks_only: bool = False,
 ) -> GateReport:
     """Run every suite; write the evidence to ``evidence_dir``; raise GateFailed on errors.
 
@@ -110,13 +108,9 @@ def run_gate(
     the context the cxkpi checks need; a check whose context is not given is skipped and
     says so. Evidence: ``<suite>.json`` (GX's validation result, per suite with
     expectations) and ``gate.json`` (every check's verdict, message, sample and numbers).
-    ``scope`` is ``all``; ``load``: only the checks of the night's load
-    (``checks_the_load``), the early gate right after loading; or ``night``: only the
-    checks whose verdict depends on the night (``checks_the_night``: its date, its loads),
-    for a night that built nothing new. Neither runs Great Expectations.
+    ``load_checks_only`` runs only the checks of the night's load (``checks_the_load``),
+    no Great Expectations: the early gate right after loading.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"gate scope {scope!r} is not one of {', '.join(SCOPES)}")
     suites = load_suites(expectations_dir)
     if not suites:
         raise ConfigError(f"no expectation suites in {expectations_dir}: the gate would be empty")
@@ -134,11 +128,10 @@ def run_gate(
         logical_date=ctx.logical_date.isoformat() if ctx.logical_date else None,
         evidence_dir=evidence_dir,
     )
-    gx_suites = [s for s in suites if s.expectations] if scope == "all" else []
+    gx_suites = [] if load_checks_only else [s for s in suites if s.expectations]
 
     def selected(check: Check) -> bool:
-        kind = CHECK_KINDS[check.kind]
-        return {"all": True, "load": kind.checks_the_load, "night": kind.checks_the_night}[scope]
+        return not load_checks_only or CHECK_KINDS[check.kind].checks_the_load
 
     with writer_lock(warehouse):
         con = connect(warehouse, read_only=True)

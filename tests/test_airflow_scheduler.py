@@ -108,7 +108,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> SchedulerNights:
 
         stack.cli(
             "tasks", "clear", DAG, "--task-regex", f"^{CLEARED_MODEL_TASK}$",
-            "--start-date", NIGHT, "--end-date", "2026-11-01", "--yes",
+            "--yes",
         )  # fmt: skip
         result.cleared = {
             "state": stack.wait_for_run(DAG, run_id),

@@ -46,7 +46,11 @@ MODELS = (
 def migrated_airflow(tmp: Path) -> dict[str, str]:
     """The environment of a fresh Airflow home (metadata DB migrated) for the project in
     ``tmp``."""
-    env = airflow_environment(tmp, write_project_config(tmp))
+    # `airflow dags test` runs no triggerer: the dbt group in cosmos' local mode
+    env = {
+        **airflow_environment(tmp, write_project_config(tmp)),
+        "CXKPI_AIRFLOW_DBT_TASKS": "local",
+    }
     migrate = run([str(BIN / "airflow"), "db", "migrate"], env, tmp)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     return env
@@ -128,7 +132,7 @@ class TestABadNight:
         assert "quality gate FAILED" in output
         assert "load_rejects(max_share=0.05)" in output
         verdict = output.index("quality gate FAILED")
-        assert "dbt_producer_watcher" not in output[:verdict], "dbt started before the verdict"
+        assert "_model_build" not in output[:verdict], "dbt started before the verdict"
         assert "Running with dbt" not in output
         published_after = hashlib.sha256(demo_project.published_path.read_bytes()).hexdigest()
         assert published_after == published_before
@@ -200,7 +204,7 @@ def test_task_ids_and_wiring(dagbag) -> None:
     folders = {t.task_id.split(".")[2] for t in model_tasks}
     assert folders == {"staging", "intermediate", "kpis", "marts", "diagnostics", "utilities"}
     # no task per test or per source
-    assert not [i for i in ids if i.endswith("_test") or "source" in i]
+    assert not [i for i in ids if i.endswith(("_test", "_source"))]
     # model tasks cost no worker; only the producer writes, in the warehouse pool
     assert all(t.start_from_trigger for t in model_tasks)
     assert dag.get_task("dbt.dbt_producer_watcher").pool == "cxkpi_warehouse"

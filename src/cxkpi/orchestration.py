@@ -7,6 +7,7 @@ dbt tasks without running dbt while the DAG file is parsed.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,42 @@ def cosmos_configs(project: Settings) -> dict[str, Any]:
     }
 
 
+def _local_configs(project: Settings) -> dict[str, Any]:
+    """cosmos' local mode: one task per model running `dbt build` on it (model, then its
+    tests), each in the warehouse pool. For `airflow dags test`, which has no triggerer:
+    the watcher mode's model tasks start in the triggerer and would wait forever there."""
+    from cosmos import ExecutionConfig, RenderConfig
+    from cosmos.constants import (
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        SourceRenderingBehavior,
+        TestBehavior,
+    )
+
+    configs = cosmos_configs(project)
+    return {
+        **configs,
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            exclude=["resource_type:unit_test"],
+            should_detach_multiple_parents_tests=True,
+        ),
+        "execution_config": ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+        ),
+        "operator_args": {"pool": WAREHOUSE_POOL},
+    }
+
+
+# `watcher` (default): one dbt build, model tasks in the triggerer; `local`: a task per
+# model, for `airflow dags test` (no triggerer runs there).
+DBT_TASKS_ENV = "CXKPI_AIRFLOW_DBT_TASKS"
+
+
 def dbt_task_group(project: Settings, group_id: str = "dbt") -> Any:
     """The night's dbt as cosmos' watcher task group, its model tasks started in the
     triggerer (cxkpi.airflow_watch: no worker per model)."""
@@ -156,6 +193,8 @@ def dbt_task_group(project: Settings, group_id: str = "dbt") -> Any:
 
     from cxkpi.airflow_watch import make_model_tasks_cheap
 
+    if os.environ.get(DBT_TASKS_ENV, "watcher") == "local":
+        return DbtTaskGroup(group_id=group_id, **_local_configs(project))
     group = DbtTaskGroup(group_id=group_id, **cosmos_configs(project))
     make_model_tasks_cheap(list(group.iter_tasks()))
     return group

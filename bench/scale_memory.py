@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from cxkpi.pipeline import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,18 +33,6 @@ STAGE_CALLS = {
     "gate": "pipeline.audit(s, ctx)",
     "publish": "pipeline.publish_marts(s, ctx)",
 }
-
-
-def project(folder: Path) -> Path:
-    settings = yaml.safe_load((REPO / "cxkpi.yml").read_text(encoding="utf-8"))
-    for key in ("landing_dir", "published_dir", "runs_dir", "dbt_target_dir"):
-        settings[key] = str(folder / key.removesuffix("_dir"))
-    settings["warehouse_path"] = str(folder / "warehouse" / "cx.duckdb")
-    for key in ("sources_dir", "kpi_definitions_dir", "expectations_dir", "dbt_project_dir"):
-        settings[key] = str(REPO / settings[key])
-    config = folder / "cxkpi.yml"
-    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    return config
 
 
 def in_child(code: str, env: dict[str, str]) -> tuple[float, float]:
@@ -73,12 +59,7 @@ def main() -> None:
     for scale in args.scales:
         with tempfile.TemporaryDirectory(prefix=f"cxkpi-scale-{scale:g}-") as name:
             folder = Path(name)
-            config = project(folder)
-            env = {
-                **os.environ,
-                "CXKPI_CONFIG": str(config),
-                "CXKPI_DUCKDB_MEMORY_LIMIT": args.memory_limit,
-            }
+            env = {**os.environ, "CXKPI_DUCKDB_MEMORY_LIMIT": args.memory_limit}
             landing = folder / "landing"
             seconds, peak = in_child(
                 "from cxkpi import demo; from datetime import date; from pathlib import Path; "
@@ -87,9 +68,12 @@ def main() -> None:
                 env,
             )
             print(f"scale {scale:g}: demo data generated in {seconds:.0f}s (peak {peak:.2f} GB)")
+            # every stage's process: the repository's project, its paths under the folder
             setup = (
-                "from cxkpi import pipeline; from cxkpi.config import load_settings; "
-                f"s = load_settings(); ctx = pipeline.RunContext.new('bench', {NIGHT!r}); "
+                "from pathlib import Path; from cxkpi import pipeline; "
+                "from cxkpi.config import scratch_settings; "
+                f"s = scratch_settings(Path({str(REPO / 'cxkpi.yml')!r}), Path({str(folder)!r})); "
+                f"ctx = pipeline.RunContext.new('bench', {NIGHT!r}); "
             )
             total = 0.0
             peaks = []

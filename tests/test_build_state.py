@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 
 import duckdb
@@ -48,11 +47,20 @@ def test_the_fingerprint_follows_the_dbt_project_and_the_settings(project: Setti
     assert build_state.fingerprint(other_sample) != changed
 
 
-def test_the_fingerprint_is_cheap() -> None:
-    settings = make_settings(REPO / "unused")
-    started = time.perf_counter()
-    build_state.fingerprint(settings)
-    assert time.perf_counter() - started < 0.5
+def test_the_gate_key_follows_the_suites_and_the_settings(project: Settings) -> None:
+    """A night with nothing new skips the full gate only if the gate that passed checked
+    with the same suites and settings: an edited suite must be run (pipeline.gate_key)."""
+    from cxkpi import pipeline
+
+    suites = shutil.copytree(REPO / "expectations", project.dbt_project_dir.parent / "suites")
+    project = dataclasses.replace(project, expectations_dir=suites)
+    before = pipeline.gate_key(project)
+    assert pipeline.gate_key(project) == before
+    suite = min(suites.rglob("*.yml"))
+    suite.write_text(suite.read_text() + "\n# changed\n")
+    edited = pipeline.gate_key(project)
+    assert edited != before
+    assert pipeline.gate_key(dataclasses.replace(project, pii_phone_regions=("CN",))) != edited
 
 
 def test_the_watermark_follows_every_raw_row(project: Settings) -> None:

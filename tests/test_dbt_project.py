@@ -142,3 +142,15 @@ def test_compilation_is_deterministic(tmp_path: Path) -> None:
         kpi_spec.load_catalog([tmp_path / "kpi_definitions"], org_levels=REPO_LEVELS), tmp_path
     )
     assert first == again
+
+
+@pytest.mark.integration
+def test_the_dbt_unit_tests_pass(demo_project) -> None:
+    """dbt's unit tests check the project's SQL on fixtures; a night does not run them
+    (dbt_runner.NIGHTLY_EXCLUDE, and the DAG's producer builds models and data tests only),
+    the test suite does, on a copy of a built demo warehouse."""
+    outcome = dbt_runner.invoke(demo_project, ["test", "--select", "test_type:unit"])
+    unit_tests = [r for r in outcome.results if r["resource_type"] == "unit_test"]
+    assert outcome.success, outcome.failures
+    assert len(unit_tests) >= 13
+    assert all(r["status"] == "pass" for r in unit_tests)

@@ -776,7 +776,7 @@ def test_the_early_load_gate_runs_only_the_checks_of_the_load(tmp_path: Path, su
         {"check": "empty_files", "severity": "warn"},
         {"check": "freshness", "table": "staging.stg_x", "column": "at", "max_lag_days": 2},
     ]
-    failure = run(tmp_path, checks, run_id="night-1", load_checks_only=True)
+    failure = run(tmp_path, checks, run_id="night-1", scope="load")
     assert isinstance(failure, GateFailed)
     assert [r.check for r in failure.report.results] == [
         "load_rejects(max_share=0.05)",

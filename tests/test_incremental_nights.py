@@ -10,6 +10,7 @@ definition must rebuild everything.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -170,9 +171,25 @@ def test_an_incremental_night_recomputes_only_the_periods_it_touched(nights: Nig
 
 
 def test_a_night_with_nothing_new_does_no_dbt_work(nights: Nights) -> None:
+    """Nor a full gate, nor a new version: only the checks that depend on the night (its
+    date, its loads) run, and the current version stays current."""
+    version_before = query(
+        nights.incremental.published_path, "select max(version) from publish_log"
+    )
     result = night(nights.incremental, "nothing-new", NEW_DAYS[1])
+    assert result.stages["prepare"]["prepare"].startswith("skipped: nothing changed since")
     assert result.stages["dbt_build"]["dbt"].startswith("skipped: nothing new since build")
     assert result.stages["analyze"]["factor_importance"].startswith("skipped")
+    assert result.stages["gate"]["scope"].startswith("night checks only: nothing new since build")
+    checked = json.loads(
+        (result.ctx.run_dir(nights.incremental) / "gate" / "gate.json").read_text()
+    )
+    kinds = {r["check"].split("(")[0] for r in checked["results"]}
+    assert kinds == {"load_rejects", "empty_files", "freshness"}
+    assert result.stages["publish"]["skipped"].startswith("nothing new since build")
+    assert query(nights.incremental.published_path, "select max(version) from publish_log") == (
+        version_before
+    )
     assert differing_tables(published_rows(nights.incremental), nights.published) == []
 
 

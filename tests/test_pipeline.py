@@ -35,15 +35,18 @@ class TwoNights:
     settings: Settings
     written: dict[str, int]  # what demo.generate wrote for the first night
     first_kpi_rows: list[tuple]  # kpi_values as the first night published them
-    second: pipeline.RunResult  # the rerun of the same night on the same data
+    second: pipeline.RunResult  # the full rerun of the same night on the same data
 
 
 @pytest.fixture(scope="module")
 def demo_run(demo_night: DemoNight, tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
-    """The session's demo night ("night-1", copied) and a rerun of it ("night-2")."""
+    """The session's demo night ("night-1", copied) and a full rerun of it ("night-2",
+    ``--full-refresh``: a plain rerun with nothing new builds and publishes nothing)."""
     settings = make_settings(copy_tree(demo_night.folder, tmp_path_factory.mktemp("demo")))
     before = kpi_rows(settings.published_path)
-    second = pipeline.run_all(settings, pipeline.RunContext.new("night-2", DEMO_DATE))
+    second = pipeline.run_all(
+        settings, pipeline.RunContext.new("night-2", DEMO_DATE), full_refresh=True
+    )
     return TwoNights(settings, demo_night.written, before, second)
 
 

@@ -387,7 +387,9 @@ def test_a_night_with_a_client_holding_the_published_file_read_write(project) ->
     settings = project
     client = hold_read_write(settings)
     try:
-        result = pipeline.run_all(settings, pipeline.RunContext.new("night-2", "2026-10-31"))
+        result = pipeline.run_all(
+            settings, pipeline.RunContext.new("night-2", "2026-10-31"), full_refresh=True
+        )
         assert result.stages["publish"]["version"] == 2
         gate = json.loads((result.ctx.run_dir(settings) / "gate" / "gate.json").read_text())
         movement = [c for c in gate["results"] if c["check"].startswith(("volume", "kpi_mov"))]

@@ -10,6 +10,19 @@
 cast(sum(cast({{ expression }} as numeric(38, 10))) as double precision)
 {%- endmacro %}
 
+{#
+  The exact partial sum of ``expression`` (an aggregate), or with ``per_row`` the row's
+  own exact value: partial sums that a later exact_sum-like step adds up (cast to double
+  precision only at the end), so summing in two steps gives exactly the one-step result.
+#}
+{% macro partial_sum(expression, per_row=false) -%}
+{%- if per_row -%}
+cast({{ expression }} as numeric(38, 10))
+{%- else -%}
+sum(cast({{ expression }} as numeric(38, 10)))
+{%- endif -%}
+{%- endmacro %}
+
 {% macro exact_mean(expression) -%}
 cast(
     sum(cast({{ expression }} as numeric(38, 10))) / nullif(count({{ expression }}), 0)

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import cxkpi
 from cxkpi import dbt_runner
@@ -51,18 +52,28 @@ class BuildRecord:
     fingerprint: str
     watermark: str
     analyzed_at: datetime | None
+    # the full gate passed on this build's outputs, with these suites and settings
+    gate_key: str | None = None
+    published_version: int | None = None  # the version published from them
 
 
-def _project_files(project_dir: Path) -> list[Path]:
-    """The dbt project's files dbt reads: every file but hidden ones and dbt's output."""
+def _project_files(project_dir: Path, skip: frozenset[str] = frozenset()) -> list[Path]:
+    """A folder's files, hidden ones and those under a top folder in ``skip`` left out."""
     files = []
     for path in project_dir.rglob("*"):
         parts = path.relative_to(project_dir).parts
-        if parts[0] in _DBT_OUTPUT_DIRS or any(p.startswith(".") for p in parts):
+        if parts[0] in skip or any(p.startswith(".") for p in parts):
             continue
         if path.is_file():
             files.append(path)
     return sorted(files)
+
+
+def digest_folder(digest: Any, folder: Path, skip: frozenset[str] = frozenset()) -> None:
+    """Add every file of ``folder`` (its path in the folder and its bytes) to ``digest``."""
+    for path in _project_files(folder, skip):
+        digest.update(b"\0" + path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
 
 
 def fingerprint(settings: Settings) -> str:
@@ -77,10 +88,8 @@ def fingerprint(settings: Settings) -> str:
         sort_keys=True,
     )
     digest.update(settings_text.encode())
-    project = settings.dbt_project_dir
-    for path in _project_files(project):
-        digest.update(b"\0" + path.relative_to(project).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
+    # the dbt project's files dbt reads, not those it writes
+    digest_folder(digest, settings.dbt_project_dir, _DBT_OUTPUT_DIRS)
     return digest.hexdigest()
 
 
@@ -124,9 +133,14 @@ def _ensure_table(con) -> None:
             full_refresh boolean not null,
             fingerprint varchar not null,
             watermark varchar not null,
-            analyzed_at timestamp
+            analyzed_at timestamp,
+            gate_key varchar,
+            published_version integer
         )"""
     )
+    # warehouses built before these columns existed
+    con.execute(f"alter table {BUILDS_TABLE} add column if not exists gate_key varchar")
+    con.execute(f"alter table {BUILDS_TABLE} add column if not exists published_version integer")
 
 
 def _utc_now() -> datetime:
@@ -145,14 +159,14 @@ def _records(settings: Settings, where: str = "") -> list[BuildRecord]:
         ).fetchone()
         if not known or not known[0]:
             return []
-        rows = con.execute(
-            f"""select build_id, run_id, status, finished_at, full_refresh, fingerprint,
-                       watermark, analyzed_at
-                from {BUILDS_TABLE} {where} order by build_id desc limit 1"""
-        ).fetchall()
+        cursor = con.execute(f"select * from {BUILDS_TABLE} {where} order by build_id desc limit 1")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
-    return [BuildRecord(*row) for row in rows]
+    fields = set(BuildRecord.__dataclass_fields__)
+    # columns added later are absent from older warehouses: their defaults apply
+    return [BuildRecord(**{k: v for k, v in row.items() if k in fields}) for row in rows]
 
 
 def latest(settings: Settings) -> BuildRecord | None:
@@ -175,7 +189,9 @@ def start(settings: Settings, run_id: str, inputs: BuildInputs, full_refresh: bo
             row = con.execute(f"select coalesce(max(build_id), 0) + 1 from {BUILDS_TABLE}")
             build_id = int((row.fetchone() or (1,))[0])
             con.execute(
-                f"insert into {BUILDS_TABLE} values (?, ?, ?, null, 'running', ?, ?, ?, null)",
+                f"""insert into {BUILDS_TABLE} (build_id, run_id, started_at, status,
+                        full_refresh, fingerprint, watermark)
+                    values (?, ?, ?, 'running', ?, ?, ?)""",
                 [
                     build_id,
                     run_id,
@@ -190,13 +206,15 @@ def start(settings: Settings, run_id: str, inputs: BuildInputs, full_refresh: bo
     return build_id
 
 
-def _update(settings: Settings, build_id: int, assignments: str) -> None:
+def _update(settings: Settings, build_id: int, assignments: str, value: object = None) -> None:
+    """Set ``assignments`` (one ``?``: ``value``, by default now) on a build."""
     with writer_lock(settings.warehouse_path):
         con = connect(settings.warehouse_path)
         try:
+            _ensure_table(con)
             con.execute(
                 f"update {BUILDS_TABLE} set {assignments} where build_id = ?",
-                [_utc_now(), build_id],
+                [_utc_now() if value is None else value, build_id],
             )
         finally:
             con.close()
@@ -209,6 +227,23 @@ def finish(settings: Settings, build_id: int, succeeded: bool) -> None:
 
 def mark_analyzed(settings: Settings, build_id: int) -> None:
     _update(settings, build_id, "analyzed_at = ?")
+
+
+def mark_gated(settings: Settings, build_id: int, gate_key: str) -> None:
+    """The full gate passed on this build's outputs; ``gate_key`` names what it checked
+    with (the suites and settings: ``pipeline.gate_key``)."""
+    _update(settings, build_id, "gate_key = ?", gate_key)
+
+
+def mark_published(settings: Settings, build_id: int, version: int) -> None:
+    _update(settings, build_id, "published_version = ?", version)
+
+
+def current_build(settings: Settings) -> BuildRecord | None:
+    """The build whose outputs the warehouse holds, if neither data nor definitions moved
+    since it succeeded (else None: what dbt built is not what the raw tables say)."""
+    built = latest(settings)
+    return built if is_unchanged(built, current_inputs(settings)) else None
 
 
 def is_unchanged(previous: BuildRecord | None, inputs: BuildInputs) -> bool:

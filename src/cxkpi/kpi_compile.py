@@ -34,7 +34,7 @@ from cxkpi.kpi_facts import FACT_TABLES, SQL_TYPES, fact_rows
 from cxkpi.kpi_semantic import YAML_HEADER, semantic_yaml
 from cxkpi.kpi_sources import BOOLEAN, SOURCES
 from cxkpi.kpi_spec import Catalog, Definition
-from cxkpi.kpi_types import KPI_TYPES
+from cxkpi.kpi_types import HOLISTIC_AGGREGATIONS, KPI_TYPES
 from cxkpi.vocabulary import BREAKDOWNS, TIME_GRAINS
 
 GENERATED_DIR = Path("models") / "kpis"
@@ -149,7 +149,9 @@ def _fact_model(name: str, rows: list[tuple]) -> str:
 # --- values ------------------------------------------------------------------------------
 
 
-def _values_base_model(percentiles: list[float]) -> str:
+def _values_base_model(percentiles: list[float], holistic: list[str]) -> str:
+    """``holistic``: the KPIs whose roll-up needs every value (distinct counts,
+    percentiles); the others are summed per unit and day before the org roll-up."""
     # every value is of one org unit (the rows are placed at each level first), so the
     # sets vary over the time grain and the breakdown only
     grouping_sets = [
@@ -161,6 +163,7 @@ def _values_base_model(percentiles: list[float]) -> str:
         "kpi_values_base.sql",
         header=HEADER,
         grouping_sets=grouping_sets,
+        holistic_kpis=[_lit(kpi_id) for kpi_id in holistic],
         percentiles=[
             {"value": repr(p), "column": "p_" + f"{p:g}".replace(".", "_").replace("-", "m")}
             for p in percentiles
@@ -263,7 +266,8 @@ def render(catalog: Catalog, root: Path | None = None) -> dict[str, str]:
     for name, rows in fact_rows(definitions, kpis, catalog.org_levels).items():
         files[f"{name}.sql"] = _fact_model(name, rows)
     percentiles = sorted({d.percentile for d in kpis if d.percentile is not None})
-    files["int_kpi__values_base.sql"] = _values_base_model(percentiles)
+    holistic = sorted(d.id for d in kpis if d.aggregation in HOLISTIC_AGGREGATIONS)
+    files["int_kpi__values_base.sql"] = _values_base_model(percentiles, holistic)
     files["int_kpi__values_derived.sql"] = _derived_model(_derived_order(catalog))
     files["_kpis.yml"] = _render(
         "kpis.yml",

@@ -8,6 +8,7 @@ so Airflow can pass it between tasks and ``cxkpi run`` can print it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import cxkpi
 from cxkpi import (
     build_state,
     dbt_runner,
@@ -32,6 +35,7 @@ from cxkpi import (
     package_macros,
     pii,
     publish,
+    published_folder,
     vocabulary,
 )
 from cxkpi.config import Settings
@@ -123,11 +127,45 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
     }
 
 
+def _prepare_inputs(settings: Settings) -> str:
+    """A digest of everything prepare checks and writes: the sources, suites and KPI
+    definitions, the dbt project (where the compiled models and macros land), the
+    settings they are compiled with, and the cxkpi package that compiles them."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dbt_runner.dbt_vars(settings), sort_keys=True).encode())
+    digest.update(json.dumps(settings.vocabularies, sort_keys=True, default=str).encode())
+    for folder in (settings.sources_dir, settings.expectations_dir, settings.kpi_definitions_dir):
+        build_state.digest_folder(digest, folder)
+    build_state.digest_folder(digest, settings.dbt_project_dir, frozenset({"target", "logs"}))
+    package = resources.files("cxkpi")
+    with resources.as_file(package) as folder:
+        build_state.digest_folder(digest, folder, frozenset({"__pycache__"}))
+    return digest.hexdigest()
+
+
 def prepare(settings: Settings, ctx: RunContext, write: bool = True) -> dict[str, Any]:
-    """Check sources and suites, compile the KPI definitions into dbt models."""
+    """Check sources and suites, compile the KPI definitions into dbt models: unless none
+    of their inputs changed since the last prepare that succeeded (the stamp in the dbt
+    target folder), when it would check and write the same things again."""
+    stamp_path = settings.dbt_target_dir / "cxkpi_prepared.json"
+    inputs = _prepare_inputs(settings)
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stamp = {}
+    if stamp.get("inputs") == inputs:
+        return {**stamp["summary"], "prepare": f"skipped: nothing changed since {stamp['at']}"}
     specs = load_sources(settings.sources_dir, settings.dbt_project_dir, settings.vocabularies)
     gate.load_suites(settings.expectations_dir)
-    return {"sources": len(specs), **compile_catalog(settings, write)}
+    summary = {"sources": len(specs), **compile_catalog(settings, write)}
+    stamp_path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {
+        "inputs": _prepare_inputs(settings),  # after writing: the compiled models included
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": {**summary, "models_changed": 0},
+    }
+    stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
+    return summary
 
 
 def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[str, Any]:
@@ -210,8 +248,41 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     return {"factor_importance_rows": len(rows)}
 
 
+def _published_version(settings: Settings) -> int | None:
+    manifest = published_folder.current_manifest(settings.published_dir)
+    return None if manifest is None else int(manifest["version"])
+
+
+def gate_key(settings: Settings) -> str:
+    """A digest of what the gate's verdict on given tables depends on besides the night:
+    the suites, the settings (published tables, PII regions, minimum samples...) and the
+    cxkpi version (its check kinds)."""
+    digest = hashlib.sha256()
+    digest.update(cxkpi.__version__.encode())
+    digest.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
+    build_state.digest_folder(digest, settings.expectations_dir)
+    return digest.hexdigest()
+
+
+def _nothing_new_since_published(settings: Settings) -> build_state.BuildRecord | None:
+    """The warehouse's build, if the full gate passed on it with today's suites and
+    settings and the current version was published from it: a night that built nothing
+    new then has nothing new to check or publish. A changed suite, setting or published
+    version, or a build since, and the whole gate runs again."""
+    built = build_state.current_build(settings)
+    if built is None or built.gate_key != gate_key(settings) or built.published_version is None:
+        return None
+    return built if built.published_version == _published_version(settings) else None
+
+
 def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
-    """Run the quality gate on the built warehouse; tell the notifiers how it went."""
+    """Run the quality gate on the built warehouse; tell the notifiers how it went.
+
+    On a night that built nothing new, whose build the gate passed and the current version
+    came from, only the checks that depend on the night itself run (freshness for its
+    date, its loads): every other check would read the same tables and the same
+    published version, and give the same verdict."""
+    unchanged = _nothing_new_since_published(settings)
     try:
         with pii.phone_regions(settings.pii_phone_regions):
             report = gate.run_gate(
@@ -224,12 +295,22 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
                 published_tables=[
                     f"{t['schema']}.{t['name']}" for t in publish.published_tables(settings)
                 ],
+                scope="all" if unchanged is None else "night",
             )
     except GateFailed as failure:
         gate.notify(failure, settings)
         raise
     gate.notify(report, settings)
-    return report.summary()
+    built = build_state.current_build(settings)
+    if built is not None and unchanged is None:
+        build_state.mark_gated(settings, built.build_id, gate_key(settings))
+    summary: dict[str, Any] = dict(report.summary())
+    if unchanged is not None:
+        summary["scope"] = (
+            f"night checks only: nothing new since build {unchanged.build_id}, which the "
+            f"gate passed and version {unchanged.published_version} was published from"
+        )
+    return summary
 
 
 def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
@@ -242,7 +323,7 @@ def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
             ctx.run_dir(settings) / "load_gate",
             run_id=ctx.run_id,
             logical_date=ctx.logical_date,
-            load_checks_only=True,
+            scope="load",
         )
     except GateFailed as failure:
         gate.notify(failure, settings)
@@ -253,7 +334,22 @@ def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
 def publish_marts(
     settings: Settings, ctx: RunContext, audit_summary: dict | None = None
 ) -> dict[str, Any]:
+    """Publish a new version, unless this night's gate checked only the night (nothing new
+    since a build the full gate passed and the current version came from): then the
+    current version stays current and no copy of it is written."""
+    unchanged = _nothing_new_since_published(settings)
+    if unchanged is not None and (audit_summary or {}).get("scope", "").startswith("night"):
+        return {
+            "version": unchanged.published_version,
+            "path": str(settings.published_path),
+            "skipped": f"nothing new since build {unchanged.build_id}: version "
+            f"{unchanged.published_version} is current",
+            "rows": {},
+        }
+    built = build_state.current_build(settings)
     result = publish.publish(settings, ctx.run_id, ctx.logical_date, ctx.started_at, audit_summary)
+    if built is not None and built.gate_key == gate_key(settings):
+        build_state.mark_published(settings, built.build_id, result.version)
     return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
 
 

@@ -68,19 +68,115 @@ at_units as (
 
 ),
 
-placed as (
+{%- set each_line = var('multi_unit_orders') == 'each_line' %}
+additive_rows as (
+
+    -- KPIs that roll up by sums (ratio, sum): an observation counts at one unit, so with
+    -- multi_unit_orders largest_line their rows are summed per unit, day and breakdown
+    -- before they are placed at the org levels (the org roll-up then adds partial sums,
+    -- not every observation). Sums stay exact decimals until the last step. With each_line
+    -- an observation may count at several units: rows stay per observation, and each is
+    -- placed once per level.
+    select
+        {{- ' observation_id,' if each_line }}
+        kpi_id,
+        row_unit_id,
+        day_start,
+        week_start,
+        month_start,
+        channel,
+        segment,
+        touchpoint,
+        {{ partial_sum('numerator', each_line) }} as numerator,
+        {{ partial_sum('denominator', each_line) }} as denominator,
+        {{ partial_sum('numerator * numerator', each_line) }} as numerator_sq,
+        {{ partial_sum('denominator * denominator', each_line) }} as denominator_sq,
+        {{ partial_sum('numerator * denominator', each_line) }} as numerator_x_denominator,
+        {{ '1' if each_line else 'count(*)' }} as n
+    from at_units
+    where kpi_id not in ('active_customers', 'time_to_close_p90')
+{%- if not each_line %}
+    group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
+        touchpoint
+{%- endif %}
+
+),
+
+placed_additive as (
 
     {{ place_at_org_levels(
-        'at_units',
+        'additive_rows',
+        columns=(['observation_id'] if each_line else []) + [
+                 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],
+        distinct=each_line
+    ) }}
+
+),
+
+holistic_rows as (
+
+    select * from at_units where kpi_id in ('active_customers', 'time_to_close_p90')
+
+),
+
+placed_holistic as (
+
+    -- KPIs that need every value (distinct counts, percentiles), per observation
+    {{ place_at_org_levels(
+        'holistic_rows',
         columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
                  'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
                  'measure_value', 'percentile', 'distinct_key'],
-        distinct=var('multi_unit_orders') == 'each_line'
+        distinct=each_line
     ) }}
 
 ),
 
 aggregated as (
+
+    select
+        kpi_id,
+        org_level,
+        org_unit_id,
+        day_start,
+        week_start,
+        month_start,
+        channel,
+        segment,
+        touchpoint,
+        grouping(day_start) as by_all_days,
+        grouping(week_start) as by_all_weeks,
+        grouping(channel) as by_all_channels,
+        grouping(segment) as by_all_segments,
+        grouping(touchpoint) as by_all_touchpoints,
+        cast(sum(numerator) as double precision) as numerator,
+        cast(sum(denominator) as double precision) as denominator,
+        cast(sum(numerator_sq) as double precision) as numerator_sq,
+        cast(sum(denominator_sq) as double precision) as denominator_sq,
+        cast(sum(numerator_x_denominator) as double precision) as numerator_x_denominator,
+        cast(sum(n) as bigint) as n,
+        cast(null as bigint) as distinct_count,
+        cast(null as double precision) as percentile,
+        cast(null as double precision) as p_0_9
+    from placed_additive
+    group by grouping sets (
+            (kpi_id, org_level, org_unit_id, day_start),
+            (kpi_id, org_level, org_unit_id, day_start, channel),
+            (kpi_id, org_level, org_unit_id, day_start, segment),
+            (kpi_id, org_level, org_unit_id, day_start, touchpoint),
+            (kpi_id, org_level, org_unit_id, week_start),
+            (kpi_id, org_level, org_unit_id, week_start, channel),
+            (kpi_id, org_level, org_unit_id, week_start, segment),
+            (kpi_id, org_level, org_unit_id, week_start, touchpoint),
+            (kpi_id, org_level, org_unit_id, month_start),
+            (kpi_id, org_level, org_unit_id, month_start, channel),
+            (kpi_id, org_level, org_unit_id, month_start, segment),
+            (kpi_id, org_level, org_unit_id, month_start, touchpoint)
+    )
+
+    union all
 
     select
         kpi_id,
@@ -108,7 +204,7 @@ aggregated as (
         percentile_cont(0.9) within group (
             order by case when percentile = 0.9 then measure_value end
         ) as p_0_9
-    from placed
+    from placed_holistic
     group by grouping sets (
             (kpi_id, org_level, org_unit_id, day_start),
             (kpi_id, org_level, org_unit_id, day_start, channel),

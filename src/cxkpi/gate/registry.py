@@ -62,6 +62,9 @@ class CheckKind:
     label: Callable[[dict[str, Any]], str]
     # reads only what the night's load wrote (raw.*): runs right after loading, before dbt
     checks_the_load: bool = False
+    # its verdict depends on the night (its logical date or run), not only on the
+    # warehouse's contents: it runs again on a night that built nothing new
+    checks_the_night: bool = False
 
 
 CHECK_KINDS: dict[str, CheckKind] = {}
@@ -73,6 +76,7 @@ def check_kind(
     table: str | Callable[[dict[str, Any]], str] = lambda p: p["table"],
     label: Callable[[dict[str, Any]], str] | None = None,
     checks_the_load: bool = False,
+    checks_the_night: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register a cxkpi check kind: ``check: <name>`` in a suite runs the function."""
 
@@ -84,6 +88,7 @@ def check_kind(
             (lambda p: table) if isinstance(table, str) else table,
             label or (lambda p: name),
             checks_the_load,
+            checks_the_night or checks_the_load,
         )
         return function
 

@@ -43,6 +43,9 @@ def _run_cxkpi_check(
     )
 
 
+SCOPES = ("all", "load", "night")
+
+
 def _as_date(value: str | date | None) -> date | None:
     if value is None or isinstance(value, date):
         return value
@@ -77,7 +80,7 @@ def run_gate(
     run_id: str | None = None,
     logical_date: str | date | None = None,
     published_tables: list[str] | None = None,
-    load_checks_only: bool = False,
+    scope: str = "all",
 ) -> GateReport:
     """Run every suite; write the evidence to ``evidence_dir``; raise GateFailed on errors.
 
@@ -85,9 +88,13 @@ def run_gate(
     the context the cxkpi checks need; a check whose context is not given is skipped and
     says so. Evidence: ``<suite>.json`` (GX's validation result, per suite with
     expectations) and ``gate.json`` (every check's verdict, message, sample and numbers).
-    ``load_checks_only`` runs only the checks of the night's load (``checks_the_load``),
-    no Great Expectations: the early gate right after loading.
+    ``scope`` is ``all``; ``load``: only the checks of the night's load
+    (``checks_the_load``), the early gate right after loading; or ``night``: only the
+    checks whose verdict depends on the night (``checks_the_night``: its date, its loads),
+    for a night that built nothing new. Neither runs Great Expectations.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"gate scope {scope!r} is not one of {', '.join(SCOPES)}")
     suites = load_suites(expectations_dir)
     if not suites:
         raise ConfigError(f"no expectation suites in {expectations_dir}: the gate would be empty")
@@ -105,10 +112,11 @@ def run_gate(
         logical_date=ctx.logical_date.isoformat() if ctx.logical_date else None,
         evidence_dir=evidence_dir,
     )
-    gx_suites = [] if load_checks_only else [s for s in suites if s.expectations]
+    gx_suites = [s for s in suites if s.expectations] if scope == "all" else []
 
     def selected(check: Check) -> bool:
-        return not load_checks_only or CHECK_KINDS[check.kind].checks_the_load
+        kind = CHECK_KINDS[check.kind]
+        return {"all": True, "load": kind.checks_the_load, "night": kind.checks_the_night}[scope]
 
     with writer_lock(warehouse):
         con = connect(warehouse, read_only=True)

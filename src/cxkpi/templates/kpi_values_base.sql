@@ -70,21 +70,8 @@ at_units as (
 
 ),
 
-placed as (
-
-    {{ place_at_org_levels(
-        'at_units',
-        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
-                 'measure_value', 'percentile', 'distinct_key'],
-        distinct=var('multi_unit_orders') == 'each_line'
-    ) }}
-
-),
-
-aggregated as (
-
-    select
+<% set holistic = holistic_kpis | join(', ') %>
+<% set slice_keys %>
         kpi_id,
         org_level,
         org_unit_id,
@@ -99,7 +86,103 @@ aggregated as (
         grouping(channel) as by_all_channels,
         grouping(segment) as by_all_segments,
         grouping(touchpoint) as by_all_touchpoints,
-        {{ exact_sum('numerator') }} as numerator,
+<% endset %>
+<% set slice_grouping_sets %>
+    group by grouping sets (
+            << grouping_sets | join(',\n            ') >>
+    )
+<% endset %>
+{%- set each_line = var('multi_unit_orders') == 'each_line' %}
+additive_rows as (
+
+    -- KPIs that roll up by sums (ratio, sum): an observation counts at one unit, so with
+    -- multi_unit_orders largest_line their rows are summed per unit, day and breakdown
+    -- before they are placed at the org levels (the org roll-up then adds partial sums,
+    -- not every observation). Sums stay exact decimals until the last step. With each_line
+    -- an observation may count at several units: rows stay per observation, and each is
+    -- placed once per level.
+    select
+        {{- ' observation_id,' if each_line }}
+        kpi_id,
+        row_unit_id,
+        day_start,
+        week_start,
+        month_start,
+        channel,
+        segment,
+        touchpoint,
+        {{ partial_sum('numerator', each_line) }} as numerator,
+        {{ partial_sum('denominator', each_line) }} as denominator,
+        {{ partial_sum('numerator * numerator', each_line) }} as numerator_sq,
+        {{ partial_sum('denominator * denominator', each_line) }} as denominator_sq,
+        {{ partial_sum('numerator * denominator', each_line) }} as numerator_x_denominator,
+        {{ '1' if each_line else 'count(*)' }} as n
+    from at_units
+<% if holistic %>
+    where kpi_id not in (<< holistic >>)
+<% endif %>
+{%- if not each_line %}
+    group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
+        touchpoint
+{%- endif %}
+
+),
+
+placed_additive as (
+
+    {{ place_at_org_levels(
+        'additive_rows',
+        columns=(['observation_id'] if each_line else []) + [
+                 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],
+        distinct=each_line
+    ) }}
+
+),
+<% if holistic %>
+
+holistic_rows as (
+
+    select * from at_units where kpi_id in (<< holistic >>)
+
+),
+
+placed_holistic as (
+
+    -- KPIs that need every value (distinct counts, percentiles), per observation
+    {{ place_at_org_levels(
+        'holistic_rows',
+        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'measure_value', 'percentile', 'distinct_key'],
+        distinct=each_line
+    ) }}
+
+),
+<% endif %>
+
+aggregated as (
+
+    select
+<< slice_keys >>        cast(sum(numerator) as double precision) as numerator,
+        cast(sum(denominator) as double precision) as denominator,
+        cast(sum(numerator_sq) as double precision) as numerator_sq,
+        cast(sum(denominator_sq) as double precision) as denominator_sq,
+        cast(sum(numerator_x_denominator) as double precision) as numerator_x_denominator,
+        cast(sum(n) as bigint) as n,
+        cast(null as bigint) as distinct_count,
+        cast(null as double precision) as percentile<% for p in percentiles %>,
+        cast(null as double precision) as << p.column >>
+<%- endfor %>
+
+    from placed_additive
+<< slice_grouping_sets >><% if holistic %>
+
+    union all
+
+    select
+<< slice_keys >>        {{ exact_sum('numerator') }} as numerator,
         {{ exact_sum('denominator') }} as denominator,
         {{ exact_sum('numerator * numerator') }} as numerator_sq,
         {{ exact_sum('denominator * denominator') }} as denominator_sq,
@@ -112,10 +195,8 @@ aggregated as (
         ) as << p.column >>
 <%- endfor %>
 
-    from placed
-    group by grouping sets (
-            << grouping_sets | join(',\n            ') >>
-    )
+    from placed_holistic
+<< slice_grouping_sets >><% endif %>
 
 ),
 

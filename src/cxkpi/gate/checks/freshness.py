@@ -22,6 +22,7 @@ from cxkpi.warehouse import quote_ident
         "max_lag_days": Param("days", default=0),
     },
     label=lambda p: f"freshness({p['column']})",
+    checks_the_night=True,
 )
 def check_freshness(con, ctx: GateContext, params: dict[str, Any]) -> Outcome:
     """The newest value of a timestamp column reaches the logical date minus the lag.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,3 +74,33 @@ def test_unpausing_the_dag_schedules_the_next_night_not_one_at_once(tmp_path: Pa
     now = datetime.now(UTC)
     assert first.run_after > now  # the next 02:00, never a night already under way
     assert first.data_interval.end - first.data_interval.start == timedelta(days=1)
+
+
+def test_the_producer_reports_each_model_once_and_no_test() -> None:
+    """Of a model's dbt events only its outcome (NodeFinished, an upstream failure's skip)
+    reaches cosmos' XCom pushes; its progress events, LogModelResult, every test's events
+    and lines without a node are handled as before (logged / passed on)."""
+    from cxkpi.airflow_watch import report_models_only
+
+    passed: list[str] = []
+
+    class Producer:
+        def _make_parse_callable(self):
+            return lambda line, extra: passed.append(json.loads(line)["info"]["name"])
+
+    producer = Producer()
+    report_models_only(producer)
+    parse = producer._make_parse_callable()
+
+    def line(event: str, resource_type: str | None = "model") -> str:
+        node = {"unique_id": f"{resource_type}.cx.x", "resource_type": resource_type}
+        data = {"node_info": node} if resource_type else {}
+        return json.dumps({"info": {"name": event, "msg": event}, "data": data})
+
+    for event in ("NodeStart", "NodeCompiling", "NodeExecuting", "LogModelResult"):
+        parse(line(event), {})
+    for event in ("NodeFinished", "SkippingDetails", "LogSkipBecauseError"):
+        parse(line(event), {})
+    parse(line("NodeFinished", "test"), {})
+    parse(line("MainReportVersion", None), {})
+    assert passed == ["NodeFinished", "SkippingDetails", "LogSkipBecauseError", "MainReportVersion"]

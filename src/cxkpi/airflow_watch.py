@@ -103,14 +103,25 @@ class ModelReportTrigger(WatcherTrigger):
             return
 
 
-def report_models_only(producer: Any) -> None:
-    """The producer reports only models to XCom, not the night's ~350 data tests.
+# The dbt events of a model that carry its outcome: NodeFinished (every node, run or
+# skipped, ends with it) and the two that tell an upstream failure's skip (cosmos turns
+# that skip into a failure). NodeStart/NodeCompiling/NodeExecuting and LogModelResult
+# are only logged.
+MODEL_OUTCOME_EVENTS = frozenset({"NodeFinished", "SkippingDetails", "LogSkipBecauseError"})
 
-    cosmos pushes three XComs per finished dbt node (status, event, compiled SQL), each a
-    call to the api-server made inside dbt's event callback: for 410 nodes a night's build
-    took 136 s under a real scheduler instead of 25 s. Nothing reads a test's XComs here
-    (no task per test: a failing test fails the producer and the models below it), so a
-    test's log line is only written to the producer's log."""
+
+def report_models_only(producer: Any) -> None:
+    """The producer reports each model once to XCom, and no data test.
+
+    cosmos pushes XComs from dbt's event callback, each a call to the api-server: the
+    event of every NodeStart/NodeCompiling/NodeExecuting/NodeFinished, and status and
+    compiled SQL for every event with a final status (LogModelResult and NodeFinished),
+    about 8 per model, and as many per data test. For 410 nodes a night's build took
+    136 s under a real scheduler instead of 25 s. Here a model's outcome events
+    (``MODEL_OUTCOME_EVENTS``) go to cosmos, 3 pushes per model; every other model line
+    and every test line is only written to the producer's log. Nothing reads a test's
+    XComs here (no task per test: a failing test fails the producer and the models below
+    it)."""
     from cosmos.operators._watcher.base import _log_dbt_msg
 
     make_parse_callable = producer._make_parse_callable
@@ -124,7 +135,10 @@ def report_models_only(producer: Any) -> None:
             except ValueError:
                 return parse(line, extra_kwargs)
             node_info = (log_line.get("data") or {}).get("node_info") or {}
-            if node_info.get("resource_type") == "test":
+            event = (log_line.get("info") or {}).get("name")
+            if node_info.get("unique_id") and (
+                node_info.get("resource_type") == "test" or event not in MODEL_OUTCOME_EVENTS
+            ):
                 _log_dbt_msg(log_line)
                 return None
             return parse(line, extra_kwargs)

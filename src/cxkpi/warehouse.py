@@ -45,6 +45,9 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
     }
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     con.execute("set TimeZone = 'UTC'")
+    # no progress bar: on a long query DuckDB draws one on stdout, which in a task log or a
+    # redirected run is thousands of lines of carriage returns
+    con.execute("set enable_progress_bar = false")
     return con
 
 

@@ -817,3 +817,47 @@ def test_the_early_load_gate_runs_only_the_checks_of_the_load(tmp_path: Path, su
         "empty_files",
     ]
     assert failure.report.summary() == {"passed": 1, "warned": 0, "failed": 1}
+
+
+def test_a_large_table_is_validated_in_partitions_with_the_same_verdicts(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Above CXKPI_GATE_PARTITION_ROWS rows GX validates a table in partitions (row-wise
+    expectations by rows, uniqueness by the hash of its columns, the row count on one
+    column): every verdict, unexpected count and sample size is that of the whole table."""
+    execute(
+        tmp_path / "wh.duckdb",
+        "create schema marts",
+        """create table marts.t as
+           select 'k' || (range % 4990) as id, range % 7 as n,
+                  case when range % 101 = 0 then null else 'ok' end as status,
+                  case when range % 3 = 0 then 'bad' else 'day' end as grain
+           from range(5000)""",
+    )
+    checks = [
+        {"expect": "table_row_count_to_be_between", "min_value": 1, "max_value": 4000},
+        {"expect": "column_values_to_be_unique", "column": "id"},
+        {"expect": "compound_columns_to_be_unique", "column_list": ["id", "n"]},
+        {"expect": "column_values_to_not_be_null", "column": "status"},
+        {"expect": "column_values_to_be_in_set", "column": "grain", "value_set": ["day"]},
+        {"expect": "column_values_to_be_between", "column": "n", "min_value": 0, "max_value": 5},
+        {"expect": "column_values_to_not_be_null", "column": "status", "mostly": 0.5},
+        {"expect": "column_mean_to_be_between", "column": "n", "min_value": 2, "max_value": 4},
+    ]
+
+    def verdicts(evidence: str) -> list[tuple]:
+        suites = suite(tmp_path / "suites", checks, "marts.t")
+        try:
+            report = gate.run_gate(tmp_path / "wh.duckdb", suites, tmp_path / evidence)
+        except GateFailed as failure:
+            report = failure.report
+        return [(r.check, r.success, r.unexpected_count, len(r.sample)) for r in report.results]
+
+    whole = verdicts("whole")
+    monkeypatch.setenv("CXKPI_GATE_PARTITION_ROWS", "700")
+    partitioned = verdicts("parts")
+    assert partitioned == whole
+    assert [v[1] for v in whole] == [False, False, True, False, False, False, True, True]
+    files = sorted(p.name for p in (tmp_path / "parts").glob("s*.json"))
+    assert "s.rows.1-of-8.json" in files and "s.by-id.8-of-8.json" in files
+    assert {"s.json", "s.row-count.json"} <= set(files)  # whole-table ones, the row count

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cxkpi.gate.batches import Batch
 from cxkpi.gate.report import SAMPLE_ROWS, CheckResult
 from cxkpi.gate.suites import Check, Suite
 
@@ -49,8 +51,15 @@ def data_docs_index(evidence_dir: Path) -> Path:
 
 
 def run_expectations(
-    suites: list[Suite], frames: dict[str, Any], evidence_dir: Path | None
+    suites: list[Suite],
+    batches: list[Batch],
+    frame_of: Callable[[Batch], Any],
+    evidence_dir: Path | None,
 ) -> list[CheckResult]:
+    """Validate ``batches`` (``cxkpi.gate.batches.plan`` of ``suites``) one at a time,
+    ``frame_of`` giving each its pandas frame; one result per expectation of ``suites``:
+    it passed if it passed on every batch it was validated on, its unexpected rows are
+    theirs together. Evidence: ``<batch>.json`` per batch, and GX's Data Docs."""
     import great_expectations as gx
     from great_expectations.checkpoint.actions import ValidationAction
 
@@ -58,51 +67,63 @@ def run_expectations(
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = _gx_context(evidence_dir)
     datasource = context.data_sources.add_pandas("cxkpi_warehouse")
-    results = []
-    for suite in suites:
-        asset = datasource.add_dataframe_asset(name=suite.name)
-        batch = asset.add_batch_definition_whole_dataframe(f"{suite.name}_batch")
-        gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
+    outcomes: dict[int, list[Any]] = {}
+    for batch_of_rows in batches:
+        name = batch_of_rows.name
+        asset = datasource.add_dataframe_asset(name=name)
+        batch = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
+        gx_suite = context.suites.add(gx.ExpectationSuite(name=name))
         check_of_id: dict[str, Check] = {}
-        for check in suite.expectations:
+        for check in batch_of_rows.suite.expectations:
             assert check.expectation is not None
             added = gx_suite.add_expectation(
                 getattr(gx.expectations, check.expectation)(**check.kwargs)
             )
             check_of_id[str(added.id)] = check
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{suite.name}_validation")
+            gx.ValidationDefinition(data=batch, suite=gx_suite, name=f"{name}_validation")
         )
-        assert suite.table is not None
         actions: list[ValidationAction] = (
             [] if evidence_dir is None else [gx.checkpoint.UpdateDataDocsAction(name="data_docs")]
         )
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
-                name=f"{suite.name}_checkpoint",
+                name=f"{name}_checkpoint",
                 validation_definitions=[definition],
                 actions=actions,
                 result_format="SUMMARY",
             )
         )
-        outcome_of_run = checkpoint.run(batch_parameters={"dataframe": frames[suite.table]})
+        frame = frame_of(batch_of_rows)
+        outcome_of_run = checkpoint.run(batch_parameters={"dataframe": frame})
+        del frame  # one batch in memory at a time
         [result] = outcome_of_run.run_results.values()
         if evidence_dir is not None:
-            (evidence_dir / f"{suite.name}.json").write_text(
+            (evidence_dir / f"{name}.json").write_text(
                 json.dumps(result.to_json_dict(), indent=2, default=str), encoding="utf-8"
             )
         for outcome in result.results:
             check = check_of_id[str(outcome.expectation_config.id)]
-            details = outcome.result or {}
+            outcomes.setdefault(id(check), []).append(outcome)
+    results = []
+    for suite in suites:
+        assert suite.table is not None
+        for check in suite.expectations:
+            parts = outcomes[id(check)]
+            details = [outcome.result or {} for outcome in parts]
+            counts = [
+                d["unexpected_count"] for d in details if d.get("unexpected_count") is not None
+            ]
+            sample = [value for d in details for value in d.get("partial_unexpected_list") or []]
             results.append(
                 CheckResult(
                     suite=suite.name,
                     table=suite.table,
                     check=check.label,
                     severity=check.severity,
-                    success=bool(outcome.success),
-                    unexpected_count=details.get("unexpected_count"),
-                    sample=list(details.get("partial_unexpected_list") or [])[:SAMPLE_ROWS],
+                    success=all(bool(outcome.success) for outcome in parts),
+                    unexpected_count=sum(counts) if counts else None,
+                    sample=sample[:SAMPLE_ROWS],
                 )
             )
     return results

@@ -11,12 +11,12 @@ from pathlib import Path
 import duckdb
 
 from cxkpi.errors import ConfigError, GateFailed
-from cxkpi.gate.checks._common import table_sql
+from cxkpi.gate.batches import partition_rows, plan
 from cxkpi.gate.gx import run_expectations
 from cxkpi.gate.registry import CHECK_KINDS, GateContext, Outcome
 from cxkpi.gate.report import SAMPLE_ROWS, CheckResult, GateReport
 from cxkpi.gate.suites import Check, Suite, load_suites
-from cxkpi.warehouse import connect, quote_ident, writer_lock
+from cxkpi.warehouse import connect, writer_lock
 
 log = logging.getLogger("cxkpi.gate")
 
@@ -44,28 +44,6 @@ def _run_cxkpi_check(
 
 
 SCOPES = ("all", "load", "night")
-
-# the arguments of GX's expectations that name the columns they read
-_COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
-_COLUMN_LIST_ARGUMENTS = ("column_list", "column_set")
-
-
-def _expectation_columns(suites: list[Suite]) -> str:
-    """The select list of a table's pandas batch: only the columns its expectations read.
-    A mart's other columns cost memory for nothing (at --scale 100 the whole marts took
-    8 GB in pandas). Every column when an expectation is about the table's columns or
-    filters rows (``row_condition``: any column); a constant one when it only counts rows."""
-    names: set[str] = set()
-    for check in (c for suite in suites for c in suite.expectations):
-        assert check.expectation is not None
-        if check.expectation.startswith("ExpectTableColumn") or check.kwargs.get("row_condition"):
-            return "*"
-        names.update(str(check.kwargs[k]) for k in _COLUMN_ARGUMENTS if k in check.kwargs)
-        for key in _COLUMN_LIST_ARGUMENTS:
-            names.update(str(c) for c in check.kwargs.get(key) or ())
-    if not names:
-        return "1 as row_counted"
-    return ", ".join(quote_ident(n) for n in sorted(names))
 
 
 def _as_date(value: str | date | None) -> date | None:
@@ -143,10 +121,11 @@ def run_gate(
     with writer_lock(warehouse):
         con = connect(warehouse, read_only=True)
         try:
-            frames = {}
-            for table in sorted({s.table for s in gx_suites if s.table}):
-                columns = _expectation_columns([s for s in gx_suites if s.table == table])
-                frames[table] = con.execute(f"select {columns} from {table_sql(table)}").df()
+            # GX reads the batches while the connection is open: one frame at a time
+            batches = plan(con, gx_suites, partition_rows())
+            validated = run_expectations(
+                gx_suites, batches, lambda batch: con.execute(batch.sql).df(), evidence_dir
+            )
             checked = [
                 _run_cxkpi_check(con, ctx, suite, check)
                 for suite in suites
@@ -155,7 +134,7 @@ def run_gate(
             ]
         finally:
             con.close()
-    report.results.extend(run_expectations(gx_suites, frames, evidence_dir))
+    report.results.extend(validated)
     report.results.extend(checked)
     if evidence_dir is not None:
         _write_report(report, ctx, evidence_dir)

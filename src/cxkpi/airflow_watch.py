@@ -148,7 +148,14 @@ def report_models_only(producer: Any) -> None:
     producer._make_parse_callable = make_model_parse_callable
 
 
-def make_model_tasks_cheap(tasks: list[Any], poke_interval: float = 1) -> int:
+# How often a model task's trigger asks for its model's report (an XCom read through the
+# api-server). At 1 s, 57 triggers kept the api-server busy on a 2-core machine and the
+# producer's build ran 2.6x slower than in-process; a model task now turns green at most
+# this long after dbt reports the model.
+MODEL_POLL_SECONDS = 5.0
+
+
+def make_model_tasks_cheap(tasks: list[Any], poke_interval: float = MODEL_POLL_SECONDS) -> int:
     """Make cosmos' watcher consumer tasks start (and usually end) in the triggerer, and
     its producer report only models; the number of model tasks changed."""
     from cosmos.operators._watcher.base import BaseConsumerSensor

@@ -93,21 +93,23 @@ def test_warn_severity_publishes_and_counts_the_warning(published_once, tmp_path
 def test_cli_exits_non_zero_and_names_the_check(published_once, tmp_path: Path) -> None:
     settings = published_once
     config = tmp_path / "cli.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "landing_dir": str(settings.landing_dir),
-                "warehouse_path": str(settings.warehouse_path),
-                "published_dir": str(settings.published_dir),
-                "runs_dir": str(settings.runs_dir),
-                "dbt_target_dir": str(settings.dbt_target_dir),
-                "sources_dir": str(REPO / "sources"),
-                "kpi_definitions_dir": str(REPO / "kpi_definitions"),
-                "expectations_dir": str(REPO / "expectations"),
-                "dbt_project_dir": str(REPO / "dbt_project"),
-            }
-        )
+    # the repository's project (its org levels and settings: `cxkpi run` compiles into the
+    # repository's dbt project, which must stay as committed) with this night's paths
+    project = yaml.safe_load((REPO / "cxkpi.yml").read_text(encoding="utf-8"))
+    project.update(
+        {
+            "landing_dir": str(settings.landing_dir),
+            "warehouse_path": str(settings.warehouse_path),
+            "published_dir": str(settings.published_dir),
+            "runs_dir": str(settings.runs_dir),
+            "dbt_target_dir": str(settings.dbt_target_dir),
+            "sources_dir": str(REPO / "sources"),
+            "kpi_definitions_dir": str(REPO / "kpi_definitions"),
+            "expectations_dir": str(REPO / "expectations"),
+            "dbt_project_dir": str(REPO / "dbt_project"),
+        }
     )
+    config.write_text(yaml.safe_dump(project))
     before = sha256(settings.published_path)
     inject_out_of_range_nps(settings.warehouse_path)
     cli = Path(sys.executable).parent / "cxkpi"

@@ -13,6 +13,7 @@ slowest tasks. Not a test: tests assert correctness only.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -27,6 +28,8 @@ import yaml
 
 from cxkpi import demo
 from cxkpi.airflow_local import LocalStack, recipe_environment
+from cxkpi.config import load_settings
+from cxkpi.dbt_runner import dbt_vars
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -152,6 +155,8 @@ def main() -> None:
             settings["dbt_project_dir"],
             "--target-path",
             settings["dbt_target_dir"],
+            "--vars",
+            json.dumps(dbt_vars(load_settings(config)), sort_keys=True),
             "--quiet",
         ]
         dbt_env = {**env, "CXKPI_WAREHOUSE_PATH": settings["warehouse_path"]}

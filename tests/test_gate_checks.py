@@ -764,38 +764,33 @@ def test_example_notifiers_stay_quiet_on_a_passing_gate() -> None:
     gate.webhook_notifier("http://webhook.invalid/x")(passed, None)
 
 
-def test_a_suite_batch_holds_only_the_columns_its_expectations_read(tmp_path: Path) -> None:
+def test_a_batch_holds_only_the_columns_its_expectations_read() -> None:
     """The gate reads a mart into pandas for GX: only the columns the expectations name
     (a row count needs none); every column when an expectation is about the columns or
     filters rows with a row_condition (which may name any column)."""
-    from cxkpi.gate.runner import _expectation_columns
-    from cxkpi.gate.suites import Check, Suite
+    from cxkpi.gate.batches import expectation_columns
+    from cxkpi.gate.suites import Check
 
-    def suite_of(*checks: tuple[str, dict]) -> Suite:
-        made = tuple(Check(name, kwargs, "error", name) for name, kwargs in checks)
-        return Suite("s", "marts.t", made, tmp_path / "s.yml")
+    def checks(*made: tuple[str, dict]) -> list[Check]:
+        return [Check(name, kwargs, "error", name) for name, kwargs in made]
 
-    columns = _expectation_columns(
-        [
-            suite_of(
-                ("ExpectColumnValuesToNotBeNull", {"column": "value"}),
-                ("ExpectCompoundColumnsToBeUnique", {"column_list": ["kpi_id", "period"]}),
-                ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
-            ),
-            suite_of(
-                ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "hi", "column_B": "lo"})
-            ),
-        ]
+    columns = expectation_columns(
+        checks(
+            ("ExpectColumnValuesToNotBeNull", {"column": "value"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["kpi_id", "period"]}),
+            ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+            ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "hi", "column_B": "lo"}),
+        )
     )
     assert columns == '"hi", "kpi_id", "lo", "period", "value"'
-    only_counted = suite_of(("ExpectTableRowCountToBeBetween", {"min_value": 1}))
-    assert _expectation_columns([only_counted]) == "1 as row_counted"
-    about_columns = suite_of(("ExpectTableColumnsToMatchSet", {"column_set": ["a"]}))
-    assert _expectation_columns([only_counted, about_columns]) == "*"
-    filtered = suite_of(
+    only_counted = checks(("ExpectTableRowCountToBeBetween", {"min_value": 1}))
+    assert expectation_columns(only_counted) == "true as row_counted"
+    about_columns = checks(("ExpectTableColumnsToMatchSet", {"column_set": ["a"]}))
+    assert expectation_columns(only_counted + about_columns) == "*"
+    filtered = checks(
         ("ExpectColumnValuesToNotBeNull", {"column": "value", "row_condition": 'grain=="day"'})
     )
-    assert _expectation_columns([filtered]) == "*"
+    assert expectation_columns(filtered) == "*"
 
 
 def test_the_early_load_gate_runs_only_the_checks_of_the_load(tmp_path: Path, surveys) -> None:

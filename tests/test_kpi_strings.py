@@ -152,12 +152,27 @@ _OWN_JINJA = {
     "dbt.type_string()",
     "dbt.date_trunc('week', 'metric_date')",
     "dbt.date_trunc('month', 'metric_date')",
-    # each observation placed at every declared org level (the roll-up macro)
+    # additive KPIs summed per unit and day (per observation with each_line), then placed
+    # at every declared org level; distinct and percentile KPIs placed per observation
+    "set each_line = var('multi_unit_orders') == 'each_line'",
+    "' observation_id,' if each_line",
+    "partial_sum('numerator', each_line)",
+    "partial_sum('denominator', each_line)",
+    "partial_sum('numerator * numerator', each_line)",
+    "partial_sum('denominator * denominator', each_line)",
+    "partial_sum('numerator * denominator', each_line)",
+    "'1' if each_line else 'count(*)'",
+    "if not each_line",
     (
-        "place_at_org_levels('at_units', columns=['observation_id', 'kpi_id', 'day_start',"
+        "place_at_org_levels('additive_rows', columns=(['observation_id'] if each_line else [])"
+        " + ['kpi_id', 'day_start', 'week_start', 'month_start', 'channel', 'segment',"
+        " 'touchpoint', 'numerator', 'denominator', 'numerator_sq', 'denominator_sq',"
+        " 'numerator_x_denominator', 'n'], distinct=each_line)"
+    ),
+    (
+        "place_at_org_levels('holistic_rows', columns=['observation_id', 'kpi_id', 'day_start',"
         " 'week_start', 'month_start', 'channel', 'segment', 'touchpoint', 'numerator',"
-        " 'denominator', 'measure_value', 'percentile', 'distinct_key'],"
-        " distinct=var('multi_unit_orders') == 'each_line')"
+        " 'denominator', 'measure_value', 'percentile', 'distinct_key'], distinct=each_line)"
     ),
     "exact_sum('numerator')",
     "exact_sum('denominator')",

@@ -355,10 +355,11 @@ def test_no_model_spells_the_org_roll_up_but_its_macro() -> None:
         "dbt_project/models/marts/fct_ticket_experience.sql",
         "dbt_project/models/diagnostics/int_factor_gap_inputs.sql",
     }
-    # the KPI values place every observation with it too
-    assert _spelled_in(r"place_at_org_levels\(\s+'at_units'") == {
-        "dbt_project/models/kpis/int_kpi__values_base.sql",
-    }
+    # the KPI values place their (summed or per-observation) rows with it too
+    for rows in ("additive_rows", "holistic_rows"):
+        assert _spelled_in(rf"place_at_org_levels\(\s+'{rows}'") == {
+            "dbt_project/models/kpis/int_kpi__values_base.sql",
+        }
 
 
 def test_the_kpi_tree_walk_down_finds_every_descendant_and_survives_a_cycle() -> None:

@@ -264,13 +264,14 @@ def gate_key(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _nothing_new_since_published(settings: Settings) -> build_state.BuildRecord | None:
+def _nothing_new_since_published(
+    settings: Settings, built: build_state.BuildRecord | None, key: str
+) -> build_state.BuildRecord | None:
     """The warehouse's build, if the full gate passed on it with today's suites and
     settings and the current version was published from it: a night that built nothing
     new then has nothing new to check or publish. A changed suite, setting or published
     version, or a build since, and the whole gate runs again."""
-    built = build_state.current_build(settings)
-    if built is None or built.gate_key != gate_key(settings) or built.published_version is None:
+    if built is None or built.gate_key != key or built.published_version is None:
         return None
     return built if built.published_version == _published_version(settings) else None
 
@@ -282,7 +283,9 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     came from, only the checks that depend on the night itself run (freshness for its
     date, its loads): every other check would read the same tables and the same
     published version, and give the same verdict."""
-    unchanged = _nothing_new_since_published(settings)
+    # the raw watermark digests every raw row: computed once per stage
+    built, key = build_state.current_build(settings), gate_key(settings)
+    unchanged = _nothing_new_since_published(settings, built, key)
     try:
         with pii.phone_regions(settings.pii_phone_regions):
             report = gate.run_gate(
@@ -301,9 +304,8 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
         gate.notify(failure, settings)
         raise
     gate.notify(report, settings)
-    built = build_state.current_build(settings)
     if built is not None and unchanged is None:
-        build_state.mark_gated(settings, built.build_id, gate_key(settings))
+        build_state.mark_gated(settings, built.build_id, key)
     summary: dict[str, Any] = dict(report.summary())
     if unchanged is not None:
         summary["scope"] = (
@@ -337,7 +339,8 @@ def publish_marts(
     """Publish a new version, unless this night's gate checked only the night (nothing new
     since a build the full gate passed and the current version came from): then the
     current version stays current and no copy of it is written."""
-    unchanged = _nothing_new_since_published(settings)
+    built, key = build_state.current_build(settings), gate_key(settings)
+    unchanged = _nothing_new_since_published(settings, built, key)
     if unchanged is not None and (audit_summary or {}).get("scope", "").startswith("night"):
         return {
             "version": unchanged.published_version,
@@ -346,9 +349,8 @@ def publish_marts(
             f"{unchanged.published_version} is current",
             "rows": {},
         }
-    built = build_state.current_build(settings)
     result = publish.publish(settings, ctx.run_id, ctx.logical_date, ctx.started_at, audit_summary)
-    if built is not None and built.gate_key == gate_key(settings):
+    if built is not None and built.gate_key == key:
         build_state.mark_published(settings, built.build_id, result.version)
     return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
 

@@ -73,13 +73,23 @@ def check_pii_in_published(con, ctx: GateContext, params: dict[str, Any]) -> Out
             col = quote_ident(column)
             # distinct values first: a dimension column of a million rows holds a few
             # dozen values, and splitting those costs nothing (11 s -> 4.5 s on kpi_values)
-            parts = con.execute(
-                f"""select distinct part from (
+            # the distinct parts are kept before the prefilter runs on them: in one query
+            # DuckDB pushes the filter below the distinct and runs its regexes on every
+            # part of every row (19 s instead of 1.6 s on kpi_values' 2.9 M keys at
+            # --scale 10); a temporary table is the fence
+            con.execute(
+                f"""create or replace temp table cxkpi_pii_parts as
+                    select distinct part from (
                         select unnest(string_split(value, '|')) as part
                         from (select distinct {col} as value from {table_sql(table)}
-                              where {col} is not null))
-                    where {_MAY_HOLD_PII_SQL}"""
-            ).fetchall()
+                              where {col} is not null))"""
+            )
+            try:
+                parts = con.execute(
+                    f"select part from cxkpi_pii_parts where {_MAY_HOLD_PII_SQL}"
+                ).fetchall()
+            finally:
+                con.execute("drop table cxkpi_pii_parts")
             flagged = {p: kinds for (p,) in parts if (kinds := detector.kinds(p))}
             observed[f"{table}.{column}"] = {"candidates": len(parts), "flagged": len(flagged)}
             if not flagged:

@@ -24,16 +24,21 @@ DOC = """
    `raw.load_rejects` with their reason (rows read = loaded + rejected).
 3. **check_load** runs the gate's load checks at once: a night whose loads rejected more
    than the suites allow fails here, before dbt.
-4. **dbt** is one `dbt build` (the producer task, dbt's threads) with a task per model,
+4. **plan_build** decides the night's build from the build state: none when neither data
+   nor definitions changed (every model task then ends skipped), a full refresh when the
+   definitions changed, else incremental (only the periods touched by new rows).
+5. **dbt** is one `dbt build` (the producer task, dbt's threads) with a task per model,
    grouped by layer; a model's task turns green or red when dbt reports it. Retrying or
    clearing one model's task rebuilds that model alone. A failing test fails the producer.
-5. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
-6. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
+   **finish_build** records the build as succeeded (a failed one stays unfinished: the
+   next night builds again).
+6. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
+7. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
    in-database checks (rejects, freshness, volume and KPI movement, orphans, PII).
-7. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
+8. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
    switches `published/current` to it in one atomic rename (`cxkpi rollback` restores
    an earlier version after checking its checksums).
-8. **release_night** (a teardown: runs whatever happened) gives the lease back.
+9. **release_night** (a teardown: runs whatever happened) gives the lease back.
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
 Scheduled nights run at 02:00 (reporting time zone) for the day before; trigger a given
@@ -80,7 +85,16 @@ def cx_nightly():
     def check_load() -> dict:
         return pipeline.audit_load(PROJECT, night())
 
+    @task(task_id=orchestration.PLAN_TASK_ID)
+    def plan_build() -> dict:
+        return pipeline.plan_build(PROJECT, night())
+
     dbt = orchestration.dbt_task_group(PROJECT)
+
+    # none_failed: on a night with nothing new every model task ends skipped
+    @task(trigger_rule="none_failed")
+    def finish_build(plan: dict) -> None:
+        pipeline.finish_build(PROJECT, plan, succeeded=True)
 
     @task
     def analyze() -> dict:
@@ -102,7 +116,9 @@ def cx_nightly():
     gate = quality_gate()
     published = publish(gate)
     loads = [load_x_data(), load_o_data()]
-    claim >> prepare() >> loads >> check_load() >> dbt >> analyze() >> gate
+    plan = plan_build()
+    finished = finish_build(plan)
+    claim >> prepare() >> loads >> check_load() >> plan >> dbt >> finished >> analyze() >> gate
     published >> release_night().as_teardown(setups=claim)
 
 

@@ -2,7 +2,8 @@
 with the README recipe's environment (``cxkpi airflow-env``), not ``airflow dags test``.
 
 One stack runs, in order: a triggered night, a backfill of two nights (allowed two active
-runs, so only the night lease keeps them apart), and a cleared dbt model task. Every
+runs, so only the night lease keeps them apart; nothing new for them: no dbt), and a cleared
+dbt model task. Every
 process runs with tests/netguard on its path, which refuses and records any connection or
 name lookup leaving the machine.
 """
@@ -152,6 +153,20 @@ def test_a_backfill_runs_its_nights_one_at_a_time(nights: SchedulerNights) -> No
     )
     (_, first_end), (second_start, _) = spans
     assert first_end <= second_start, spans
+
+
+def test_a_night_with_nothing_new_runs_no_dbt(nights: SchedulerNights) -> None:
+    """The backfilled nights come after the triggered one loaded every file: nothing new,
+    so the producer ran no dbt and every model task ended skipped, not rebuilt."""
+    for run in nights.backfill:
+        assert _task(run["tasks"], "plan_build")["state"] == "success"
+        assert _task(run["tasks"], "dbt.dbt_producer_watcher")["state"] == "success"
+        models = [t for t in run["tasks"] if t["task_id"].startswith("dbt.models.")]
+        assert models and {t["state"] for t in models} == {"skipped"}, run["run_id"]
+        assert _task(run["tasks"], "publish")["state"] == "success"
+    # the triggered night built: its model tasks succeeded
+    built = [t for t in nights.night["tasks"] if t["task_id"].startswith("dbt.models.")]
+    assert {t["state"] for t in built} == {"success"}
 
 
 def test_clearing_one_model_task_rebuilds_that_model_on_a_worker(

@@ -211,10 +211,15 @@ def test_task_ids_and_wiring(dagbag) -> None:
     assert {t.pool for t in model_tasks} == {"default_pool"}
     assert dag.get_task("prepare").downstream_task_ids == {"load_x_data", "load_o_data"}
     assert dag.get_task("load_x_data").downstream_task_ids == {"check_load"}
+    # the build is planned before dbt and recorded after it; analyze waits for the record
+    assert dag.get_task("check_load").downstream_task_ids == {"plan_build"}
+    assert "dbt.dbt_producer_watcher" in dag.get_task("plan_build").downstream_task_ids
+    assert dag.get_task("analyze").upstream_task_ids == {"finish_build"}
+    assert dag.get_task("finish_build").trigger_rule == "none_failed"
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
     assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}
-    upstream_of_analysis = dag.get_task("analyze").upstream_task_ids
-    assert upstream_of_analysis and all(t.startswith("dbt.") for t in upstream_of_analysis)
+    upstream_of_record = dag.get_task("finish_build").upstream_task_ids - {"plan_build"}
+    assert upstream_of_record and all(t.startswith("dbt.") for t in upstream_of_record)
     assert dag.get_task("release_night").is_teardown
     assert dag.doc_md and "publish" in dag.doc_md
 

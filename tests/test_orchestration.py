@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from conftest import make_settings
 
 from cxkpi.dbt_runner import dbt_env
@@ -104,3 +105,43 @@ def test_the_producer_reports_each_model_once_and_no_test() -> None:
     parse(line("NodeFinished", "test"), {})
     parse(line("MainReportVersion", None), {})
     assert passed == ["NodeFinished", "SkippingDetails", "LogSkipBecauseError", "MainReportVersion"]
+
+
+def test_the_producer_runs_the_build_the_plan_decided() -> None:
+    """No dbt on a night with nothing new, --full-refresh when the definitions changed,
+    an incremental build otherwise; no plan at all is an error, not a guess."""
+    from cxkpi.errors import CxkpiError
+    from cxkpi.orchestration import follow_the_plan
+
+    class Producer:
+        full_refresh = False
+
+        def __init__(self) -> None:
+            self.builds: list[bool] = []
+
+        def execute(self, context):
+            self.builds.append(self.full_refresh)
+            return "built"
+
+    class TaskInstance:
+        def __init__(self, plan):
+            self.plan = plan
+
+        def xcom_pull(self, task_ids: str):
+            assert task_ids == "plan_build"
+            return self.plan
+
+    def night(plan):
+        producer = Producer()
+        follow_the_plan(producer)
+        result = producer.execute(context={"ti": TaskInstance(plan)})
+        return result, producer.builds
+
+    nothing_new = {"skip": True, "full_refresh": False, "build_id": None, "reason": "nothing new"}
+    assert night(nothing_new) == (None, [])
+    changed = {"skip": False, "full_refresh": True, "build_id": 3, "reason": "full refresh: x"}
+    assert night(changed) == ("built", [True])
+    new_rows = {"skip": False, "full_refresh": False, "build_id": 4, "reason": "incremental"}
+    assert night(new_rows) == ("built", [False])
+    with pytest.raises(CxkpiError, match="no build plan"):
+        night(None)

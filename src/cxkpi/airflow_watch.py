@@ -87,7 +87,13 @@ class ModelReportTrigger(WatcherTrigger):
         async for event in super().run():
             payload = event.payload
             status = payload.get("status")
-            if status == EventStatus.SUCCESS:
+            if status == EventStatus.SUCCESS and payload.get("reason") == (
+                WatcherEventReason.NODE_NOT_RUN
+            ):
+                # the producer succeeded without running the model: a night with nothing
+                # new, whose plan was no build (cxkpi.orchestration.follow_the_plan)
+                yield TaskSkippedEvent()
+            elif status == EventStatus.SUCCESS:
                 yield TaskSuccessEvent()
             elif status == EventStatus.SKIPPED:
                 yield TaskSkippedEvent()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from cxkpi import night_lease
 from cxkpi.config import Settings, find_config, load_settings
 from cxkpi.dbt_runner import dbt_env, dbt_vars
+from cxkpi.errors import CxkpiError
 from cxkpi.night_lease import Holder
 from cxkpi.pipeline import RunContext
 
@@ -186,15 +187,55 @@ def _local_configs(project: Settings) -> dict[str, Any]:
 DBT_TASKS_ENV = "CXKPI_AIRFLOW_DBT_TASKS"
 
 
+# The DAG's task that decides the night's build (pipeline.plan_build); the dbt tasks read
+# its XCom.
+PLAN_TASK_ID = "plan_build"
+
+
 def dbt_task_group(project: Settings, group_id: str = "dbt") -> Any:
     """The night's dbt as cosmos' watcher task group, its model tasks started in the
-    triggerer (cxkpi.airflow_watch: no worker per model)."""
+    triggerer (cxkpi.airflow_watch: no worker per model), its producer following the plan
+    of the ``plan_build`` task."""
     from cosmos import DbtTaskGroup
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
 
     from cxkpi.airflow_watch import make_model_tasks_cheap
 
     if os.environ.get(DBT_TASKS_ENV, "watcher") == "local":
-        return DbtTaskGroup(group_id=group_id, **_local_configs(project))
+        configs = _local_configs(project)
+        # every model task refreshes fully when the plan says so (a template: the plan is
+        # read when the task runs); a night with nothing new still runs them, incrementally
+        configs["operator_args"]["full_refresh"] = (
+            f"{{{{ (ti.xcom_pull(task_ids='{PLAN_TASK_ID}') or {{}}).get('full_refresh', False) }}}}"
+        )
+        return DbtTaskGroup(group_id=group_id, **configs)
     group = DbtTaskGroup(group_id=group_id, **cosmos_configs(project))
-    make_model_tasks_cheap(list(group.iter_tasks()))
+    tasks = list(group.iter_tasks())
+    make_model_tasks_cheap(tasks)
+    for task in tasks:
+        if isinstance(task, DbtProducerWatcherOperator):
+            follow_the_plan(task)
     return group
+
+
+def follow_the_plan(producer: Any, plan_task_id: str = PLAN_TASK_ID) -> None:
+    """The producer runs the build ``plan_build`` decided: none on a night with nothing
+    new (it succeeds at once and every model task ends skipped: cosmos reports a model
+    the producer did not run as not run), a full refresh when the definitions changed
+    (``--full-refresh``), else an incremental build."""
+    execute = producer.execute
+
+    def execute_the_plan(context: Any) -> Any:
+        plan = context["ti"].xcom_pull(task_ids=plan_task_id)
+        if plan is None:
+            raise CxkpiError(
+                f"no build plan from task {plan_task_id!r}: the producer will not guess "
+                "between an incremental build and a full refresh"
+            )
+        print(f"build plan: {plan['reason']}")
+        if plan["skip"]:
+            return None
+        producer.full_refresh = bool(plan["full_refresh"])
+        return execute(context)
+
+    producer.execute = execute_the_plan

@@ -199,30 +199,60 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
     return summary
 
 
-def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
-    """``dbt build`` of what is new: nothing when neither the data nor the definitions
-    changed since the last successful build (build_state), a full refresh when the
-    definitions changed or ``full_refresh`` asks for one, else an incremental build whose
-    KPI models recompute only the periods whose observations changed."""
+def plan_build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
+    """What this night's ``dbt build`` must do, decided from the build state, and the build
+    recorded as started unless there is nothing to do. A plain dict (an Airflow XCom):
+
+    - ``skip``: True when neither the data nor the definitions changed since the last
+      successful build; ``reason`` says since which build;
+    - ``full_refresh``: True when the definitions changed, there is no earlier build, or
+      ``full_refresh`` asks for one (``reason`` says which), else the build is incremental
+      and its KPI models recompute only the periods whose observations changed;
+    - ``build_id``: the started build, for ``finish_build``.
+
+    The CLI's ``build`` and the Airflow DAG's ``plan_build`` task both decide here: a
+    definition change is a full refresh however the night is run."""
     inputs = build_state.current_inputs(settings)
     previous = build_state.latest(settings)
     if not full_refresh and previous is not None and build_state.is_unchanged(previous, inputs):
         return {
-            "dbt": f"skipped: nothing new since build {previous.build_id} "
-            f"(run {previous.run_id}, finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",
-            "warnings": [],
+            "skip": True,
+            "full_refresh": False,
+            "build_id": None,
+            "reason": f"nothing new since build {previous.build_id} (run {previous.run_id}, "
+            f"finished {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC)",
         }
     reason = build_state.full_refresh_reason(settings, inputs, full_refresh)
     build_id = build_state.start(settings, ctx.run_id, inputs, full_refresh=reason is not None)
+    return {
+        "skip": False,
+        "full_refresh": reason is not None,
+        "build_id": build_id,
+        "reason": f"full refresh: {reason}" if reason else "incremental",
+    }
+
+
+def finish_build(settings: Settings, plan: dict[str, Any], succeeded: bool) -> None:
+    """Record how the build ``plan_build`` started ended (nothing for a skipped one)."""
+    if plan.get("build_id") is not None:
+        build_state.finish(settings, plan["build_id"], succeeded=succeeded)
+
+
+def build(settings: Settings, ctx: RunContext, full_refresh: bool = False) -> dict[str, Any]:
+    """``dbt build`` of what is new, as ``plan_build`` decides: nothing, a full refresh or
+    an incremental build."""
+    plan = plan_build(settings, ctx, full_refresh)
+    if plan["skip"]:
+        return {"dbt": f"skipped: {plan['reason']}", "warnings": []}
     try:
-        outcome = dbt_runner.build(settings, full_refresh=reason is not None)
+        outcome = dbt_runner.build(settings, full_refresh=plan["full_refresh"])
     except BaseException:
-        build_state.finish(settings, build_id, succeeded=False)
+        finish_build(settings, plan, succeeded=False)
         raise
-    build_state.finish(settings, build_id, succeeded=True)
+    finish_build(settings, plan, succeeded=True)
     return {
         "dbt": outcome.summary(),
-        "mode": f"full refresh: {reason}" if reason else "incremental",
+        "mode": plan["reason"],
         "warnings": [w["name"] for w in outcome.warnings],
     }
 

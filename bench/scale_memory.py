@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from cxkpi.pipeline import STAGES
@@ -55,39 +56,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[100.0, 1000.0])
     parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument(
+        "--keep", help="work in this folder and keep it (else a temporary one, removed)"
+    )
+    parser.add_argument(
+        "--from-stage",
+        choices=STAGES,
+        help="resume a kept folder at this stage (its data and earlier stages are kept)",
+    )
     args = parser.parse_args()
     for scale in args.scales:
-        with tempfile.TemporaryDirectory(prefix=f"cxkpi-scale-{scale:g}-") as name:
-            folder = Path(name)
-            env = {**os.environ, "CXKPI_DUCKDB_MEMORY_LIMIT": args.memory_limit}
-            landing = folder / "landing"
-            seconds, peak = in_child(
-                "from cxkpi import demo; from datetime import date; from pathlib import Path; "
-                f"demo.generate(Path({str(landing)!r}), scale={scale}, "
-                f"end_date=date.fromisoformat({NIGHT!r}))",
-                env,
-            )
-            print(f"scale {scale:g}: demo data generated in {seconds:.0f}s (peak {peak:.2f} GB)")
-            # every stage's process: the repository's project, its paths under the folder
-            setup = (
-                "from pathlib import Path; from cxkpi import pipeline; "
-                "from cxkpi.config import scratch_settings; "
-                f"s = scratch_settings(Path({str(REPO / 'cxkpi.yml')!r}), Path({str(folder)!r})); "
-                f"ctx = pipeline.RunContext.new('bench', {NIGHT!r}); "
-            )
-            total = 0.0
-            peaks = []
-            for stage in STAGES:
-                seconds, peak = in_child(setup + STAGE_CALLS[stage], env)
-                total += seconds
-                peaks.append(peak)
-                print(f"  {stage:<10} {seconds:8.1f}s  peak RSS {peak:5.2f} GB", flush=True)
-            rows = sum(count_lines(p) for p in landing.rglob("*.csv"))
-            print(
-                f"  night {total:.0f}s for {rows:,} landing lines "
-                f"({rows / total:,.0f} rows/s); highest stage peak {max(peaks):.2f} GB "
-                f"(limit {args.memory_limit} per DuckDB)"
-            )
+        with ExitStack() as stack:
+            if args.keep:
+                folder = Path(args.keep) / f"scale-{scale:g}"
+                folder.mkdir(parents=True, exist_ok=True)
+            else:
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cxkpi-")))
+            night(scale, folder, args.memory_limit, args.from_stage)
+
+
+def night(scale: float, folder: Path, memory_limit: str, from_stage: str | None) -> None:
+    env = {**os.environ, "CXKPI_DUCKDB_MEMORY_LIMIT": memory_limit}
+    landing = folder / "landing"
+    if from_stage is None:
+        seconds, peak = in_child(
+            "from cxkpi import demo; from datetime import date; from pathlib import Path; "
+            f"demo.generate(Path({str(landing)!r}), scale={scale}, "
+            f"end_date=date.fromisoformat({NIGHT!r}))",
+            env,
+        )
+        print(f"scale {scale:g}: demo data generated in {seconds:.0f}s (peak {peak:.2f} GB)")
+    # every stage's process: the repository's project, its paths under the folder
+    setup = (
+        "from pathlib import Path; from cxkpi import pipeline; "
+        "from cxkpi.config import scratch_settings; "
+        f"s = scratch_settings(Path({str(REPO / 'cxkpi.yml')!r}), Path({str(folder)!r})); "
+        f"ctx = pipeline.RunContext.new('bench', {NIGHT!r}); "
+    )
+    total = 0.0
+    peaks = []
+    for stage in STAGES[STAGES.index(from_stage) if from_stage else 0 :]:
+        seconds, peak = in_child(setup + STAGE_CALLS[stage], env)
+        total += seconds
+        peaks.append(peak)
+        print(f"  {stage:<10} {seconds:8.1f}s  peak RSS {peak:5.2f} GB", flush=True)
+    rows = sum(count_lines(p) for p in landing.rglob("*.csv"))
+    print(
+        f"  night {total:.0f}s for {rows:,} landing lines "
+        f"({rows / total:,.0f} rows/s); highest stage peak {max(peaks):.2f} GB "
+        f"(limit {memory_limit} per DuckDB)"
+    )
 
 
 if __name__ == "__main__":

@@ -205,9 +205,8 @@ def dbt_task_group(project: Settings, group_id: str = "dbt") -> Any:
         configs = _local_configs(project)
         # every model task refreshes fully when the plan says so (a template: the plan is
         # read when the task runs); a night with nothing new still runs them, incrementally
-        configs["operator_args"]["full_refresh"] = (
-            f"{{{{ (ti.xcom_pull(task_ids='{PLAN_TASK_ID}') or {{}}).get('full_refresh', False) }}}}"
-        )
+        plan = f"(ti.xcom_pull(task_ids='{PLAN_TASK_ID}') or {{}})"
+        configs["operator_args"]["full_refresh"] = f"{{{{ {plan}.get('full_refresh', False) }}}}"
         return DbtTaskGroup(group_id=group_id, **configs)
     group = DbtTaskGroup(group_id=group_id, **cosmos_configs(project))
     tasks = list(group.iter_tasks())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -154,3 +155,42 @@ def test_the_dbt_unit_tests_pass(demo_project) -> None:
     assert outcome.success, outcome.failures
     assert len(unit_tests) >= 13
     assert all(r["status"] == "pass" for r in unit_tests)
+
+
+def _compiled_inline(settings, sql: str) -> str:
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.dbt_project_dir)
+    with dbt_runner._environment(dbt_runner.dbt_env(settings)):
+        result = dbtRunner().invoke(
+            ["compile", "--quiet", "--inline", sql, "--project-dir", project,
+             "--profiles-dir", project, "--target-path", str(settings.dbt_target_dir),
+             "--vars", json.dumps(dbt_runner.dbt_vars(settings))]
+        )  # fmt: skip
+    assert result.success, result.exception
+    return result.result.results[0].node.compiled_code
+
+
+@pytest.mark.integration
+def test_uniqueness_tests_find_exactly_the_duplicated_keys(demo_project) -> None:
+    """dbt's `unique` (overridden on DuckDB) and unique_combination_of_columns group the
+    keys' hashes first and then the exact keys among the suspects: the result is still
+    every duplicated key with its count, nulls skipped by `unique` and grouped by the
+    combination test, as dbt's own SQL gives."""
+    import duckdb
+
+    rows = (
+        "(select * from (values ('a', 1, 'x'), ('a', 2, 'x'), ('b', 3, 'x'), (null, 4, 'y'),"
+        " (null, 5, 'y'), ('c', 6, null), ('c', 7, null), ('c', 8, null)) as t(k, v, w))"
+    )
+    unique = _compiled_inline(demo_project, f'{{{{ test_unique("{rows}", "k") }}}}')
+    combination = _compiled_inline(
+        demo_project,
+        f'{{{{ test_unique_combination_of_columns("{rows}", ["k", "w"]) }}}}',
+    )
+    assert "hash(" in unique and "hash(" in combination  # the two-step query ran
+    con = duckdb.connect()
+    assert sorted(con.execute(unique).fetchall()) == [("a", 2), ("c", 3)]
+    assert sorted(con.execute(combination).fetchall(), key=str) == sorted(
+        [("a", "x", 2), ("c", None, 3), (None, "y", 2)], key=str
+    )

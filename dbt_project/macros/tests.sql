@@ -28,8 +28,11 @@ where {{ column_name }} is not null
    time; grouping their hashes needs a fixed 8 bytes a row and spills, and the second
    step re-checks the few suspects exactly, so a hash collision is never a failure. #}
 {% macro cxkpi_duplicate_keys(model, columns, skip_nulls=false) %}
-{%- set keys = columns | join(', ') -%}
-{%- if target.type == 'duckdb' %}
+{{ return(adapter.dispatch('cxkpi_duplicate_keys', 'cxkpi')(model, columns, skip_nulls)) }}
+{% endmacro %}
+
+{% macro duckdb__cxkpi_duplicate_keys(model, columns, skip_nulls) %}
+{%- set keys = columns | join(', ') %}
 with suspect_hashes as (
     select hash({{ keys }}) as key_hash
     from {{ model }}
@@ -42,13 +45,15 @@ from {{ model }}
 where hash({{ keys }}) in (select key_hash from suspect_hashes)
 group by {{ keys }}
 having count(*) > 1
-{%- else %}
+{% endmacro %}
+
+{% macro default__cxkpi_duplicate_keys(model, columns, skip_nulls) %}
+{%- set keys = columns | join(', ') %}
 select {{ keys }}, count(*) as n_records
 from {{ model }}
 {% if skip_nulls %}where {{ keys }} is not null{% endif %}
 group by {{ keys }}
 having count(*) > 1
-{%- endif %}
 {% endmacro %}
 
 {% test expression_is_true(model, expression) %}

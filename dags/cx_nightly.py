@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
 from cxkpi import orchestration, pipeline
 
@@ -56,6 +56,13 @@ night with `airflow dags trigger cx_nightly --logical-date <day>`.
     doc_md=DOC,
     tags=["cxkpi", "cx"],
     default_args={"retries": 0},
+    # the trigger form's switch (or --conf '{"full_refresh": true}'): rebuild every
+    # incremental model from all data, as `cxkpi run --full-refresh` does
+    params={
+        "full_refresh": Param(
+            False, type="boolean", description="Rebuild every incremental model from all data"
+        )
+    },
 )
 def cx_nightly():
     def night() -> pipeline.RunContext:
@@ -87,7 +94,8 @@ def cx_nightly():
 
     @task(task_id=orchestration.PLAN_TASK_ID)
     def plan_build() -> dict:
-        return pipeline.plan_build(PROJECT, night())
+        full_refresh = bool(get_current_context()["params"].get("full_refresh"))
+        return pipeline.plan_build(PROJECT, night(), full_refresh=full_refresh)
 
     dbt = orchestration.dbt_task_group(PROJECT)
 

@@ -216,6 +216,8 @@ def test_task_ids_and_wiring(dagbag) -> None:
     assert "dbt.dbt_producer_watcher" in dag.get_task("plan_build").downstream_task_ids
     assert dag.get_task("analyze").upstream_task_ids == {"finish_build"}
     assert dag.get_task("finish_build").trigger_rule == "none_failed"
+    # a full refresh is a switch of the trigger form, off for scheduled nights
+    assert dag.params["full_refresh"] is False
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
     assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}
     upstream_of_record = dag.get_task("finish_build").upstream_task_ids - {"plan_build"}

@@ -34,7 +34,7 @@ from cxkpi.kpi_facts import FACT_TABLES, SQL_TYPES, fact_rows
 from cxkpi.kpi_semantic import YAML_HEADER, semantic_yaml
 from cxkpi.kpi_sources import BOOLEAN, SOURCES
 from cxkpi.kpi_spec import Catalog, Definition
-from cxkpi.kpi_types import HOLISTIC_AGGREGATIONS, KPI_TYPES
+from cxkpi.kpi_types import KPI_TYPES
 from cxkpi.vocabulary import BREAKDOWNS, TIME_GRAINS
 
 GENERATED_DIR = Path("models") / "kpis"
@@ -149,24 +149,35 @@ def _fact_model(name: str, rows: list[tuple]) -> str:
 # --- values ------------------------------------------------------------------------------
 
 
-def _values_base_model(percentiles: list[float], holistic: list[str]) -> str:
-    """``holistic``: the KPIs whose roll-up needs every value (distinct counts,
-    percentiles); the others are summed per unit and day before the org roll-up."""
+def _values_base_model(
+    percentiles: list[float], distinct_kpis: list[str], percentile_kpis: list[str]
+) -> str:
+    """Sums of every KPI roll up by grouping sets; the KPIs whose roll-up needs every
+    value (``distinct_kpis``, ``percentile_kpis``) get one aggregate query per slice kind
+    (time grain x breakdown), each over only their own rows."""
     # every value is of one org unit (the rows are placed at each level first), so the
     # sets vary over the time grain and the breakdown only
-    grouping_sets = [
-        "(" + ", ".join(["kpi_id", "org_level", "org_unit_id", f"{grain}_start", *breakdown]) + ")"
+    slices = [
+        {
+            "grain": grain,
+            "breakdown_columns": [b if b in breakdown else f"'all' as {b}" for b in BREAKDOWNS],
+            "not_null": [f"{b} is not null" for b in breakdown],
+            "key": ["kpi_id", "org_level", "org_unit_id", f"{grain}_start", *breakdown],
+        }
         for grain in TIME_GRAINS
         for breakdown in ((), *((b,) for b in BREAKDOWNS))
     ]
+    # one branch per slice kind and holistic family: the distinct counts, each percentile
+    families = ([None] if distinct_kpis else []) + [repr(p) for p in percentiles]
     return _render(
         "kpi_values_base.sql",
         header=HEADER,
-        grouping_sets=grouping_sets,
-        holistic_kpis=[_lit(kpi_id) for kpi_id in holistic],
-        percentiles=[
-            {"value": repr(p), "column": "p_" + f"{p:g}".replace(".", "_").replace("-", "m")}
-            for p in percentiles
+        grouping_sets=["(" + ", ".join(s["key"]) + ")" for s in slices],
+        distinct_kpis=[_lit(kpi_id) for kpi_id in distinct_kpis],
+        percentile_kpis=[_lit(kpi_id) for kpi_id in percentile_kpis],
+        percentiles=[repr(p) for p in percentiles],
+        holistic_branches=[
+            {"slice": s, "percentile": family} for s in slices for family in families
         ],
     )
 
@@ -266,8 +277,11 @@ def render(catalog: Catalog, root: Path | None = None) -> dict[str, str]:
     for name, rows in fact_rows(definitions, kpis, catalog.org_levels).items():
         files[f"{name}.sql"] = _fact_model(name, rows)
     percentiles = sorted({d.percentile for d in kpis if d.percentile is not None})
-    holistic = sorted(d.id for d in kpis if d.aggregation in HOLISTIC_AGGREGATIONS)
-    files["int_kpi__values_base.sql"] = _values_base_model(percentiles, holistic)
+    files["int_kpi__values_base.sql"] = _values_base_model(
+        percentiles,
+        distinct_kpis=sorted(d.id for d in kpis if d.aggregation == "distinct"),
+        percentile_kpis=sorted(d.id for d in kpis if d.aggregation == "percentile"),
+    )
     files["int_kpi__values_derived.sql"] = _derived_model(_derived_order(catalog))
     files["_kpis.yml"] = _render(
         "kpis.yml",

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 # How values of a type roll up, and the Semantic Layer measure each one is (agg, column);
 # ratio and derived become MetricFlow ratio and derived metrics instead of one measure.
 AGGREGATIONS = ("ratio", "sum", "distinct", "percentile", "derived")
-# Those whose roll-up needs every value, not partial sums (kpi_values_base.sql).
-HOLISTIC_AGGREGATIONS = ("distinct", "percentile")
 SEMANTIC_MEASURES = {
     "sum": ("sum", "numerator"),
     "distinct": ("count_distinct", "distinct_key"),

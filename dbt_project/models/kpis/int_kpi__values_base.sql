@@ -8,8 +8,9 @@
 -- Every KPI at every time grain (day, ISO week, month), declared org level (var
 -- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
 -- placed once at each level, at the unit its own (or its order's) unit lies in, then
--- aggregated in one pass with grouping sets: a region's value comes from all its
--- observations, never from an average of store values.
+-- aggregated: sums in one pass with grouping sets, distinct counts and percentiles one
+-- slice kind at a time. A region's value comes from all its observations, never from an
+-- average of store values.
 -- Incremental: a night recomputes the periods int_kpi__touched_periods lists, from all
 -- the observations of those weeks and months (macros/incremental_periods.sql).
 with
@@ -55,10 +56,12 @@ recomputed as (
 ),
 {%- endif %}
 
-at_units as (
+at_units as not materialized (
 
     -- each observation at its own unit, else at the unit(s) its order counts at
-    -- (multi_unit_orders: one unit per order, or each unit of its lines)
+    -- (multi_unit_orders: one unit per order, or each unit of its lines). Not
+    -- materialized: the three roll-ups below read it once each, and a materialized copy
+    -- of every observation is what overflowed memory at --scale 1000.
     select
         observations.*,
         coalesce(order_units.org_unit_id, observations.org_unit_id) as row_unit_id
@@ -71,11 +74,12 @@ at_units as (
 {%- set each_line = var('multi_unit_orders') == 'each_line' %}
 additive_rows as (
 
-    -- KPIs that roll up by sums (ratio, sum): an observation counts at one unit, so with
-    -- multi_unit_orders largest_line their rows are summed per unit, day and breakdown
-    -- before they are placed at the org levels (the org roll-up then adds partial sums,
-    -- not every observation). Sums stay exact decimals until the last step. With each_line
-    -- an observation may count at several units: rows stay per observation, and each is
+    -- The sums of every KPI (its n, numerator and denominator; the whole value of ratio
+    -- and sum KPIs): an observation counts at one unit, so with multi_unit_orders
+    -- largest_line the rows are summed per unit, day and breakdown before they are
+    -- placed at the org levels (the org roll-up then adds partial sums, not every
+    -- observation). Sums stay exact decimals until the last step. With each_line an
+    -- observation may count at several units: rows stay per observation, and each is
     -- placed once per level.
     select
         {{- ' observation_id,' if each_line }}
@@ -94,7 +98,6 @@ additive_rows as (
         {{ partial_sum('numerator * denominator', each_line) }} as numerator_x_denominator,
         {{ '1' if each_line else 'count(*)' }} as n
     from at_units
-    where kpi_id not in ('active_customers', 'time_to_close_p90')
 {%- if not each_line %}
     group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
         touchpoint
@@ -110,25 +113,6 @@ placed_additive as (
                  'kpi_id', 'day_start', 'week_start', 'month_start',
                  'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
                  'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],
-        distinct=each_line
-    ) }}
-
-),
-
-holistic_rows as (
-
-    select * from at_units where kpi_id in ('active_customers', 'time_to_close_p90')
-
-),
-
-placed_holistic as (
-
-    -- KPIs that need every value (distinct counts, percentiles), per observation
-    {{ place_at_org_levels(
-        'holistic_rows',
-        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
-                 'measure_value', 'percentile', 'distinct_key'],
         distinct=each_line
     ) }}
 
@@ -156,55 +140,8 @@ aggregated as (
         cast(sum(numerator_sq) as double precision) as numerator_sq,
         cast(sum(denominator_sq) as double precision) as denominator_sq,
         cast(sum(numerator_x_denominator) as double precision) as numerator_x_denominator,
-        cast(sum(n) as bigint) as n,
-        cast(null as bigint) as distinct_count,
-        cast(null as double precision) as percentile,
-        cast(null as double precision) as p_0_9
+        cast(sum(n) as bigint) as n
     from placed_additive
-    group by grouping sets (
-            (kpi_id, org_level, org_unit_id, day_start),
-            (kpi_id, org_level, org_unit_id, day_start, channel),
-            (kpi_id, org_level, org_unit_id, day_start, segment),
-            (kpi_id, org_level, org_unit_id, day_start, touchpoint),
-            (kpi_id, org_level, org_unit_id, week_start),
-            (kpi_id, org_level, org_unit_id, week_start, channel),
-            (kpi_id, org_level, org_unit_id, week_start, segment),
-            (kpi_id, org_level, org_unit_id, week_start, touchpoint),
-            (kpi_id, org_level, org_unit_id, month_start),
-            (kpi_id, org_level, org_unit_id, month_start, channel),
-            (kpi_id, org_level, org_unit_id, month_start, segment),
-            (kpi_id, org_level, org_unit_id, month_start, touchpoint)
-    )
-
-    union all
-
-    select
-        kpi_id,
-        org_level,
-        org_unit_id,
-        day_start,
-        week_start,
-        month_start,
-        channel,
-        segment,
-        touchpoint,
-        grouping(day_start) as by_all_days,
-        grouping(week_start) as by_all_weeks,
-        grouping(channel) as by_all_channels,
-        grouping(segment) as by_all_segments,
-        grouping(touchpoint) as by_all_touchpoints,
-        {{ exact_sum('numerator') }} as numerator,
-        {{ exact_sum('denominator') }} as denominator,
-        {{ exact_sum('numerator * numerator') }} as numerator_sq,
-        {{ exact_sum('denominator * denominator') }} as denominator_sq,
-        {{ exact_sum('numerator * denominator') }} as numerator_x_denominator,
-        count(*) as n,
-        count(distinct distinct_key) as distinct_count,
-        max(percentile) as percentile,
-        percentile_cont(0.9) within group (
-            order by case when percentile = 0.9 then measure_value end
-        ) as p_0_9
-    from placed_holistic
     group by grouping sets (
             (kpi_id, org_level, org_unit_id, day_start),
             (kpi_id, org_level, org_unit_id, day_start, channel),
@@ -242,14 +179,476 @@ sliced as (
         numerator_sq,
         denominator_sq,
         numerator_x_denominator,
-        n,
-        distinct_count,
-        case when percentile = 0.9 then p_0_9 end as percentile_value
+        n
     from aggregated
     -- a row grouped by a column that is empty (no store, no segment) is not a slice
     where (by_all_channels = 1 or channel is not null)
       and (by_all_segments = 1 or segment is not null)
       and (by_all_touchpoints = 1 or touchpoint is not null)
+
+),
+
+distinct_rows as (
+
+    -- distinct-count KPIs: each key once per unit, day and breakdown
+    select distinct
+        kpi_id,
+        row_unit_id,
+        day_start,
+        week_start,
+        month_start,
+        channel,
+        segment,
+        touchpoint,
+        distinct_key
+    from at_units
+    where kpi_id in ('active_customers')
+      and distinct_key is not null
+
+),
+
+placed_distinct as (
+
+    -- a key counted at several units of one level is still one key there
+    {{ place_at_org_levels(
+        'distinct_rows',
+        columns=['kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'distinct_key']
+    ) }}
+
+),
+
+percentile_rows as (
+
+    select *
+    from at_units
+    where kpi_id in ('time_to_close_p90')
+
+),
+
+placed_percentile as (
+
+    {{ place_at_org_levels(
+        'percentile_rows',
+        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'percentile', 'measure_value'],
+        distinct=each_line
+    ) }}
+
+),
+
+holistic_values as (
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    group by kpi_id, org_level, org_unit_id, day_start
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+    group by kpi_id, org_level, org_unit_id, day_start
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where channel is not null
+    group by kpi_id, org_level, org_unit_id, day_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and channel is not null
+    group by kpi_id, org_level, org_unit_id, day_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where segment is not null
+    group by kpi_id, org_level, org_unit_id, day_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, day_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, day_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, day_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    group by kpi_id, org_level, org_unit_id, week_start
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+    group by kpi_id, org_level, org_unit_id, week_start
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where channel is not null
+    group by kpi_id, org_level, org_unit_id, week_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and channel is not null
+    group by kpi_id, org_level, org_unit_id, week_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where segment is not null
+    group by kpi_id, org_level, org_unit_id, week_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, week_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, week_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, week_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    group by kpi_id, org_level, org_unit_id, month_start
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+    group by kpi_id, org_level, org_unit_id, month_start
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where channel is not null
+    group by kpi_id, org_level, org_unit_id, month_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and channel is not null
+    group by kpi_id, org_level, org_unit_id, month_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where segment is not null
+    group by kpi_id, org_level, org_unit_id, month_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, month_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, month_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, month_start, touchpoint
 
 ),
 
@@ -275,8 +674,9 @@ select
         when 'ratio' then
             sliced.numerator / nullif(sliced.denominator, 0) * definitions.multiplier
         when 'sum' then sliced.numerator
-        when 'distinct' then cast(sliced.distinct_count as double precision)
-        when 'percentile' then sliced.percentile_value
+        -- a slice whose rows all lack a key counts none
+        when 'distinct' then cast(coalesce(holistic_values.distinct_count, 0) as double precision)
+        when 'percentile' then holistic_values.percentile_value
     end as value,
     -- standard error of a ratio of sums (delta method); for one observation per row
     -- (NPS, top box, share, mean) it is the usual sd / sqrt(n)
@@ -292,6 +692,15 @@ select
     end as standard_error
 from sliced
 inner join definitions on sliced.kpi_id = definitions.kpi_id
+left join holistic_values
+    on sliced.kpi_id = holistic_values.kpi_id
+    and sliced.period_grain = holistic_values.period_grain
+    and sliced.period_start = holistic_values.period_start
+    and sliced.org_level = holistic_values.org_level
+    and sliced.org_unit_id = holistic_values.org_unit_id
+    and sliced.channel = holistic_values.channel
+    and sliced.segment = holistic_values.segment
+    and sliced.touchpoint = holistic_values.touchpoint
 {%- if is_incremental() %}
 where {{ is_touched_period('sliced') }}
 {%- endif %}

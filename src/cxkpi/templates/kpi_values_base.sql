@@ -1,5 +1,6 @@
-<# Every KPI at every grain, org level and breakdown. The grouping sets come from
-   cxkpi.vocabulary; only the percentile columns depend on the catalog. #>
+<# Every KPI at every grain, org level and breakdown. The grouping sets and slices come
+   from cxkpi.vocabulary; the holistic branches depend on the catalog's distinct-count
+   and percentile KPIs. #>
 << header >>
 {{ config(
     materialized='incremental',
@@ -10,8 +11,9 @@
 -- Every KPI at every time grain (day, ISO week, month), declared org level (var
 -- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
 -- placed once at each level, at the unit its own (or its order's) unit lies in, then
--- aggregated in one pass with grouping sets: a region's value comes from all its
--- observations, never from an average of store values.
+-- aggregated: sums in one pass with grouping sets, distinct counts and percentiles one
+-- slice kind at a time. A region's value comes from all its observations, never from an
+-- average of store values.
 -- Incremental: a night recomputes the periods int_kpi__touched_periods lists, from all
 -- the observations of those weeks and months (macros/incremental_periods.sql).
 with
@@ -57,10 +59,12 @@ recomputed as (
 ),
 {%- endif %}
 
-at_units as (
+at_units as not materialized (
 
     -- each observation at its own unit, else at the unit(s) its order counts at
-    -- (multi_unit_orders: one unit per order, or each unit of its lines)
+    -- (multi_unit_orders: one unit per order, or each unit of its lines). Not
+    -- materialized: the three roll-ups below read it once each, and a materialized copy
+    -- of every observation is what overflowed memory at --scale 1000.
     select
         observations.*,
         coalesce(order_units.org_unit_id, observations.org_unit_id) as row_unit_id
@@ -70,7 +74,6 @@ at_units as (
 
 ),
 
-<% set holistic = holistic_kpis | join(', ') %>
 <% set slice_keys %>
         kpi_id,
         org_level,
@@ -87,19 +90,15 @@ at_units as (
         grouping(segment) as by_all_segments,
         grouping(touchpoint) as by_all_touchpoints,
 <% endset %>
-<% set slice_grouping_sets %>
-    group by grouping sets (
-            << grouping_sets | join(',\n            ') >>
-    )
-<% endset %>
 {%- set each_line = var('multi_unit_orders') == 'each_line' %}
 additive_rows as (
 
-    -- KPIs that roll up by sums (ratio, sum): an observation counts at one unit, so with
-    -- multi_unit_orders largest_line their rows are summed per unit, day and breakdown
-    -- before they are placed at the org levels (the org roll-up then adds partial sums,
-    -- not every observation). Sums stay exact decimals until the last step. With each_line
-    -- an observation may count at several units: rows stay per observation, and each is
+    -- The sums of every KPI (its n, numerator and denominator; the whole value of ratio
+    -- and sum KPIs): an observation counts at one unit, so with multi_unit_orders
+    -- largest_line the rows are summed per unit, day and breakdown before they are
+    -- placed at the org levels (the org roll-up then adds partial sums, not every
+    -- observation). Sums stay exact decimals until the last step. With each_line an
+    -- observation may count at several units: rows stay per observation, and each is
     -- placed once per level.
     select
         {{- ' observation_id,' if each_line }}
@@ -118,9 +117,6 @@ additive_rows as (
         {{ partial_sum('numerator * denominator', each_line) }} as numerator_x_denominator,
         {{ '1' if each_line else 'count(*)' }} as n
     from at_units
-<% if holistic %>
-    where kpi_id not in (<< holistic >>)
-<% endif %>
 {%- if not each_line %}
     group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
         touchpoint
@@ -140,27 +136,6 @@ placed_additive as (
     ) }}
 
 ),
-<% if holistic %>
-
-holistic_rows as (
-
-    select * from at_units where kpi_id in (<< holistic >>)
-
-),
-
-placed_holistic as (
-
-    -- KPIs that need every value (distinct counts, percentiles), per observation
-    {{ place_at_org_levels(
-        'holistic_rows',
-        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
-                 'measure_value', 'percentile', 'distinct_key'],
-        distinct=each_line
-    ) }}
-
-),
-<% endif %>
 
 aggregated as (
 
@@ -170,33 +145,11 @@ aggregated as (
         cast(sum(numerator_sq) as double precision) as numerator_sq,
         cast(sum(denominator_sq) as double precision) as denominator_sq,
         cast(sum(numerator_x_denominator) as double precision) as numerator_x_denominator,
-        cast(sum(n) as bigint) as n,
-        cast(null as bigint) as distinct_count,
-        cast(null as double precision) as percentile<% for p in percentiles %>,
-        cast(null as double precision) as << p.column >>
-<%- endfor %>
-
+        cast(sum(n) as bigint) as n
     from placed_additive
-<< slice_grouping_sets >><% if holistic %>
-
-    union all
-
-    select
-<< slice_keys >>        {{ exact_sum('numerator') }} as numerator,
-        {{ exact_sum('denominator') }} as denominator,
-        {{ exact_sum('numerator * numerator') }} as numerator_sq,
-        {{ exact_sum('denominator * denominator') }} as denominator_sq,
-        {{ exact_sum('numerator * denominator') }} as numerator_x_denominator,
-        count(*) as n,
-        count(distinct distinct_key) as distinct_count,
-        max(percentile) as percentile<% for p in percentiles %>,
-        percentile_cont(<< p.value >>) within group (
-            order by case when percentile = << p.value >> then measure_value end
-        ) as << p.column >>
-<%- endfor %>
-
-    from placed_holistic
-<< slice_grouping_sets >><% endif %>
+    group by grouping sets (
+            << grouping_sets | join(',\n            ') >>
+    )
 
 ),
 
@@ -220,13 +173,7 @@ sliced as (
         numerator_sq,
         denominator_sq,
         numerator_x_denominator,
-        n,
-        distinct_count,
-<% if percentiles %>
-        case<% for p in percentiles %> when percentile = << p.value >> then << p.column >><% endfor %> end as percentile_value
-<% else %>
-        null as percentile_value
-<% endif %>
+        n
     from aggregated
     -- a row grouped by a column that is empty (no store, no segment) is not a slice
     where (by_all_channels = 1 or channel is not null)
@@ -234,6 +181,103 @@ sliced as (
       and (by_all_touchpoints = 1 or touchpoint is not null)
 
 ),
+<% if distinct_kpis or percentiles %>
+<#- Holistic values (distinct counts, percentiles) need every value of a slice, so they
+    are computed one slice kind at a time: plain GROUP BYs spill to disk, while DuckDB
+    keeps every grouping set's distinct hash tables in memory at once (out of memory at
+    --scale 1000). #>
+<% macro holistic_slice(slice, percentile) %>
+<# percentile: none for the distinct counts, else the percentile of that branch #>
+<% set conditions = (['percentile = ' ~ percentile] if percentile else []) + slice.not_null %>
+    select
+        kpi_id,
+        '<< slice.grain >>' as period_grain,
+        << slice.grain >>_start as period_start,
+        org_level,
+        org_unit_id,
+<% for column in slice.breakdown_columns %>
+        << column >>,
+<% endfor %>
+<% if percentile %>
+        cast(null as bigint) as distinct_count,
+        percentile_cont(<< percentile >>) within group (order by measure_value) as percentile_value
+    from placed_percentile
+<% else %>
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+<% endif %>
+<% if conditions %>
+    where << conditions | join('\n      and ') >>
+<% endif %>
+    group by << slice.key | join(', ') >>
+<% endmacro %>
+<% endif %>
+<% if distinct_kpis %>
+
+distinct_rows as (
+
+    -- distinct-count KPIs: each key once per unit, day and breakdown
+    select distinct
+        kpi_id,
+        row_unit_id,
+        day_start,
+        week_start,
+        month_start,
+        channel,
+        segment,
+        touchpoint,
+        distinct_key
+    from at_units
+    where kpi_id in (<< distinct_kpis | join(', ') >>)
+      and distinct_key is not null
+
+),
+
+placed_distinct as (
+
+    -- a key counted at several units of one level is still one key there
+    {{ place_at_org_levels(
+        'distinct_rows',
+        columns=['kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'distinct_key']
+    ) }}
+
+),
+<% endif %>
+<% if percentiles %>
+
+percentile_rows as (
+
+    select *
+    from at_units
+    where kpi_id in (<< percentile_kpis | join(', ') >>)
+
+),
+
+placed_percentile as (
+
+    {{ place_at_org_levels(
+        'percentile_rows',
+        columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
+                 'channel', 'segment', 'touchpoint', 'percentile', 'measure_value'],
+        distinct=each_line
+    ) }}
+
+),
+<% endif %>
+<% if distinct_kpis or percentiles %>
+
+holistic_values as (
+<% for branch in holistic_branches %>
+<< holistic_slice(branch.slice, branch.percentile) >>
+<% if not loop.last %>
+    union all
+
+<% endif %>
+<% endfor %>
+),
+<% endif %>
 
 definitions as (
 
@@ -257,8 +301,13 @@ select
         when 'ratio' then
             sliced.numerator / nullif(sliced.denominator, 0) * definitions.multiplier
         when 'sum' then sliced.numerator
-        when 'distinct' then cast(sliced.distinct_count as double precision)
-        when 'percentile' then sliced.percentile_value
+<% if distinct_kpis %>
+        -- a slice whose rows all lack a key counts none
+        when 'distinct' then cast(coalesce(holistic_values.distinct_count, 0) as double precision)
+<% endif %>
+<% if percentiles %>
+        when 'percentile' then holistic_values.percentile_value
+<% endif %>
     end as value,
     -- standard error of a ratio of sums (delta method); for one observation per row
     -- (NPS, top box, share, mean) it is the usual sd / sqrt(n)
@@ -274,6 +323,17 @@ select
     end as standard_error
 from sliced
 inner join definitions on sliced.kpi_id = definitions.kpi_id
+<% if distinct_kpis or percentiles %>
+left join holistic_values
+    on sliced.kpi_id = holistic_values.kpi_id
+    and sliced.period_grain = holistic_values.period_grain
+    and sliced.period_start = holistic_values.period_start
+    and sliced.org_level = holistic_values.org_level
+    and sliced.org_unit_id = holistic_values.org_unit_id
+    and sliced.channel = holistic_values.channel
+    and sliced.segment = holistic_values.segment
+    and sliced.touchpoint = holistic_values.touchpoint
+<% endif %>
 {%- if is_incremental() %}
 where {{ is_touched_period('sliced') }}
 {%- endif %}

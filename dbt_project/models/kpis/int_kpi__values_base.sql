@@ -15,7 +15,9 @@
 -- the observations of those weeks and months (macros/incremental_periods.sql).
 with
 
-observations as (
+-- Neither this nor at_units is materialized: the three roll-ups below read them once each,
+-- and a materialized copy of every observation overflowed the disk at --scale 1000.
+observations as not materialized (
 
     select
         observation_id,
@@ -59,9 +61,7 @@ recomputed as (
 at_units as not materialized (
 
     -- each observation at its own unit, else at the unit(s) its order counts at
-    -- (multi_unit_orders: one unit per order, or each unit of its lines). Not
-    -- materialized: the three roll-ups below read it once each, and a materialized copy
-    -- of every observation is what overflowed memory at --scale 1000.
+    -- (multi_unit_orders: one unit per order, or each unit of its lines)
     select
         observations.*,
         coalesce(order_units.org_unit_id, observations.org_unit_id) as row_unit_id

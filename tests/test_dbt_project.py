@@ -94,11 +94,19 @@ def test_published_models_are_tagged_and_contracted(tmp_path: Path) -> None:
 
 
 def test_committed_kpi_models_match_the_catalog() -> None:
-    """The generated KPI models in the repository are what `cxkpi compile` produces now:
-    the Airflow DAG renders its tasks from them, so they must never lag the YAML."""
+    """The generated KPI, topic and case models in the repository are what `cxkpi compile`
+    produces now: the Airflow DAG renders its tasks from them, so they must never lag the
+    YAML."""
+    from cxkpi.case_rules import load_case_rules
+    from cxkpi.topics import load_topics
+
     catalog = kpi_spec.load_catalog([REPO / "kpi_definitions"], org_levels=REPO_LEVELS)
     assert not catalog.problems
-    rendered = kpi_compile.render(catalog, REPO)
+    topics = load_topics([REPO / "topics"])
+    rules = load_case_rules(
+        [REPO / "case_rules"], REPO_LEVELS, [t.topic_id for t in topics.topics]
+    )
+    rendered = kpi_compile.render(catalog, REPO, topics, rules)
     directory = REPO / "dbt_project" / kpi_compile.GENERATED_DIR
     on_disk = {p.name for p in directory.iterdir() if p.suffix in (".sql", ".yml")}
     assert on_disk == set(rendered), "run `cxkpi compile` and commit dbt_project/models/kpis"

@@ -150,10 +150,16 @@ _OWN_JINJA = {
     "'recomputed' if is_incremental() else 'observations'",
     "is_touched_period('sliced')",
     "dbt.type_string()",
+    # the case candidates: typed columns, also when no rule exists
+    "dbt.type_timestamp()",
+    "ref('int_case_inputs__survey_responses')",
+    "ref('int_case_inputs__tickets')",
+    "ref('int_verbatim__topics')",
+    "ref('int_org_units')",
     "dbt.date_trunc('week', 'metric_date')",
     "dbt.date_trunc('month', 'metric_date')",
-    # additive KPIs summed per unit and day (per observation with each_line), then placed
-    # at every declared org level; distinct and percentile KPIs placed per observation
+    # every KPI's sums per unit and day (per observation with each_line), then placed at
+    # every declared org level; distinct keys per unit and day, percentiles per observation
     "set each_line = var('multi_unit_orders') == 'each_line'",
     "' observation_id,' if each_line",
     "partial_sum('numerator', each_line)",
@@ -170,15 +176,14 @@ _OWN_JINJA = {
         " 'numerator_x_denominator', 'n'], distinct=each_line)"
     ),
     (
-        "place_at_org_levels('holistic_rows', columns=['observation_id', 'kpi_id', 'day_start',"
-        " 'week_start', 'month_start', 'channel', 'segment', 'touchpoint', 'numerator',"
-        " 'denominator', 'measure_value', 'percentile', 'distinct_key'], distinct=each_line)"
+        "place_at_org_levels('distinct_rows', columns=['kpi_id', 'day_start', 'week_start',"
+        " 'month_start', 'channel', 'segment', 'touchpoint', 'distinct_key'])"
     ),
-    "exact_sum('numerator')",
-    "exact_sum('denominator')",
-    "exact_sum('numerator * numerator')",
-    "exact_sum('denominator * denominator')",
-    "exact_sum('numerator * denominator')",
+    (
+        "place_at_org_levels('percentile_rows', columns=['observation_id', 'kpi_id',"
+        " 'day_start', 'week_start', 'month_start', 'channel', 'segment', 'touchpoint',"
+        " 'percentile', 'measure_value'], distinct=each_line)"
+    ),
     # jinja_text's own escapes in YAML
     "'{'",
     "'\\n'",

@@ -355,8 +355,11 @@ def test_no_model_spells_the_org_roll_up_but_its_macro() -> None:
         "dbt_project/models/marts/fct_ticket_experience.sql",
         "dbt_project/models/diagnostics/int_factor_gap_inputs.sql",
     }
-    # the KPI values place their (summed or per-observation) rows with it too
-    for rows in ("additive_rows", "holistic_rows"):
+    assert _spelled_in(r"place_at_org_levels\(\s+'verbatims'") == {
+        "dbt_project/models/marts/fct_topic_trends.sql",
+    }
+    # the KPI values place their (summed, deduplicated or per-observation) rows with it too
+    for rows in ("additive_rows", "distinct_rows", "percentile_rows"):
         assert _spelled_in(rf"place_at_org_levels\(\s+'{rows}'") == {
             "dbt_project/models/kpis/int_kpi__values_base.sql",
         }

@@ -46,34 +46,35 @@ def test_normalisation_folds_width_case_accents_and_punctuation() -> None:
     assert normalize("  __--  ") == ""
 
 
-@pytest.mark.parametrize(
-    ("text", "topics"),
-    [
-        # English: whole words, phrases, a prefix, an exclusion
-        ("The parcel came LATE again.", ["delivery_delay"]),
-        ("It took   forever to arrive", ["delivery_delay"]),
-        ("Delays every single week", ["delivery_delay"]),
-        ("I love the chocolate cake", []),  # 'late' is not a word of 'chocolate'
-        ("The parcel was not late, thanks", []),
-        ("Staff were rude and it arrived late", ["delivery_delay", "rude_staff"]),
-        # German: accents stripped on both sides, an exclusion
-        ("Die Lieferung war verspätet", ["delivery_delay"]),
-        ("Die Ware kam VERSPATET an", ["delivery_delay"]),
-        ("Paket kam zu spät!", ["delivery_delay"]),
-        ("Der Fahrer war nicht verspätet", []),
-        ("Sehr unfreundlicher Verkäufer", []),  # a whole word: unfreundlich* is not written
-        ("Verkäufer war unfreundlich", ["rude_staff"]),
-        # Portuguese: prefixes over inflections, accents
-        ("A entrega atrasou dois dias", ["delivery_delay"]),
-        ("Muito atrasado, que demora", ["delivery_delay"]),
-        ("Atendente grosseira e mal educada", ["rude_staff"]),
-        # Chinese: no word boundaries, full-width punctuation, an exclusion
-        ("这次送货慢了两天", ["delivery_delay"]),
-        ("快递又晚到了，店员态度差！", ["delivery_delay", "rude_staff"]),
-        ("没有延迟，很满意", []),
-        ("服务很好", []),
-    ],
-)
+# Verbatims in four languages and the topics each has under RULES.
+CASES = [
+    # English: whole words, phrases, a prefix, an exclusion
+    ("The parcel came LATE again.", ["delivery_delay"]),
+    ("It took   forever to arrive", ["delivery_delay"]),
+    ("Delays every single week", ["delivery_delay"]),
+    ("I love the chocolate cake", []),  # 'late' is not a word of 'chocolate'
+    ("The parcel was not late, thanks", []),
+    ("Staff were rude and it arrived late", ["delivery_delay", "rude_staff"]),
+    # German: accents stripped on both sides, an exclusion
+    ("Die Lieferung war verspätet", ["delivery_delay"]),
+    ("Die Ware kam VERSPATET an", ["delivery_delay"]),
+    ("Paket kam zu spät!", ["delivery_delay"]),
+    ("Der Fahrer war nicht verspätet", []),
+    ("Sehr unfreundlicher Verkäufer", []),  # a whole word: unfreundlich* is not written
+    ("Verkäufer war unfreundlich", ["rude_staff"]),
+    # Portuguese: prefixes over inflections, accents
+    ("A entrega atrasou dois dias", ["delivery_delay"]),
+    ("Muito atrasado, que demora", ["delivery_delay"]),
+    ("Atendente grosseira e mal educada", ["rude_staff"]),
+    # Chinese: no word boundaries, full-width punctuation, an exclusion
+    ("这次送货慢了两天", ["delivery_delay"]),
+    ("快递又晚到了，店员态度差！", ["delivery_delay", "rude_staff"]),
+    ("没有延迟，很满意", []),
+    ("服务很好", []),
+]
+
+
+@pytest.mark.parametrize(("text", "topics"), CASES)
 def test_topics_match_in_four_languages(catalog, text: str, topics: list[str]) -> None:
     assert catalog.tags(text) == topics
 
@@ -162,3 +163,183 @@ def test_sql_normalisation_gives_the_same_text_as_python(demo_project) -> None:
         if in_sql[i] != normalize(text)
     ]
     assert not differences, differences[:5]
+
+
+# Pieces the random verbatims below are made of: keywords in every mode and language,
+# near misses (a keyword inside a longer word), exclusions, and the forms normalisation
+# folds (case, accents, full width), joined by spaces, punctuation or nothing.
+PIECES = [
+    "late",
+    "LATE!",
+    "chocolate",
+    "not late",
+    "on time",
+    "Ｌａｔｅ",
+    "took forever",
+    "delays",
+    "delayed",
+    "relay",
+    "rude",
+    "Rude.",
+    "impolite",
+    "prude",
+    "verspätet",
+    "VERSPATET",
+    "nicht verspätet",
+    "zu spät",
+    "lieferung",
+    "Lieferungen",
+    "atrasou",
+    "ATRASÓ",
+    "demora",
+    "grosseira",
+    "mal educada",
+    "mal",
+    "educada",
+    "送货慢",
+    "没有延迟",
+    "延迟",
+    "晚到了",
+    "态度差",
+    "不礼貌",
+    "服务很好",
+    "the parcel",
+    "Die Ware",
+    "a entrega",
+    "这次",
+]
+SEPARATORS = [" ", ", ", "", "-", "\n", "！", "。", "  "]
+
+
+@pytest.mark.integration
+def test_the_dbt_model_tags_every_verbatim_as_python_does(demo_project, tmp_path: Path) -> None:
+    """int_verbatim__topics, built by dbt on the warehouse, gives each verbatim the topics
+    cxkpi.topics gives it: the four-language cases above and random verbatims made of
+    keywords, near misses and exclusions."""
+    import random
+    import shutil
+
+    import duckdb
+    from conftest import REPO
+
+    from cxkpi import dbt_runner, pipeline
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "topics.yml").write_text(RULES, encoding="utf-8")
+    dbt_dir = shutil.copytree(
+        REPO / "dbt_project", tmp_path / "dbt_copy", ignore=shutil.ignore_patterns("target", "logs")
+    )
+    settings = demo_project.with_overrides(topics_dir=rules, dbt_project_dir=dbt_dir)
+    pipeline.compile_catalog(settings)
+    catalog = load_topics([rules])
+
+    rng = random.Random(5)
+    corpus = [text for text, _ in CASES]
+    while len(corpus) < 600:
+        parts = [rng.choice(PIECES) for _ in range(rng.randint(1, 5))]
+        corpus.append("".join(p + rng.choice(SEPARATORS) for p in parts))
+    con = duckdb.connect(str(settings.warehouse_path))
+    ids = [
+        r[0]
+        for r in con.execute(
+            "select response_id from raw.survey_responses order by response_id limit ?",
+            [len(corpus)],
+        ).fetchall()
+    ]
+    assert len(ids) == len(corpus)
+    con.executemany(
+        "update raw.survey_responses set comment = ? where response_id = ?",
+        list(zip(corpus, ids, strict=True)),
+    )
+    con.close()
+
+    outcome = dbt_runner.build(settings, "+int_verbatim__topics")
+    assert outcome.success, outcome
+    in_sql: dict[str, set[str]] = {i: set() for i in ids}
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    for response_id, topic_id in con.execute(
+        "select response_id, topic_id from intermediate.int_verbatim__topics"
+    ).fetchall():
+        if response_id in in_sql:
+            in_sql[response_id].add(topic_id)
+    con.close()
+    differences = [
+        (text, sorted(in_sql[i]), catalog.tags(text))
+        for i, text in zip(ids, corpus, strict=True)
+        if sorted(in_sql[i]) != sorted(catalog.tags(text))
+    ]
+    assert not differences, differences[:5]
+    tagged = sum(bool(in_sql[i]) for i in ids)
+    assert 100 < tagged < len(ids)  # the corpus has verbatims with and without topics
+
+
+@pytest.mark.integration
+def test_topic_trends_agree_with_an_independent_calculation(demo_night) -> None:
+    """fct_topic_trends at the store level, recomputed in pandas from the published
+    verbatims and their topics: counts, shares, both NPS, the gap and its standard error."""
+    import math
+
+    import duckdb
+
+    con = duckdb.connect(str(demo_night.settings.published_path), read_only=True)
+    verbatims = con.execute(
+        "select response_id, date_trunc('month', responded_on)::date as month_start, "
+        "store_id, nps, nps_category from fct_verbatims where org_unit_id is not null"
+    ).df()
+    pairs = con.execute("select response_id, topic_id from fct_verbatim_topics").df()
+    topics = [r[0] for r in con.execute("select topic_id from dim_topics").fetchall()]
+    published = (
+        con.execute("select * from fct_topic_trends where org_level = 'store'")
+        .df()
+        .set_index(["topic_id", "org_unit_id", "month_start"])
+    )
+    con.close()
+    assert len(pairs) > 0 and len(topics) == 6
+
+    def nps(group) -> tuple[float, float, int]:
+        rated = group[group["nps"].notna()]
+        n = len(rated)
+        if n == 0:
+            return math.nan, math.nan, 0
+        p = (rated["nps_category"] == "promoter").mean()
+        d = (rated["nps_category"] == "detractor").mean()
+        return 100 * (p - d), 10000 * (p + d - (p - d) ** 2), n
+
+    checked = 0
+    for (store, month), group in verbatims.groupby(["store_id", "month_start"]):
+        for topic in topics:
+            with_ids = set(pairs.loc[pairs["topic_id"] == topic, "response_id"])
+            has = group["response_id"].isin(with_ids)
+            row = published.loc[(topic, store, month)]
+            assert row["verbatims"] == len(group)
+            assert row["topic_verbatims"] == has.sum()
+            assert row["topic_share"] == pytest.approx(has.mean())
+            nps_with, var_with, n_with = nps(group[has])
+            nps_without, var_without, n_without = nps(group[~has])
+            assert row["rated_with_topic"] == n_with
+            assert row["rated_without_topic"] == n_without
+            if n_with and n_without:
+                assert row["nps_gap"] == pytest.approx(nps_with - nps_without)
+                assert row["gap_standard_error"] == pytest.approx(
+                    math.sqrt(var_with / n_with + var_without / n_without)
+                )
+                checked += 1
+    assert checked > 50
+    assert len(published) == len(topics) * verbatims.groupby(["store_id", "month_start"]).ngroups
+
+
+@pytest.mark.integration
+def test_the_demo_verbatims_show_late_deliveries_going_with_detractors(demo_night) -> None:
+    """The demo plants late deliveries that make detractors, and its comments say so: over
+    the whole company, verbatims about a delivery delay score well below the others."""
+    import duckdb
+
+    con = duckdb.connect(str(demo_night.settings.published_path), read_only=True)
+    gaps = con.execute(
+        "select month_start, nps_gap, nps_gap_ci_high from fct_topic_trends "
+        "where topic_id = 'delivery_delay' and org_level = 'hq' and is_reliable"
+    ).fetchall()
+    con.close()
+    assert len(gaps) >= 3
+    assert all(high < 0 for _, _, high in gaps), gaps

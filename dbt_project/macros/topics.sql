@@ -17,3 +17,13 @@ trim(regexp_replace(
     '[^\p{L}\p{N}]+', ' ', 'g'
 ))
 {%- endmacro %}
+
+{# Whether the keyword row ``keyword`` (of int_topic__keywords) occurs in ``text``, already
+   normalised: as cxkpi.topics.Keyword.matches decides. Literal text, never a pattern. #}
+{% macro keyword_occurs(keyword, text) -%}
+case {{ keyword }}.match_mode
+    when 'anywhere' then strpos({{ text }}, {{ keyword }}.normalized) > 0
+    when 'prefix' then strpos(' ' || {{ text }}, ' ' || {{ keyword }}.normalized) > 0
+    else strpos(' ' || {{ text }} || ' ', ' ' || {{ keyword }}.normalized || ' ') > 0
+end
+{%- endmacro %}

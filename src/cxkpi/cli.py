@@ -161,6 +161,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except CxkpiError as exc:
             failed = True
             print(f"error expectations: {exc}")
+        from cxkpi.case_rules import load_case_rules
+        from cxkpi.topics import load_topics
+
+        topic_ids: list[str] = []
+        try:
+            topic_catalog = load_topics([settings.topics_dir])
+            topic_ids = [t.topic_id for t in topic_catalog.topics]
+            keywords = sum(len(t.keywords) for t in topic_catalog.topics)
+            print(f"ok    topics: {len(topic_ids)} topics, {keywords} keywords")
+        except CxkpiError as exc:
+            failed = True
+            print(f"error topics: {exc}")
+        try:
+            rules = load_case_rules([settings.case_rules_dir], settings.org_levels, topic_ids)
+            print(f"ok    case rules: {len(rules.rules)} rules")
+        except CxkpiError as exc:
+            failed = True
+            print(f"error case rules: {exc}")
     return 1 if failed else 0
 
 

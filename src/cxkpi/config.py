@@ -52,6 +52,8 @@ class Settings:
     sources_dir: Path
     kpi_definitions_dir: Path
     expectations_dir: Path
+    topics_dir: Path
+    case_rules_dir: Path
     dbt_project_dir: Path
     dbt_target_dir: Path
     dbt_target: str = "duckdb"
@@ -119,6 +121,8 @@ _PATH_FIELDS = {
     "sources_dir",
     "kpi_definitions_dir",
     "expectations_dir",
+    "topics_dir",
+    "case_rules_dir",
     "dbt_project_dir",
     "dbt_target_dir",
 }
@@ -137,6 +141,8 @@ _DEFAULTS: dict[str, Any] = {
     "sources_dir": "sources",
     "kpi_definitions_dir": "kpi_definitions",
     "expectations_dir": "expectations",
+    "topics_dir": "topics",
+    "case_rules_dir": "case_rules",
     "dbt_project_dir": "dbt_project",
     "dbt_target_dir": "dbt_project/target",
     "dbt_target": "duckdb",

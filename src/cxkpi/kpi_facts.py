@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cxkpi.case_rules import CaseRuleSet
 from cxkpi.kpi_check import value_bounds
 from cxkpi.kpi_spec import Definition
+from cxkpi.topics import TopicCatalog
 from cxkpi.vocabulary import BREAKDOWNS, TIME_GRAINS
 
 SQL_TYPES = {
@@ -21,6 +23,7 @@ SQL_TYPES = {
     "double": "double precision",
     "integer": "integer",
     "date": "date",
+    "boolean": "boolean",
 }
 
 
@@ -32,6 +35,42 @@ class FactTable:
 
 
 FACT_TABLES = {
+    "int_topic__topics": FactTable(
+        "One row per topic of the topic rules (topics_dir).",
+        (
+            ("topic_id", "string"),
+            ("topic_label", "string"),
+            ("topic_description", "string"),
+            ("declared_in", "string"),
+        ),
+    ),
+    "int_case__rules": FactTable(
+        "One row per case rule of the case rules (case_rules_dir).",
+        (
+            ("rule_id", "string"),
+            ("rule_label", "string"),
+            ("source", "string"),
+            ("condition_text", "string"),
+            ("priority", "string"),
+            ("owner_level", "string"),
+            ("first_contact_sla_hours", "double"),
+            ("close_sla_hours", "double"),
+            ("effective_from", "date"),
+            ("carries", "string"),
+            ("declared_in", "string"),
+        ),
+    ),
+    "int_topic__keywords": FactTable(
+        "One row per keyword and exclusion of a topic, normalised as verbatims are.",
+        (
+            ("topic_id", "string"),
+            ("language", "string"),
+            ("phrase", "string"),
+            ("normalized", "string"),
+            ("match_mode", "string"),
+            ("is_exclusion", "boolean"),
+        ),
+    ),
     "int_kpi__definitions": FactTable(
         "One row per goal, KPI and factor.",
         (
@@ -186,3 +225,37 @@ def fact_rows(
             (d.id, order, action) for d in kpis for order, action in enumerate(d.actions, 1)
         ],
     }
+
+
+def topic_fact_rows(topics: TopicCatalog) -> dict[str, list]:
+    """The rows of the topic tables: the topics, and their keywords as matched."""
+    return {
+        "int_topic__topics": [
+            (t.topic_id, t.label, t.description, t.declared_in) for t in topics.topics
+        ],
+        "int_topic__keywords": [
+            (k.topic_id, k.language, k.phrase, k.normalized, k.mode, k.is_exclusion)
+            for t in topics.topics
+            for k in t.keywords
+        ],
+    }
+
+
+def case_rule_rows(rules: CaseRuleSet) -> list[tuple]:
+    """The rows of int_case__rules: one per case rule, as declared."""
+    return [
+        (
+            r.rule_id,
+            r.label,
+            r.source,
+            r.when,
+            r.priority,
+            r.owner_level,
+            r.first_contact_hours,
+            r.close_hours,
+            r.effective_from.isoformat(),
+            ",".join(r.carries),
+            r.declared_in,
+        )
+        for r in rules.rules
+    ]

@@ -25,6 +25,7 @@ from typing import Any
 import cxkpi
 from cxkpi import (
     build_state,
+    case_rules,
     dbt_runner,
     dbt_sources,
     gate,
@@ -36,6 +37,7 @@ from cxkpi import (
     pii,
     publish,
     published_folder,
+    topics,
     vocabulary,
 )
 from cxkpi.config import Settings
@@ -86,14 +88,24 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             f"(`cxkpi validate` lists them all):\n{shown}"
             + (f"\n  ... and {more} more" if more > 0 else "")
         )
+    topic_catalog = topics.load_topics([settings.topics_dir])
+    rules = case_rules.load_case_rules(
+        [settings.case_rules_dir], settings.org_levels, [t.topic_id for t in topic_catalog.topics]
+    )
     if write:
         result = kpi_compile.write(
-            catalog, settings.dbt_project_dir, settings.kpi_definitions_dir.parent
+            catalog,
+            settings.dbt_project_dir,
+            settings.kpi_definitions_dir.parent,
+            topic_catalog,
+            rules,
         )
         dbt_sources.write(settings.dbt_project_dir, settings.vocabularies)
         changed = result.changed + package_macros.write(settings.dbt_project_dir)
     else:
-        rendered = kpi_compile.render(catalog, settings.kpi_definitions_dir.parent)
+        rendered = kpi_compile.render(
+            catalog, settings.kpi_definitions_dir.parent, topic_catalog, rules
+        )
         directory = settings.dbt_project_dir / kpi_compile.GENERATED_DIR
         changed = [
             name
@@ -103,8 +115,8 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
         ]
         if changed:
             raise ConfigError(
-                f"the KPI definitions changed since the dbt models were compiled "
-                f"({', '.join(changed)}): run `cxkpi compile` and redeploy the DAG"
+                f"the KPI definitions, topic or case rules changed since the dbt models were "
+                f"compiled ({', '.join(changed)}): run `cxkpi compile` and redeploy the DAG"
             )
         if not dbt_sources.is_current(settings.dbt_project_dir, settings.vocabularies):
             raise ConfigError(
@@ -123,6 +135,8 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
         "kpis": sum(d.measurable for d in catalog.kpis),
         "goals": sum(d.kind == "goal" for d in catalog.kpis),
         "factors": len(catalog.factors),
+        "topics": len(topic_catalog.topics),
+        "case_rules": len(rules.rules),
         "models_changed": len(changed),
     }
 
@@ -134,7 +148,13 @@ def _prepare_inputs(settings: Settings) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(dbt_runner.dbt_vars(settings), sort_keys=True).encode())
     digest.update(json.dumps(settings.vocabularies, sort_keys=True, default=str).encode())
-    for folder in (settings.sources_dir, settings.expectations_dir, settings.kpi_definitions_dir):
+    for folder in (
+        settings.sources_dir,
+        settings.expectations_dir,
+        settings.kpi_definitions_dir,
+        settings.topics_dir,
+        settings.case_rules_dir,
+    ):
         build_state.digest_folder(digest, folder)
     build_state.digest_folder(digest, settings.dbt_project_dir, frozenset({"target", "logs"}))
     package = resources.files("cxkpi")

@@ -35,9 +35,10 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+from cxkpi import outbox
 from cxkpi.config import Settings
 from cxkpi.dbt_runner import published_models
 from cxkpi.errors import PublishError
@@ -289,11 +290,15 @@ def _next_version(settings: Settings, history: list[dict]) -> int:
     return max(known, default=0) + 1
 
 
-def _manifest(version: int, row: dict, exported: dict, database: Path) -> dict:
+def _manifest(
+    version: int, row: dict, exported: dict, database: Path, outbox_entry: dict | None = None
+) -> dict:
     def day(value) -> str | None:
         return str(value) if value else None
 
+    extra = {"outbox": outbox_entry} if outbox_entry is not None else {}
     return {
+        **extra,
         "version": version,
         "run_id": row["run_id"],
         "logical_date": day(row["logical_date"]),
@@ -336,10 +341,17 @@ def _staging_folder(settings: Settings, version: int) -> Path:
 
 
 def _seal_and_commit(
-    settings: Settings, version: int, database: Path, history: list[dict], row: dict
+    settings: Settings,
+    version: int,
+    database: Path,
+    history: list[dict],
+    row: dict,
+    night_outbox: outbox.Outbox | None = None,
 ) -> None:
-    """Add the publish log to the staged file, export it as Parquet, commit it."""
+    """Add the publish log to the staged file, export it as Parquet, write the night's
+    case outbox beside it, commit it."""
     staging = _staging_folder(settings, version)
+    outbox_entry = night_outbox.write(staging, _fsync) if night_outbox is not None else None
     con = connect(database)
     try:
         _write_publish_log(con, history, row)
@@ -348,7 +360,39 @@ def _seal_and_commit(
     finally:
         con.close()
     _fsync(database)
-    _commit(settings, version, database, staging, _manifest(version, row, exported, database))
+    _commit(
+        settings,
+        version,
+        database,
+        staging,
+        _manifest(version, row, exported, database, outbox_entry),
+    )
+
+
+def _night_outbox(settings: Settings, logical_date: str | None) -> outbox.Outbox | None:
+    """The case outbox of the night being published (none for a run without a logical
+    date), after recording the current version's outbox where a kill left it unrecorded.
+    Run under the warehouse's writer lock."""
+    if logical_date is None:
+        return None
+    con = connect(settings.warehouse_path)
+    try:
+        outbox.ensure_ledger(con)
+        manifest = current_manifest(settings.published_dir)
+        if manifest and manifest.get("outbox"):
+            outbox.record_published(con, version_folder(settings, manifest["version"]), manifest)
+        return outbox.prepare(con, settings, date.fromisoformat(logical_date))
+    finally:
+        con.close()
+
+
+def _record_outbox(settings: Settings, night_outbox: outbox.Outbox, run_id: str, version: int):
+    with writer_lock(settings.warehouse_path):
+        con = connect(settings.warehouse_path)
+        try:
+            outbox.record(con, night_outbox, run_id, version)
+        finally:
+            con.close()
 
 
 def published_tables(settings: Settings) -> list[dict]:
@@ -385,8 +429,10 @@ def publish(
         history = read_publish_log(settings.published_path)
         version = _next_version(settings, history)
         row_counts: dict[str, int] = {}
+        night_outbox = None
         with _staged_version(settings, version, f"publishing version {version}") as database:
             with writer_lock(settings.warehouse_path):
+                night_outbox = _night_outbox(settings, logical_date)
                 con = connect(database)
                 try:
                     con.execute(
@@ -418,7 +464,10 @@ def publish(
                 "source_version": None,
                 "duration_seconds": (finished - started_at.replace(tzinfo=None)).total_seconds(),
             }
-            _seal_and_commit(settings, version, database, history, row)
+            _seal_and_commit(settings, version, database, history, row, night_outbox)
+        if night_outbox is not None:
+            # after the commit: a kill before this line is repaired by the next publish
+            _record_outbox(settings, night_outbox, run_id, version)
         removed = _prune(settings, settings.keep_versions, version)
     log.info("published version %d (%s); pruned %s", version, row_counts, removed)
     return PublishResult(version, settings.published_path, row_counts)

@@ -103,6 +103,8 @@ def verify_version(settings: Settings, version: int) -> dict:
         raise PublishError(f"version {version} has no readable manifest ({exc})") from exc
     expected = {"cx.duckdb": manifest["duckdb"]["sha256"]}
     expected.update({meta["file"]: meta["sha256"] for meta in manifest["tables"].values()})
+    outbox = manifest.get("outbox") or {}
+    expected.update({meta["file"]: meta["sha256"] for meta in outbox.get("files", {}).values()})
     for name, sha in expected.items():
         file = folder / name
         if not file.is_file():

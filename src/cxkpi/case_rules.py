@@ -1,0 +1,317 @@
+"""Case rules: which survey responses or tickets open a follow-up case (the inner loop).
+
+A team lead writes them in ``case_rules/*.yml`` (the folder is ``case_rules_dir``)::
+
+    case_rules:
+      - id: detractor_callback
+        label: Call back a detractor
+        source: survey_responses
+        when: nps <= 6
+        priority: high
+        owner_level: store
+        sla_hours: {first_contact: 48, close: 168}
+        carries: [nps, comment, order_id]
+        effective_from: 2026-01-01
+
+``when`` is a checked condition over the source's columns (the KPI language,
+:mod:`cxkpi.kpi_expr`), plus ``has_topic('delivery_delay')`` for a topic of the topic
+rules and a few history columns (:data:`HISTORY_COLUMNS`: e.g. how many detractor answers
+the same person gave in the 30 days before). A case belongs to the unit at ``owner_level``
+that the row lies in; its first contact and its closure are due ``sla_hours`` after the
+row's time. ``carries`` lists what the case may hand to the ticketing tool: only columns
+of :data:`CARRIABLE`, never a person's contact data (comments are masked by the loader).
+
+A case's id is derived from the rule and the source row, so a rerun, a backfill or a
+corrected file finds the same case again. A rule applies to rows from ``effective_from``
+on: a changed rule with a new date leaves the cases of earlier rows as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cxkpi import kpi_expr
+from cxkpi.errors import ConfigError
+from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES, TEXT, TIMESTAMP
+from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_documents, suggest
+
+MAX_RULES = 100
+RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
+PRIORITIES = ("low", "medium", "high", "urgent")
+
+# What a rule may watch: the source, and the columns it adds to the source's own.
+HISTORY_COLUMNS: dict[str, dict[str, str]] = {
+    "survey_responses": {
+        # answers of the same person in the 30 days before this one (this one not counted)
+        "earlier_responses_30d": NUMBER,
+        "earlier_detractor_responses_30d": NUMBER,
+    },
+    "tickets": {
+        # tickets of the same person opened in the 30 days before this one
+        "earlier_tickets_30d": NUMBER,
+    },
+}
+CASE_SOURCES = tuple(HISTORY_COLUMNS)
+# What a case may hand to the ticketing tool, per source (the comment is the masked one).
+CARRIABLE: dict[str, dict[str, str]] = {
+    "survey_responses": {
+        "customer_id": TEXT,
+        "order_id": TEXT,
+        "channel": TEXT,
+        "touchpoint": TEXT,
+        "nps": NUMBER,
+        "nps_category": TEXT,
+        "csat": NUMBER,
+        "ces": NUMBER,
+        "comment": TEXT,
+    },
+    "tickets": {
+        "customer_id": TEXT,
+        "order_id": TEXT,
+        "channel": TEXT,
+        "category": TEXT,
+        "reopened": BOOLEAN,
+        "hours_to_close": NUMBER,
+    },
+}
+# Every column a case may carry, in the order the outbox writes them.
+CARRIED_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(c for source in CARRIABLE.values() for c in source)
+)
+HAS_TOPIC = re.compile(r"has_topic\s*\(\s*'([^']*)'\s*\)", re.IGNORECASE)
+TOPIC_COLUMN_PREFIX = "has_topic__"
+
+
+@dataclass(frozen=True)
+class CaseRule:
+    rule_id: str
+    label: str
+    source: str
+    when: str  # as written
+    condition: kpi_expr.Expression  # checked, over rule_columns (has_topic as has_topic__<id>)
+    topics: tuple[str, ...]  # the topics ``when`` names
+    priority: str
+    owner_level: str
+    first_contact_hours: float
+    close_hours: float
+    carries: tuple[str, ...]
+    effective_from: dt.date
+    declared_in: str  # file:line
+
+    @property
+    def source_key(self) -> str:
+        return SOURCES[self.source].key
+
+    @property
+    def time_column(self) -> str:
+        return SOURCES[self.source].date_column
+
+
+@dataclass
+class CaseRuleSet:
+    rules: list[CaseRule]
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({t for r in self.rules for t in r.topics})
+
+
+def rule_columns(source: str, topic_ids: Iterable[str]) -> dict[str, str]:
+    """Column -> logical type of what ``when`` may name for rules on ``source``."""
+    return {
+        **SOURCES[source].columns,
+        **HISTORY_COLUMNS[source],
+        **{TOPIC_COLUMN_PREFIX + t: BOOLEAN for t in topic_ids},
+    }
+
+
+def _condition(
+    reader: FieldReader, path: tuple, value: object, source: str, topic_ids: set[str]
+) -> tuple[str, kpi_expr.Expression, tuple[str, ...]] | None:
+    text = reader.text(path, value)
+    if text is None:
+        reader.problem(path, "a case rule needs a condition, when: e.g. nps <= 6")
+        return None
+    named = [m.group(1) for m in HAS_TOPIC.finditer(text)]
+    for topic in named:
+        if topic not in topic_ids:
+            known = ", ".join(sorted(topic_ids)) or "none: topics_dir holds no topic rules"
+            reader.problem(path, f"has_topic('{topic}'): no such topic", suggest(topic, topic_ids)
+                           or f"known topics: {known}")  # fmt: skip
+            return None
+    rewritten = HAS_TOPIC.sub(lambda m: TOPIC_COLUMN_PREFIX + m.group(1), text)
+    columns = rule_columns(source, topic_ids)
+    try:
+        expression = kpi_expr.parse(rewritten, set(columns))
+    except kpi_expr.ExpressionError as exc:
+        reader.problem(path, f"when: {exc}", exc.hint)
+        return None
+    booleans = {c for c, kind in columns.items() if kind == BOOLEAN}
+    if not expression.is_predicate(booleans):
+        reader.problem(path, f"when: {text!r} is not a condition", "e.g. nps <= 6 or csat <= 2")
+        return None
+    timestamps = [c for c in expression.columns if columns.get(c) == TIMESTAMP]
+    if timestamps:
+        reader.problem(
+            path,
+            f"when: {timestamps[0]} is a time; a rule watches scores, flags and history",
+            "the row's time decides when the case opens and when it is due",
+        )
+        return None
+    return text, expression, tuple(dict.fromkeys(named))
+
+
+_RULE_KEYS = {
+    "id": "letters, digits and _",
+    "label": "text",
+    "description": "text",
+    "source": "survey_responses or tickets",
+    "when": "a condition",
+    "priority": "low, medium, high or urgent",
+    "owner_level": "an org level",
+    "sla_hours": "first_contact and close, in hours",
+    "carries": "columns the case hands to the ticketing tool",
+    "effective_from": "a date",
+}
+
+
+def _hours(reader: FieldReader, path: tuple, value: object) -> float | None:
+    hours = reader.number(path, value)
+    if hours is not None and not 0 < hours <= 24 * 366:
+        reader.problem(path, f"{path[-1]} must be more than 0 and at most a year of hours")
+        return None
+    return hours
+
+
+def _rule(
+    doc: Document,
+    index: int,
+    value: object,
+    problems: list[Problem],
+    org_levels: tuple[str, ...],
+    topic_ids: set[str],
+) -> CaseRule | None:
+    reader = FieldReader(doc, problems)
+    path: tuple = ("case_rules", index)
+    data = reader.mapping_keys(path, value, _RULE_KEYS)
+    if not data:
+        if value is None or isinstance(value, dict):
+            reader.problem(path, "a case rule needs at least id, source, when and owner_level")
+        return None
+    rule_id = data.get("id")
+    if not isinstance(rule_id, str) or not RULE_ID.fullmatch(rule_id):
+        reader.problem(
+            (*path, "id"),
+            f"case rule id {rule_id!r} must start with a letter and hold only a-z, 0-9 and _",
+        )
+        return None
+    label = reader.text((*path, "label"), data.get("label")) or rule_id.replace("_", " ")
+    source = reader.choice((*path, "source"), data.get("source"), CASE_SOURCES)
+    if source is None:
+        if data.get("source") is None:
+            reader.problem((*path, "source"), "source is required: survey_responses or tickets")
+        return None
+    condition = _condition(reader, (*path, "when"), data.get("when"), source, topic_ids)
+    priority = reader.choice((*path, "priority"), data.get("priority", "medium"), PRIORITIES)
+    owner_level = reader.choice((*path, "owner_level"), data.get("owner_level"), org_levels)
+    if data.get("owner_level") is None:
+        reader.problem(
+            (*path, "owner_level"),
+            "owner_level is required: the org level whose unit follows the case up",
+            "one of " + ", ".join(org_levels),
+        )
+    sla = data.get("sla_hours")
+    sla_path = (*path, "sla_hours")
+    if not isinstance(sla, dict) or set(sla) != {"first_contact", "close"}:
+        reader.problem(sla_path, "sla_hours needs first_contact and close, in hours",
+                       "e.g. sla_hours: {first_contact: 48, close: 168}")  # fmt: skip
+        first_contact = close = None
+    else:
+        first_contact = _hours(reader, (*sla_path, "first_contact"), sla["first_contact"])
+        close = _hours(reader, (*sla_path, "close"), sla["close"])
+        if first_contact is not None and close is not None and close < first_contact:
+            reader.problem(sla_path, "the close SLA is shorter than the first-contact SLA")
+    carries: list[str] = []
+    for position, column in enumerate(reader.list_of((*path, "carries"), data.get("carries"))):
+        allowed = CARRIABLE[source]
+        if column not in allowed:
+            reader.problem(
+                (*path, "carries", position),
+                f"a {source} case cannot carry {column!r}",
+                "it may carry " + ", ".join(allowed) + " (never contact data)",
+            )
+        elif column not in carries:
+            carries.append(column)
+    if data.get("effective_from") is None:
+        reader.problem(
+            (*path, "effective_from"),
+            "effective_from is required: the first day whose rows the rule opens cases for",
+            "a changed rule gets a new date, so cases of earlier rows stay as they were",
+        )
+        effective_from = None
+    else:
+        effective_from = reader.date((*path, "effective_from"), data.get("effective_from"))
+    if not reader.ok or condition is None:
+        return None
+    assert priority and owner_level and first_contact and close and effective_from
+    text, expression, topics = condition
+    line, _ = doc.at(path)
+    return CaseRule(
+        rule_id, label, source, text, expression, topics, priority, owner_level,
+        first_contact, close, tuple(carries), effective_from, f"{doc.file.name}:{line}",
+    )  # fmt: skip
+
+
+def rule_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+
+
+def load_case_rules(
+    folders: Iterable[Path], org_levels: tuple[str, ...], topic_ids: Iterable[str]
+) -> CaseRuleSet:
+    """Every case rule under ``folders``, checked against the project's org levels and
+    topics; raise ConfigError naming file:line of each problem."""
+    topics = set(topic_ids)
+    problems: list[Problem] = []
+    rules: list[CaseRule] = []
+    first_seen: dict[str, CaseRule] = {}
+    for folder in folders:
+        for file in rule_files(folder):
+            for doc in read_documents(file, problems):
+                if not isinstance(doc.data, dict) or set(doc.data) != {"case_rules"}:
+                    problems.append(Problem(
+                        file, doc.line, 1, "a case rules file holds one key, case_rules: a list"
+                    ))  # fmt: skip
+                    continue
+                entries = doc.data["case_rules"]
+                if not isinstance(entries, list):
+                    problems.append(
+                        Problem(file, *doc.at(("case_rules",)), "case_rules must be a list")
+                    )
+                    continue
+                for index, value in enumerate(entries):
+                    rule = _rule(doc, index, value, problems, org_levels, topics)
+                    if rule is None:
+                        continue
+                    if rule.rule_id in first_seen:
+                        line, column = doc.at(("case_rules", index, "id"))
+                        problems.append(Problem(
+                            file, line, column, f"case rule {rule.rule_id} is already declared "
+                            f"at {first_seen[rule.rule_id].declared_in}",
+                        ))  # fmt: skip
+                        continue
+                    first_seen[rule.rule_id] = rule
+                    rules.append(rule)
+    if len(rules) > MAX_RULES:
+        problems.append(Problem(Path(rules[MAX_RULES].declared_in.rpartition(":")[0]), 1, 1,
+                                f"rule {MAX_RULES + 1} of at most {MAX_RULES}"))  # fmt: skip
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ConfigError(f"{len(problems)} problem(s) in the case rules:\n{lines}")
+    return CaseRuleSet(rules)

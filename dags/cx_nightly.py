@@ -35,10 +35,13 @@ DOC = """
 6. **analyze** computes what SQL cannot: derived factor importance (key-driver analysis).
 7. **quality_gate** runs the suites of `expectations/`: Great Expectations on the marts and
    in-database checks (rejects, freshness, volume and KPI movement, orphans, PII).
-8. **publish** archives a complete new version (DuckDB file, Parquet, manifest) and
-   switches `published/current` to it in one atomic rename (`cxkpi rollback` restores
-   an earlier version after checking its checksums).
-9. **release_night** (a teardown: runs whatever happened) gives the lease back.
+8. **publish** archives a complete new version (DuckDB file, Parquet, manifest, and the
+   night's case outbox: the follow-up cases the case rules open) and switches
+   `published/current` to it in one atomic rename (`cxkpi rollback` restores an earlier
+   version after checking its checksums).
+9. **hand_over_cases** gives the night's outbox to the case handlers (a ticketing API's
+   webhook, e-mail; the log by default): retried alone when a handler fails.
+10. **release_night** (a teardown: runs whatever happened) gives the lease back.
 
 A failure anywhere leaves the published file as it was. Evidence: `runs/<run_id>/`.
 Scheduled nights run at 02:00 (reporting time zone) for the day before; trigger a given
@@ -116,6 +119,11 @@ def cx_nightly():
     def publish(audit_summary: dict) -> dict:
         return pipeline.publish_marts(PROJECT, night(), audit_summary)
 
+    @task(retries=3)
+    def hand_over_cases() -> dict:
+        # the closed loop: the cases this night published go to the ticketing tool
+        return pipeline.hand_over_cases(PROJECT, night())
+
     @task(trigger_rule="all_done")
     def release_night() -> bool:
         return orchestration.release_night(PROJECT, get_current_context())
@@ -127,7 +135,7 @@ def cx_nightly():
     plan = plan_build()
     finished = finish_build(plan)
     claim >> prepare() >> loads >> check_load() >> plan >> dbt >> finished >> analyze() >> gate
-    published >> release_night().as_teardown(setups=claim)
+    published >> hand_over_cases() >> release_night().as_teardown(setups=claim)
 
 
 cx_nightly()

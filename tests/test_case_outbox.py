@@ -108,3 +108,20 @@ def test_personal_data_in_a_carried_column_stops_the_outbox() -> None:
 def test_a_project_without_case_models_hands_over_nothing() -> None:
     con = duckdb.connect()
     assert outbox.night_cases(con, date(2026, 10, 2)) == []
+
+
+def test_every_handler_gets_the_notice_and_a_failing_one_stops_nothing(caplog) -> None:
+    received = []
+
+    def broken(notice: outbox.OutboxNotice) -> None:
+        raise ConnectionError("ticketing API down")
+
+    notice = outbox.OutboxNotice(
+        "2026-10-02", 7, [{"case_id": "a", "rule_id": "callback"}], {"outbox.jsonl": "/x"}
+    )
+    outbox.hand_over(notice, [broken, received.append])
+    assert received == [notice]
+    assert "case handler" in caplog.text and "ticketing API down" in caplog.text
+    assert notice.text == (
+        "cxkpi case outbox of 2026-10-02 (version 7): 1 new case(s) (callback 1); files: /x"
+    )

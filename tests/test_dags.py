@@ -194,6 +194,7 @@ def test_task_ids_and_wiring(dagbag) -> None:
         "analyze",
         "quality_gate",
         "publish",
+        "hand_over_cases",
         "release_night",
     } <= ids
     # watcher mode: one producer runs `dbt build`; one task per model, grouped by folder
@@ -219,6 +220,9 @@ def test_task_ids_and_wiring(dagbag) -> None:
     # a full refresh is a switch of the trigger form, off for scheduled nights
     assert dag.params["full_refresh"] is False
     assert dag.get_task("quality_gate").downstream_task_ids == {"publish"}
+    # the closed loop: the published outbox is handed over by a task of its own
+    assert dag.get_task("publish").downstream_task_ids == {"hand_over_cases"}
+    assert dag.get_task("hand_over_cases").downstream_task_ids == {"release_night"}
     assert dag.get_task("analyze").downstream_task_ids == {"quality_gate"}
     upstream_of_record = dag.get_task("finish_build").upstream_task_ids - {"plan_build"}
     assert upstream_of_record and all(t.startswith("dbt.") for t in upstream_of_record)

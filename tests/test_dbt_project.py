@@ -103,9 +103,7 @@ def test_committed_kpi_models_match_the_catalog() -> None:
     catalog = kpi_spec.load_catalog([REPO / "kpi_definitions"], org_levels=REPO_LEVELS)
     assert not catalog.problems
     topics = load_topics([REPO / "topics"])
-    rules = load_case_rules(
-        [REPO / "case_rules"], REPO_LEVELS, [t.topic_id for t in topics.topics]
-    )
+    rules = load_case_rules([REPO / "case_rules"], REPO_LEVELS, [t.topic_id for t in topics.topics])
     rendered = kpi_compile.render(catalog, REPO, topics, rules)
     directory = REPO / "dbt_project" / kpi_compile.GENERATED_DIR
     on_disk = {p.name for p in directory.iterdir() if p.suffix in (".sql", ".yml")}

@@ -215,10 +215,115 @@ def record(con, outbox: Outbox, run_id: str, version: int) -> int:
 def record_published(con, version_folder: Path, manifest: dict[str, Any]) -> int:
     """Record the outbox of a published version the ledger lacks (a publish killed between
     its commit and its ledger write): read back from the version's own JSON lines file."""
+    notice = published_notice(version_folder, manifest)
+    if notice is None:
+        return 0
+    box = Outbox(date.fromisoformat(notice.night), notice.cases)
+    return record(con, box, str(manifest.get("run_id")), manifest["version"])
+
+
+# --- handing the cases over: pluggable, after the publish ------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxNotice:
+    """What a case handler receives after a night published its outbox."""
+
+    night: str
+    version: int
+    cases: list[dict[str, Any]]
+    files: dict[str, str]  # file name -> path in the published version
+
+    @property
+    def text(self) -> str:
+        by_rule: dict[str, int] = {}
+        for case in self.cases:
+            by_rule[case["rule_id"]] = by_rule.get(case["rule_id"], 0) + 1
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items())) or "none"
+        return (
+            f"cxkpi case outbox of {self.night} (version {self.version}): "
+            f"{len(self.cases)} new case(s) ({rules}); files: {', '.join(self.files.values())}"
+        )
+
+
+Handler = Callable[[OutboxNotice], None]
+
+
+def log_handler(notice: OutboxNotice) -> None:
+    """The default handler: one log record."""
+    log.info("%s", notice.text)
+
+
+# Every callable here receives each published outbox. Add yours at deploy time, e.g. in the
+# DAG file:  outbox.HANDLERS.append(outbox.webhook_handler(os.environ["CXKPI_CASES_URL"]))
+HANDLERS: list[Handler] = [log_handler]
+
+
+def hand_over(notice: OutboxNotice, handlers: list[Handler] | None = None) -> list[str]:
+    """Give ``notice`` to every handler; what failed ('handler: error'), after all were
+    tried. The cases are in the published outbox whatever a ticketing API does, and
+    case_id lets a handler that runs again (a retry, a rerun) update, not duplicate."""
+    failures = []
+    for handler in HANDLERS if handlers is None else handlers:
+        try:
+            handler(notice)
+        except Exception as exc:
+            log.exception("case handler %r failed", handler)
+            failures.append(f"{getattr(handler, '__qualname__', handler)}: {exc}")
+    return failures
+
+
+def published_notice(version_folder: Path, manifest: dict[str, Any]) -> OutboxNotice | None:
+    """The notice of a published version's outbox (None when it has none)."""
     entry = manifest.get("outbox")
     if not entry:
-        return 0
-    path = version_folder / entry["files"][JSONL]["file"]
-    cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    night = date.fromisoformat(entry["night"])
-    return record(con, Outbox(night, cases), str(manifest.get("run_id")), manifest["version"])
+        return None
+    files = {name: str(version_folder / meta["file"]) for name, meta in entry["files"].items()}
+    text = Path(files[JSONL]).read_text(encoding="utf-8")
+    cases = [json.loads(line) for line in text.splitlines()]
+    return OutboxNotice(entry["night"], manifest["version"], cases, files)
+
+
+def webhook_handler(url: str, batch_size: int = 500, timeout_s: float = 30.0) -> Handler:
+    """A handler that POSTs the cases as JSON, ``{"night", "version", "cases": [...]}``, in
+    batches of ``batch_size`` (a ticketing tool's import endpoint; case_id is the key)."""
+
+    def post(notice: OutboxNotice) -> None:
+        import urllib.request
+
+        for start in range(0, len(notice.cases), batch_size):
+            body = json.dumps(
+                {
+                    "night": notice.night,
+                    "version": notice.version,
+                    "cases": notice.cases[start : start + batch_size],
+                },
+                ensure_ascii=False,
+            ).encode("utf-8")
+            request = urllib.request.Request(
+                url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=timeout_s):
+                pass
+
+    return post
+
+
+def email_handler(smtp_host: str, sender: str, recipients: list[str], port: int = 25) -> Handler:
+    """A handler that e-mails a summary of the night's new cases (counts per rule, where
+    the files are); the cases themselves stay in the published outbox."""
+
+    def send(notice: OutboxNotice) -> None:
+        if not notice.cases:
+            return
+        import smtplib
+        from email.message import EmailMessage
+
+        message = EmailMessage()
+        message["Subject"] = f"cxkpi: {len(notice.cases)} new case(s) for {notice.night}"
+        message["From"], message["To"] = sender, ", ".join(recipients)
+        message.set_content(notice.text)
+        with smtplib.SMTP(smtp_host, port, timeout=30) as smtp:
+            smtp.send_message(message)
+
+    return send

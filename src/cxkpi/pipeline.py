@@ -33,6 +33,7 @@ from cxkpi import (
     kpi_spec,
     loader,
     night_lease,
+    outbox,
     package_macros,
     pii,
     publish,
@@ -41,13 +42,23 @@ from cxkpi import (
     vocabulary,
 )
 from cxkpi.config import Settings
-from cxkpi.errors import ConfigError, GateFailed
+from cxkpi.errors import ConfigError, CxkpiError, GateFailed
 from cxkpi.sources import load_sources
 from cxkpi.warehouse import connect, process_lock, quote_literal
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prepare", "load_x", "load_o", "load_gate", "dbt_build", "analyze", "gate", "publish")
+STAGES = (
+    "prepare",
+    "load_x",
+    "load_o",
+    "load_gate",
+    "dbt_build",
+    "analyze",
+    "gate",
+    "publish",
+    "hand_over_cases",
+)
 
 
 @dataclass
@@ -405,6 +416,27 @@ def publish_marts(
     return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
 
 
+def hand_over_cases(settings: Settings, ctx: RunContext) -> dict[str, Any]:
+    """Give the case outbox this night published to the case handlers (cxkpi.outbox:
+    the log by default; a ticketing API's webhook, e-mail). A stage of its own, after the
+    publish: a handler that fails fails this stage alone, which can be retried without
+    publishing again."""
+    manifest = published_folder.current_manifest(settings.published_dir) or {}
+    entry = manifest.get("outbox")
+    if not entry or entry["night"] != ctx.logical_date:
+        return {"cases": 0, "skipped": f"the current version has no outbox of {ctx.logical_date}"}
+    folder = published_folder.version_folder(settings, manifest["version"])
+    notice = outbox.published_notice(folder, manifest)
+    assert notice is not None
+    failures = outbox.hand_over(notice)
+    if failures:
+        raise CxkpiError(
+            f"{len(failures)} case handler(s) failed ({'; '.join(failures)}); the outbox of "
+            f"{notice.night} is published in {folder}: retry this stage to hand it over again"
+        )
+    return {"night": notice.night, "version": notice.version, "cases": len(notice.cases)}
+
+
 @dataclass
 class RunResult:
     ctx: RunContext
@@ -459,6 +491,7 @@ def _run_stages(
         ("analyze", lambda: analyze(settings, ctx)),
         ("gate", lambda: audit(settings, ctx)),
         ("publish", lambda: publish_marts(settings, ctx, result.stages.get("gate"))),
+        ("hand_over_cases", lambda: hand_over_cases(settings, ctx)),
     ]
     state = "failed"
     try:

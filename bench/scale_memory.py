@@ -33,6 +33,7 @@ STAGE_CALLS = {
     "analyze": "pipeline.analyze(s, ctx)",
     "gate": "pipeline.audit(s, ctx)",
     "publish": "pipeline.publish_marts(s, ctx)",
+    "hand_over_cases": "pipeline.hand_over_cases(s, ctx)",
 }
 
 

@@ -262,3 +262,52 @@ def test_demo_placebo_matters_not_at_all(demo_importance):
     assert r.ci_low < 0.01
     assert r.relative_weight < 0.005
     assert abs(r.beta) < 0.05 and r.beta_p_value > 0.01
+
+
+def test_the_warehouse_pivot_gives_what_factor_frame_gives() -> None:
+    """The analyze stage pivots the factor ratings in DuckDB (the long rows would not fit
+    in memory at --scale 1000): the same frame factor_frame makes of the long rows."""
+    import duckdb
+
+    from cxkpi.methods import factor_importance
+
+    rng = np.random.default_rng(3)
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    responses = pd.DataFrame(
+        {
+            "response_id": [f"R{i:04d}" for i in rng.permutation(300)],
+            "nps": rng.integers(0, 11, 300).astype(float),
+            "repurchased_within_90d": rng.random(300) < 0.4,
+            "responded_at": pd.Timestamp("2026-01-01")
+            + pd.to_timedelta(rng.integers(0, 300, 300), "D"),
+        }
+    )
+    responses.loc[::17, "nps"] = np.nan
+    factors = ["delivery", "price", "zz_company_factor", "service"]
+    long = pd.DataFrame(
+        [
+            (r, f, float(rng.integers(0, 11)), n)
+            for r, n in zip(responses["response_id"], responses["nps"], strict=True)
+            for f in factors
+            if rng.random() < 0.9
+        ],
+        columns=["response_id", "factor", "experience", "nps"],
+    )
+    con.register("long_df", long)
+    con.register("responses_df", responses)
+    con.execute("create table intermediate.int_factor_ratings_enriched as select * from long_df")
+    con.execute(
+        "create table intermediate.int_survey_responses_enriched as select * from responses_df"
+    )
+    con.execute(
+        "create table intermediate.int_order_history as select timestamp '2026-12-31' as ordered_at"
+    )
+    frames = factor_importance._frames(con)
+    expected = factor_frame(long.sort_values(["response_id", "factor"]))
+    pd.testing.assert_frame_equal(frames["nps"], expected, check_names=False)
+    assert list(frames) == ["nps", "repurchased_within_90d"]
+    window = responses[responses["responded_at"] <= pd.Timestamp("2026-10-02")]
+    assert set(frames["repurchased_within_90d"].index) == set(window["response_id"]) & set(
+        long["response_id"]
+    )

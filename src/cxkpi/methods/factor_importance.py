@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxkpi.methods.importance import derived_importance, factor_frame
-from cxkpi.warehouse import connect, writer_lock
+from cxkpi.canonical import EXPERIENCE_FACTORS
+from cxkpi.methods.importance import derived_importance
+from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
 
 TABLE = ("marts", "factor_importance")
 # (outcome id, how it is computed per response): an X outcome and an O outcome.
@@ -26,27 +27,53 @@ OUTCOMES = {
 MIN_RESPONDENTS = 30
 
 
-def _frames(con) -> dict[str, pd.DataFrame]:
-    ratings = con.execute(
-        """select r.response_id, r.factor, r.experience, r.nps,
-                  s.repurchased_within_90d, s.responded_at
-           from intermediate.int_factor_ratings_enriched r
-           inner join intermediate.int_survey_responses_enriched s using (response_id)
-           -- a fixed row order: the seeded bootstrap then draws the same resamples
-           order by r.response_id, r.factor"""
+_RATINGS = """
+    select r.response_id, r.factor, r.experience, r.nps,
+           cast(s.repurchased_within_90d as double) as repurchased_within_90d, s.responded_at
+    from intermediate.int_factor_ratings_enriched r
+    inner join intermediate.int_survey_responses_enriched s using (response_id)
+"""
+
+
+def _wide(con, outcome: str, where: str = "true") -> pd.DataFrame:
+    """One row per response (sorted by response_id), one column per factor, then
+    ``outcome``: what :func:`factor_frame` makes of the long ratings, pivoted by DuckDB so
+    that the long rows (21.6 M at --scale 1000) never reach pandas. The warehouse model
+    holds one rating per response and factor (its dbt test) and one outcome per response
+    (joined from the response)."""
+    present = [
+        row[0]
+        for row in con.execute(
+            f"select factor from ({_RATINGS}) where {where} "
+            "group by factor order by min(response_id), factor"
+        ).fetchall()
+    ]
+    factors = [f for f in EXPERIENCE_FACTORS if f in present]
+    factors += [f for f in present if f not in factors]
+    spread = "".join(
+        f", max(case when factor = {quote_literal(f)} then experience end) as {quote_ident(f)}"
+        for f in factors
+    )
+    wide = con.execute(
+        f"select response_id{spread}, "
+        f"cast(any_value({quote_ident(outcome)}) as double) as {quote_ident(outcome)} "
+        f"from ({_RATINGS}) where {where} group by response_id order by response_id"
     ).df()
+    return wide.set_index("response_id")
+
+
+def _frames(con) -> dict[str, pd.DataFrame]:
+    frames = {"nps": _wide(con, "nps")}
     latest_order = con.execute(
         "select max(ordered_at) from intermediate.int_order_history"
     ).fetchone()[0]
-    frames = {"nps": factor_frame(ratings[["response_id", "factor", "experience", "nps"]])}
     if latest_order is not None:
-        window = ratings[ratings["responded_at"] <= latest_order - pd.Timedelta(days=90)]
-        window = window.assign(
-            repurchased_within_90d=window["repurchased_within_90d"].astype("float64")
-        )
-        frames["repurchased_within_90d"] = factor_frame(
-            window[["response_id", "factor", "experience", "repurchased_within_90d"]],
-            outcome="repurchased_within_90d",
+        # responses with a complete 90-day window only
+        cutoff = (latest_order - pd.Timedelta(days=90)).isoformat(sep=" ")
+        frames["repurchased_within_90d"] = _wide(
+            con,
+            "repurchased_within_90d",
+            f"responded_at <= cast({quote_literal(cutoff)} as timestamp)",
         )
     return frames
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pytest
@@ -21,6 +21,8 @@ from cxkpi.published_folder import current_manifest, version_folder
 pytestmark = pytest.mark.integration
 
 CORRECTED_MONTH = "2026-09"
+# days whose responses arrive late, for the backfilled night
+BACKFILLED_DAYS = ("2026-10-05", "2026-10-06", "2026-10-07", "2026-10-08", "2026-10-09")
 
 
 @dataclass
@@ -31,9 +33,9 @@ class Night:
     manifest: dict
 
 
-def handed_over(settings: Settings) -> Night:
+def handed_over(settings: Settings, day: str) -> Night:
     manifest = current_manifest(settings.published_dir)
-    assert manifest is not None
+    assert manifest is not None and manifest["outbox"]["night"] == day, "no new version"
     folder = version_folder(settings, manifest["version"])
     files = manifest["outbox"]["files"]
     jsonl = (folder / files[outbox.JSONL]["file"]).read_bytes()
@@ -71,6 +73,7 @@ class Nights:
     outboxes: dict[str, Night]
     candidates: dict[str, dict[str, tuple]]
     ledgers: dict[str, dict[str, str]]
+    backfilled: set[str] = field(default_factory=set)  # response ids of the backfilled day
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +84,14 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     settings = project_settings(root / "project")
     surveys = copy_tree(generated, settings.landing_dir) / "surveys"
     late = take_responses(surveys, LATE_DAY)
+    backfilled = [take_responses(surveys, day) for day in BACKFILLED_DAYS]
     assert len(late["responses"])
     result = Nights(settings, {}, {}, {})
 
-    def run(name: str, day: str) -> None:
-        outcome = night(settings, name, day)
-        assert outcome.published, outcome
-        result.outboxes[name] = handed_over(settings)
+    def run(name: str, day: str, **options: bool) -> None:
+        outcome = night(settings, name, day, **options)
+        assert "publish" in outcome.stages, outcome.error
+        result.outboxes[name] = handed_over(settings, day)
         result.candidates[name] = candidates(settings)
         result.ledgers[name] = ledger(settings)
 
@@ -95,7 +99,11 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
     deliver(surveys, late, f"late_{LATE_DAY}")
     correct_month(surveys, CORRECTED_MONTH)
     run("late and corrected", "2026-10-30")
-    run("rerun", "2026-10-30")
+    # a rerun that builds and publishes again (nothing new would keep the version)
+    run("rerun", "2026-10-30", full_refresh=True)
+    for day, held in zip(BACKFILLED_DAYS, backfilled, strict=True):
+        deliver(surveys, held, f"late_{day}")
+        result.backfilled |= set(held["responses"]["ResponseId"])
     run("backfill", "2026-10-20")
     return result
 
@@ -136,13 +144,19 @@ def test_the_late_and_corrected_rows_open_their_cases_the_night_they_arrive(nigh
     assert all(c["opened_at"][:10] <= "2026-10-30" for c in second)
 
 
-def test_a_rerun_hands_over_the_same_bytes_and_a_backfill_nothing_handed_over(
-    nights: Nights,
-) -> None:
-    assert nights.outboxes["rerun"].jsonl == nights.outboxes["late and corrected"].jsonl
-    assert nights.outboxes["rerun"].csv == nights.outboxes["late and corrected"].csv
-    assert nights.outboxes["backfill"].cases == []
-    assert nights.ledgers["backfill"] == nights.ledgers["rerun"]
+def test_a_rerun_hands_over_the_same_bytes(nights: Nights) -> None:
+    rerun, first = nights.outboxes["rerun"], nights.outboxes["late and corrected"]
+    assert rerun.manifest["version"] > first.manifest["version"]  # published again
+    assert rerun.jsonl == first.jsonl and rerun.csv == first.csv
+    assert nights.ledgers["rerun"] == nights.ledgers["late and corrected"]
+
+
+def test_a_backfill_hands_over_only_its_late_rows_cases(nights: Nights) -> None:
+    cases = nights.outboxes["backfill"].cases
+    assert cases, "the backfilled day's detractors open cases"
+    assert {c["source_key"] for c in cases} <= nights.backfilled
+    assert all(c["opened_at"][:10] <= "2026-10-20" for c in cases)
+    assert not {c["case_id"] for c in cases} & set(nights.ledgers["rerun"])
 
 
 def test_the_outbox_is_in_the_version_with_checksums_and_holds_no_personal_data(

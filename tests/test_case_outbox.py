@@ -125,3 +125,14 @@ def test_every_handler_gets_the_notice_and_a_failing_one_stops_nothing(caplog) -
     assert notice.text == (
         "cxkpi case outbox of 2026-10-02 (version 7): 1 new case(s) (callback 1); files: /x"
     )
+
+
+def test_an_id_is_scanned_as_an_id_and_an_email_as_customer_id_is_found() -> None:
+    # an md5 case id holds digit runs that pass a card's checksum: not personal data
+    case = {f: None for f in outbox.CASE_FIELDS}
+    case.update(case_id="a4e0d522ca6ccce5c533450687460785", rule_id="callback", carried={})
+    assert outbox.personal_data([case], ("DE",)) == []
+    case["carried"] = {"customer_id": "jane.doe@example.com"}
+    assert outbox.personal_data([case], ("DE",)) == [
+        "a4e0d522ca6ccce5c533450687460785.customer_id: email"
+    ]

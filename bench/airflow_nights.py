@@ -55,6 +55,8 @@ def project(folder: Path, landing: Path) -> Path:
                     ("sources_dir", "sources"),
                     ("kpi_definitions_dir", "kpi_definitions"),
                     ("expectations_dir", "expectations"),
+                    ("topics_dir", "topics"),
+                    ("case_rules_dir", "case_rules"),
                     ("dbt_project_dir", "dbt_project"),
                 )
             },

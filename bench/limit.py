@@ -91,7 +91,14 @@ def main() -> None:
             runs_dir=str(folder / "runs"),
             dbt_target_dir=str(folder / "dbt_target"),
         )
-        for key in ("sources_dir", "kpi_definitions_dir", "expectations_dir", "dbt_project_dir"):
+        for key in (
+            "sources_dir",
+            "kpi_definitions_dir",
+            "expectations_dir",
+            "topics_dir",
+            "case_rules_dir",
+            "dbt_project_dir",
+        ):
             settings[key] = str(REPO / settings[key])
         config = folder / "cxkpi.yml"
         config.write_text(yaml.safe_dump(settings), encoding="utf-8")

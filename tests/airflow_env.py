@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO
+from conftest import REPO, repository_read_paths
 
 BIN = Path(sys.executable).parent
 
@@ -25,10 +25,7 @@ def write_project_config(tmp: Path) -> Path:
             "published_dir": str(tmp / "published"),
             "runs_dir": str(tmp / "runs"),
             "dbt_target_dir": str(tmp / "dbt_target"),
-            "sources_dir": str(REPO / "sources"),
-            "kpi_definitions_dir": str(REPO / "kpi_definitions"),
-            "expectations_dir": str(REPO / "expectations"),
-            "dbt_project_dir": str(REPO / "dbt_project"),
+            **repository_read_paths(),
         }
     )
     config = tmp / "cxkpi.yml"

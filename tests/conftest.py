@@ -49,6 +49,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: a module's tests keep their order
 
 
+# The path settings a night writes to; every other path setting it only reads.
+WRITTEN_PATHS = frozenset(
+    {"landing_dir", "warehouse_path", "published_dir", "runs_dir", "dbt_target_dir"}
+)
+
+
+def repository_read_paths() -> dict[str, str]:
+    """Every path setting a night only reads (sources, KPI definitions, suites, topic and
+    case rules, the dbt project), as the repository's absolute paths: for a config file
+    written into a test's folder, whose relative paths would resolve there."""
+    from cxkpi.config import _DEFAULTS, _PATH_FIELDS
+
+    return {key: str(REPO / _DEFAULTS[key]) for key in sorted(_PATH_FIELDS - WRITTEN_PATHS)}
+
+
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Settings of the repository's project with every mutable path under ``tmp_path``."""
     return scratch_settings(REPO / "cxkpi.yml", tmp_path, **overrides)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, inject_out_of_range_nps
+from conftest import REPO, inject_out_of_range_nps, repository_read_paths
 
 from cxkpi import pipeline
 from cxkpi.errors import DbtError, GateFailed
@@ -103,10 +103,7 @@ def test_cli_exits_non_zero_and_names_the_check(published_once, tmp_path: Path) 
             "published_dir": str(settings.published_dir),
             "runs_dir": str(settings.runs_dir),
             "dbt_target_dir": str(settings.dbt_target_dir),
-            "sources_dir": str(REPO / "sources"),
-            "kpi_definitions_dir": str(REPO / "kpi_definitions"),
-            "expectations_dir": str(REPO / "expectations"),
-            "dbt_project_dir": str(REPO / "dbt_project"),
+            **repository_read_paths(),
         }
     )
     config.write_text(yaml.safe_dump(project))

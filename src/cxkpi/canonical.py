@@ -75,6 +75,10 @@ LOAD_METADATA_COLUMNS = (
 )
 
 
+# What a case event says happened. A case is open from its first event; `contacted` is the
+# first contact with the customer; `closed` ends it, `reopened` opens it again.
+CASE_STATUSES = ("opened", "contacted", "closed", "reopened")
+
 ENTITIES: dict[str, Entity] = {
     e.name: e
     for e in (
@@ -329,6 +333,47 @@ ENTITIES: dict[str, Entity] = {
             ),
             ("payment_id",),
             "One row per payment: an order without an amount is worth their sum (O-data).",
+        ),
+        Entity(
+            "case_events",
+            # the ticketing tool's history of the follow-up cases the outbox handed over
+            "o",
+            (
+                Column(
+                    "event_id", "varchar", required=True, description="Event id.", text="id"
+                ),
+                Column(
+                    "case_id",
+                    "varchar",
+                    required=True,
+                    description="The case id the outbox handed over (cxkpi's, not the tool's).",
+                    text="id",
+                ),
+                Column("event_at", "timestamp", required=True, description="UTC time."),
+                Column(
+                    "status",
+                    "varchar",
+                    required=True,
+                    allowed=CASE_STATUSES,
+                    description="What happened: " + ", ".join(CASE_STATUSES) + ".",
+                    text="label",
+                ),
+                Column(
+                    "resolution",
+                    "varchar",
+                    description="How a closed case ended (e.g. resolved, unreachable).",
+                    text="label",
+                ),
+                Column(
+                    "root_cause",
+                    "varchar",
+                    description="Root-cause category the agent chose (the outer loop).",
+                    text="label",
+                ),
+                Column("agent_id", "varchar", description="Agent who logged it.", text="id"),
+            ),
+            ("event_id",),
+            "One row per event of a follow-up case in the ticketing tool (O-data).",
         ),
         Entity(
             "benchmarks",

@@ -111,7 +111,8 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
 def test_case_ids_are_the_rule_and_the_source_row(nights: Nights) -> None:
     for cases in nights.candidates.values():
         for case_id, (rule_id, source_key, _) in cases.items():
-            assert case_id == hashlib.md5(f"{rule_id}|{source_key}".encode()).hexdigest()
+            digest = hashlib.md5(f"{rule_id}|{source_key}".encode()).hexdigest()
+            assert case_id == digest.translate(str.maketrans("0123456789", "ghijklmnop"))
     assert {r for r, _, _ in nights.candidates["cold"].values()} == {
         "detractor_callback",
         "late_delivery_complaint",

@@ -14,7 +14,7 @@ from cxkpi.cli import main
 def test_validate_passes_on_the_repository(capsys: pytest.CaptureFixture) -> None:
     assert main(["--config", str(REPO / "cxkpi.yml"), "validate"]) == 0
     out = capsys.readouterr().out
-    assert "ok    sources: 8 source declarations" in out
+    assert "ok    sources: 9 source declarations" in out
     assert "ok    kpi definitions: 2 goals, 33 KPIs, 6 factors, 0 problems" in out
 
 
@@ -43,7 +43,7 @@ def test_validate_names_a_broken_declaration(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(config), "validate"]) == 1
     out = capsys.readouterr().out
     assert f"{broken}:2:9: entity 'ordres' unknown" in out
-    assert "error sources: 7 source declarations, 1 problems" in out
+    assert "error sources: 8 source declarations, 1 problems" in out
 
 
 def test_validate_reports_every_hostile_declaration_with_its_place(tmp_path: Path, capsys) -> None:

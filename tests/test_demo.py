@@ -75,8 +75,9 @@ def test_scale_two_roughly_doubles_every_count_but_the_organisation(tmp_path: Pa
     one = demo.generate(tmp_path / "x1", scale=1)
     two = demo.generate(tmp_path / "x2", scale=2)
     assert set(one) == set(two)
-    # a store retailer's orders carry their store and amount: no line or payment exports
-    assert set(ENTITIES) - set(one) == {"order_lines", "payments"}
+    # a store retailer's orders carry their store and amount: no line or payment exports;
+    # the ticketing tool's case history is not simulated yet (issue 12)
+    assert set(ENTITIES) - set(one) == {"order_lines", "payments", "case_events"}
     assert two["org_units"] == one["org_units"] == 124  # 1 + 3 + 20 + 100
     assert two["benchmarks"] == one["benchmarks"] == 15  # one study's competitors
     for name in set(one) - {"org_units", "benchmarks"}:

@@ -87,6 +87,7 @@ def test_repository_sources_parse_and_cover_every_entity() -> None:
         "tickets",
         "org_units",
         "benchmarks",
+        "case_events",
     }
 
 

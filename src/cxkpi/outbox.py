@@ -65,10 +65,18 @@ CASE_FIELDS = (
 )
 
 
-def ensure_ledger(con) -> None:
-    con.execute("create schema if not exists loop")
+# What the ledger keeps of each case besides which night handed it over: enough for
+# fct_cases to keep a case whose row or rule later stops calling for it.
+LEDGER_CASE_FIELDS = ("source", "source_key", "owner_level", "owner_unit_id", "priority",
+                      "opened_at", "first_contact_due_at", "close_due_at")  # fmt: skip
+
+
+def ensure_ledger(con, prefix: str = "") -> None:
+    """The ledger, created with the warehouse's raw tables (dbt reads it as a source);
+    ``prefix``: ``<catalog>.`` when the warehouse is attached under a name."""
+    con.execute(f"create schema if not exists {prefix}loop")
     con.execute(
-        f"""create table if not exists {LEDGER} (
+        f"""create table if not exists {prefix}{LEDGER} (
             case_id varchar primary key,
             rule_id varchar not null,
             night date not null,
@@ -77,6 +85,11 @@ def ensure_ledger(con) -> None:
             emitted_at timestamp not null
         )"""
     )
+    for column, kind in (
+        *((c, "varchar") for c in LEDGER_CASE_FIELDS[:5]),
+        *((c, "timestamp") for c in LEDGER_CASE_FIELDS[5:]),
+    ):
+        con.execute(f"alter table {prefix}{LEDGER} add column if not exists {column} {kind}")
 
 
 def _has_candidates(con) -> bool:
@@ -209,12 +222,21 @@ def prepare(con, settings: Settings, night: date) -> Outbox:
 def record(con, outbox: Outbox, run_id: str, version: int) -> int:
     """Record in the ledger that ``outbox``'s night handed its cases over (idempotent)."""
     ensure_ledger(con)
+    def moment(value: Any) -> Any:  # the outbox's ISO text with a Z, back to UTC
+        return value[:-1] if isinstance(value, str) and value.endswith("Z") else value
+
     rows = [
-        (case["case_id"], case["rule_id"], outbox.night, run_id, version) for case in outbox.cases
-    ]
+        (case["case_id"], case["rule_id"], outbox.night, run_id, version,
+         *(moment(case[f]) for f in LEDGER_CASE_FIELDS))
+        for case in outbox.cases
+    ]  # fmt: skip
     if rows:
+        columns = ", ".join(LEDGER_CASE_FIELDS)
+        marks = ", ".join("?" for _ in LEDGER_CASE_FIELDS)
         con.executemany(
-            f"""insert into {LEDGER} values (?, ?, ?, ?, ?, current_timestamp)
+            f"""insert into {LEDGER} (case_id, rule_id, night, run_id, version, emitted_at,
+                    {columns})
+                values (?, ?, ?, ?, ?, current_timestamp, {marks})
                 on conflict (case_id) do nothing""",
             rows,
         )

@@ -42,8 +42,12 @@ cases as (
 
     -- detractor_callback (follow_up.yml:6): nps <= 6
     select
-        md5('detractor_callback' || '|' || cast(watched.response_id as {{ dbt.type_string() }}))
-            as case_id,
+        -- md5 of rule and key, its digits written as letters (g-p): an id no
+        -- personal-data scan mistakes for a card number, in any table or file
+        translate(
+            md5('detractor_callback' || '|' || cast(watched.response_id as {{ dbt.type_string() }})),
+            '0123456789', 'ghijklmnop'
+        ) as case_id,
         'detractor_callback' as rule_id,
         'survey_responses' as source,
         cast(watched.response_id as {{ dbt.type_string() }}) as source_key,
@@ -80,8 +84,12 @@ cases as (
 
     -- late_delivery_complaint (follow_up.yml:16): csat <= 2 and has_topic('delivery_delay')
     select
-        md5('late_delivery_complaint' || '|' || cast(watched.response_id as {{ dbt.type_string() }}))
-            as case_id,
+        -- md5 of rule and key, its digits written as letters (g-p): an id no
+        -- personal-data scan mistakes for a card number, in any table or file
+        translate(
+            md5('late_delivery_complaint' || '|' || cast(watched.response_id as {{ dbt.type_string() }})),
+            '0123456789', 'ghijklmnop'
+        ) as case_id,
         'late_delivery_complaint' as rule_id,
         'survey_responses' as source,
         cast(watched.response_id as {{ dbt.type_string() }}) as source_key,
@@ -118,8 +126,12 @@ cases as (
 
     -- repeated_ticket (follow_up.yml:26): earlier_tickets_30d >= 1
     select
-        md5('repeated_ticket' || '|' || cast(watched.ticket_id as {{ dbt.type_string() }}))
-            as case_id,
+        -- md5 of rule and key, its digits written as letters (g-p): an id no
+        -- personal-data scan mistakes for a card number, in any table or file
+        translate(
+            md5('repeated_ticket' || '|' || cast(watched.ticket_id as {{ dbt.type_string() }})),
+            '0123456789', 'ghijklmnop'
+        ) as case_id,
         'repeated_ticket' as rule_id,
         'tickets' as source,
         cast(watched.ticket_id as {{ dbt.type_string() }}) as source_key,

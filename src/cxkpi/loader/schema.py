@@ -72,6 +72,9 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, catalog: str | None = None
     for ddl in (*(_entity_ddl(e) for e in ENTITIES.values()), _REJECTS_DDL, _FILES_DDL):
         con.execute(ddl.replace(f" {RAW_SCHEMA}.", f" {prefix}{RAW_SCHEMA}.", 1))
     _add_new_columns(con, catalog, prefix)
+    from cxkpi.outbox import ensure_ledger  # the closed loop's ledger: a dbt source too
+
+    ensure_ledger(con, prefix)
     # Warehouses from before every reject needed a reason: name the gap, then forbid it.
     nullable = con.execute(
         """select is_nullable from information_schema.columns

@@ -339,9 +339,7 @@ ENTITIES: dict[str, Entity] = {
             # the ticketing tool's history of the follow-up cases the outbox handed over
             "o",
             (
-                Column(
-                    "event_id", "varchar", required=True, description="Event id.", text="id"
-                ),
+                Column("event_id", "varchar", required=True, description="Event id.", text="id"),
                 Column(
                     "case_id",
                     "varchar",

@@ -222,6 +222,7 @@ def prepare(con, settings: Settings, night: date) -> Outbox:
 def record(con, outbox: Outbox, run_id: str, version: int) -> int:
     """Record in the ledger that ``outbox``'s night handed its cases over (idempotent)."""
     ensure_ledger(con)
+
     def moment(value: Any) -> Any:  # the outbox's ISO text with a Z, back to UTC
         return value[:-1] if isinstance(value, str) and value.endswith("Z") else value
 

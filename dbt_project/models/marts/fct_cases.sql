@@ -60,7 +60,7 @@ judged as (
         cases.*,
         history.first_contact_at,
         history.closed_at,
-        coalesce(history.reopen_count, 0) as reopen_count,
+        cast(coalesce(history.reopen_count, 0) as bigint) as reopen_count,
         history.resolution,
         history.root_cause,
         horizon.as_of,

@@ -49,13 +49,21 @@ def night(settings: Settings, name: str, day: str, **options: bool) -> pipeline.
     return pipeline.run_all(settings, pipeline.RunContext.new(name, day), **options)
 
 
+# What a publish holds besides its data: history of the nights themselves. The publish log
+# names the runs; a case handed over and later withdrawn (a corrected row) is the ledger's
+# record of what an earlier night did (docs/closed-loop.md).
+NIGHT_HISTORY = {
+    "fct_cases": "select * exclude (is_withdrawn) from fct_cases where not is_withdrawn",
+}
+
+
 def published_rows(settings: Settings) -> dict[str, list[tuple]]:
-    """Every published table's rows (but the publish log's, which names the runs)."""
+    """Every published table's rows, but the nights' own history (NIGHT_HISTORY)."""
     con = duckdb.connect(str(settings.published_path), read_only=True)
     try:
         tables = [row[0] for row in con.execute("show tables").fetchall()]
         return {
-            table: con.execute(f'select * from "{table}"').fetchall()
+            table: con.execute(NIGHT_HISTORY.get(table, f'select * from "{table}"')).fetchall()
             for table in tables
             if table != "publish_log"
         }

@@ -2,7 +2,9 @@
 -- and every case a night handed over (the ledger), also when its row or rule later stopped
 -- calling for it; with what the ticketing tool reported (int_case__history). SLAs are
 -- judged against the time the data reaches (the latest case or event time): a due time
--- not yet reached is pending.
+-- not yet reached is pending. Which night handed a case over is the ledger's and the
+-- outbox files' to tell, not this table's: two nights on the same data publish the same
+-- rows (the ledger only adds the cases it handed over meanwhile, which are candidates).
 with
 
 candidates as (
@@ -37,7 +39,6 @@ cases as (
         coalesce(candidates.first_contact_due_at, handed_over.first_contact_due_at)
             as first_contact_due_at,
         coalesce(candidates.close_due_at, handed_over.close_due_at) as close_due_at,
-        handed_over.handed_over_on,
         candidates.case_id is null as is_withdrawn
     from candidates
     full outer join handed_over on candidates.case_id = handed_over.case_id
@@ -94,7 +95,6 @@ select
     opened_at,
     first_contact_due_at,
     close_due_at,
-    handed_over_on,
     is_withdrawn,
     first_contact_at,
     closed_at,

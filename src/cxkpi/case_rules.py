@@ -12,6 +12,7 @@ A team lead writes them in ``case_rules/*.yml`` (the folder is ``case_rules_dir`
         sla_hours: {first_contact: 48, close: 168}
         carries: [nps, comment, order_id]
         effective_from: 2026-01-01
+        recovery_window_days: 90
 
 ``when`` is a checked condition over the source's columns (the KPI language,
 :mod:`cxkpi.kpi_expr`), plus ``has_topic('delivery_delay')`` for a topic of the topic
@@ -23,7 +24,9 @@ of :data:`CARRIABLE`, never a person's contact data (comments are masked by the 
 
 A case's id is derived from the rule and the source row, so a rerun, a backfill or a
 corrected file finds the same case again. A rule applies to rows from ``effective_from``
-on: a changed rule with a new date leaves the cases of earlier rows as they were.
+on: a changed rule with a new date leaves the cases of earlier rows as they were. For a
+rule on survey responses, ``recovery_window_days`` (default 90) is how long after the
+answer the loop's recovery looks for the customer's next answer and next order.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_documents, sugge
 MAX_RULES = 100
 RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
 PRIORITIES = ("low", "medium", "high", "urgent")
+DEFAULT_RECOVERY_WINDOW_DAYS = 90
 
 # What a rule may watch: the source, and the columns it adds to the source's own.
 HISTORY_COLUMNS: dict[str, dict[str, str]] = {
@@ -101,6 +105,9 @@ class CaseRule:
     carries: tuple[str, ...]
     effective_from: dt.date
     declared_in: str  # file:line
+    # days after the answer in which recovery looks for the next answer and order
+    # (survey rules; None for ticket rules)
+    recovery_window_days: int | None = None
 
     @property
     def source_key(self) -> str:
@@ -176,6 +183,7 @@ _RULE_KEYS = {
     "sla_hours": "first_contact and close, in hours",
     "carries": "columns the case hands to the ticketing tool",
     "effective_from": "a date",
+    "recovery_window_days": "days after the answer (survey rules)",
 }
 
 
@@ -255,6 +263,7 @@ def _rule(
         effective_from = None
     else:
         effective_from = reader.date((*path, "effective_from"), data.get("effective_from"))
+    window = _recovery_window(reader, (*path, "recovery_window_days"), data, source)
     if not reader.ok or condition is None:
         return None
     assert priority and owner_level and first_contact and close and effective_from
@@ -263,7 +272,29 @@ def _rule(
     return CaseRule(
         rule_id, label, source, text, expression, topics, priority, owner_level,
         first_contact, close, tuple(carries), effective_from, f"{doc.file.name}:{line}",
+        window,
     )  # fmt: skip
+
+
+def _recovery_window(
+    reader: FieldReader, path: tuple, data: dict, source: str
+) -> int | None:
+    """The recovery window of a survey rule: whole days, 1 to 366 (default 90)."""
+    value = data.get("recovery_window_days")
+    if source != "survey_responses":
+        if value is not None:
+            reader.problem(path, "recovery_window_days is for rules on survey_responses",
+                           "recovery is measured on the customer's next answer")  # fmt: skip
+        return None
+    if value is None:
+        return DEFAULT_RECOVERY_WINDOW_DAYS
+    days = reader.number(path, value, integer=True)
+    if days is None:
+        return None
+    if not 1 <= days <= 366:
+        reader.problem(path, "recovery_window_days must be 1 to 366 days")
+        return None
+    return int(days)
 
 
 def rule_files(folder: Path) -> list[Path]:

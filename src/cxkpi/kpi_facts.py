@@ -57,6 +57,7 @@ FACT_TABLES = {
             ("close_sla_hours", "double"),
             ("effective_from", "date"),
             ("carries", "string"),
+            ("recovery_window_days", "double"),
             ("declared_in", "string"),
         ),
     ),
@@ -255,6 +256,7 @@ def case_rule_rows(rules: CaseRuleSet) -> list[tuple]:
             r.close_hours,
             r.effective_from.isoformat(),
             ",".join(r.carries),
+            r.recovery_window_days,
             r.declared_in,
         )
         for r in rules.rules

@@ -38,6 +38,11 @@ PACKS = {
         "help-desk tickets: response speed, first-contact resolution, closure rate, "
         "time to close, reopen rate"
     ),
+    "loop": (
+        "the closed loop's follow-up cases (case_rules/): close-the-loop rate, first contact "
+        "and close within SLA, time to first contact and to close, open and overdue cases, "
+        "detractor recovery and repurchase after follow-up against their not-reached baselines"
+    ),
 }
 CORE = "core"
 # The starter project `cxkpi init` copies, inside the package.

@@ -1,6 +1,8 @@
--- The evolve step: recommendations from the worst factor gaps and the off-track KPIs,
--- scored by expected impact (0-100) over declared effort, quick wins first. Only reliable
--- values are ranked: an unreliable KPI or gap never makes the list.
+-- The evolve step: recommendations from the worst factor gaps, the off-track KPIs and the
+-- outer loop (root causes of closed cases and topics customers write about that cost NPS
+-- points over the latest three months), scored by expected impact (0-100) over declared
+-- effort, quick wins first. Only reliable values are ranked: an unreliable KPI, gap, root
+-- cause or topic never makes the list.
 with
 
 definitions as (
@@ -106,11 +108,94 @@ kpi_items as (
 
 ),
 
+outer_loop as (
+
+    select * from {{ ref('fct_outer_loop') }}
+    where org_level = {{ top_org_level() }}
+
+),
+
+outer_window as (
+
+    -- the latest three months of the outer loop, and the three before them for the trend
+    select
+        max(month_start) as latest_month,
+        cast({{ dbt.dateadd('month', -2, 'max(month_start)') }} as date) as window_start,
+        cast({{ dbt.dateadd('month', -5, 'max(month_start)') }} as date) as previous_start
+    from outer_loop
+
+),
+
+outer_totals as (
+
+    select
+        outer_loop.subject_type,
+        outer_loop.subject_id,
+        outer_window.window_start,
+        sum(case when outer_loop.month_start >= outer_window.window_start
+            then outer_loop.volume else 0 end) as volume,
+        sum(case when outer_loop.month_start < outer_window.window_start
+            then outer_loop.volume else 0 end) as previous_volume,
+        sum(case when outer_loop.month_start >= outer_window.window_start
+            then outer_loop.rated_with else 0 end) as rated_with,
+        sum(case when outer_loop.month_start >= outer_window.window_start
+            then outer_loop.net_with else 0 end) as net_with,
+        sum(case when outer_loop.month_start >= outer_window.window_start
+            then outer_loop.rated_without else 0 end) as rated_without,
+        sum(case when outer_loop.month_start >= outer_window.window_start
+            then outer_loop.net_without else 0 end) as net_without
+    from outer_loop
+    cross join outer_window
+    where outer_loop.month_start >= outer_window.previous_start
+    group by outer_loop.subject_type, outer_loop.subject_id, outer_window.window_start
+
+),
+
+outer_scored as (
+
+    select
+        *,
+        cast(rated_with as double precision) / nullif(rated_with + rated_without, 0)
+            * (100.0 * net_without / nullif(rated_without, 0)
+               - 100.0 * net_with / nullif(rated_with, 0)) as nps_points_lost
+    from outer_totals
+    where rated_with >= {{ var('min_sample') }} and rated_without >= {{ var('min_sample') }}
+
+),
+
+outer_items as (
+
+    select
+        subject_type as item_type,
+        subject_id,
+        window_start as period_start,
+        case subject_type
+            when 'root_cause' then 'Fix the root cause ' || subject_id || ': '
+                || cast(volume as {{ dbt.type_string() }}) || ' closed cases'
+            else 'Act on what customers write about ' || subject_id || ': '
+                || cast(volume as {{ dbt.type_string() }}) || ' verbatims'
+        end
+            || ' in the latest three months (' || cast(previous_volume as {{ dbt.type_string() }})
+            || ' in the three before), costing '
+            || cast(round(cast(nps_points_lost as numeric), 1) as {{ dbt.type_string() }})
+            || ' NPS points' as recommendation,
+        100 * nps_points_lost / max(nps_points_lost) over () as impact_score,
+        cast(null as {{ dbt.type_string() }}) as linked_kpi_id,
+        cast(null as {{ dbt.type_string() }}) as owner,
+        cast(null as {{ dbt.type_string() }}) as effort,
+        '[]' as actions
+    from outer_scored
+    where nps_points_lost > 0
+
+),
+
 items as (
 
     select * from factor_items
     union all
     select * from kpi_items
+    union all
+    select * from outer_items
 
 ),
 

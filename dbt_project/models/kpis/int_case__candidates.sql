@@ -82,7 +82,7 @@ cases as (
 
     union all
 
-    -- late_delivery_complaint (follow_up.yml:16): csat <= 2 and has_topic('delivery_delay')
+    -- late_delivery_complaint (follow_up.yml:18): csat <= 2 and has_topic('delivery_delay')
     select
         -- md5 of rule and key, its digits written as letters (g-p): an id no
         -- personal-data scan mistakes for a card number, in any table or file
@@ -124,7 +124,7 @@ cases as (
 
     union all
 
-    -- repeated_ticket (follow_up.yml:26): earlier_tickets_30d >= 1
+    -- repeated_ticket (follow_up.yml:28): earlier_tickets_30d >= 1
     select
         -- md5 of rule and key, its digits written as letters (g-p): an id no
         -- personal-data scan mistakes for a card number, in any table or file

@@ -11,10 +11,11 @@ select
     cast(close_sla_hours as double precision) as close_sla_hours,
     cast(effective_from as date) as effective_from,
     cast(carries as {{ dbt.type_string() }}) as carries,
+    cast(recovery_window_days as double precision) as recovery_window_days,
     cast(declared_in as {{ dbt.type_string() }}) as declared_in
 from (
     values
-        ('detractor_callback', 'Call back a detractor', 'survey_responses', 'nps <= 6', 'high', 'store', 48.0, 168.0, '2025-01-01', 'nps,nps_category,comment,order_id,touchpoint,customer_id', 'follow_up.yml:6'),
-        ('late_delivery_complaint', 'Unhappy after a late delivery', 'survey_responses', 'csat <= 2 and has_topic(''delivery_delay'')', 'medium', 'region', 72.0, 240.0, '2025-01-01', 'csat,comment,order_id,customer_id', 'follow_up.yml:16'),
-        ('repeated_ticket', 'Repeated ticket within 30 days', 'tickets', 'earlier_tickets_30d >= 1', 'urgent', 'advisor', 24.0, 120.0, '2025-01-01', 'category,order_id,customer_id,reopened', 'follow_up.yml:26')
-) as literal (rule_id, rule_label, source, condition_text, priority, owner_level, first_contact_sla_hours, close_sla_hours, effective_from, carries, declared_in)
+        ('detractor_callback', 'Call back a detractor', 'survey_responses', 'nps <= 6', 'high', 'store', 48.0, 168.0, '2025-01-01', 'nps,nps_category,comment,order_id,touchpoint,customer_id', 90, 'follow_up.yml:6'),
+        ('late_delivery_complaint', 'Unhappy after a late delivery', 'survey_responses', 'csat <= 2 and has_topic(''delivery_delay'')', 'medium', 'region', 72.0, 240.0, '2025-01-01', 'csat,comment,order_id,customer_id', 90, 'follow_up.yml:18'),
+        ('repeated_ticket', 'Repeated ticket within 30 days', 'tickets', 'earlier_tickets_30d >= 1', 'urgent', 'advisor', 24.0, 120.0, '2025-01-01', 'category,order_id,customer_id,reopened', null, 'follow_up.yml:28')
+) as literal (rule_id, rule_label, source, condition_text, priority, owner_level, first_contact_sla_hours, close_sla_hours, effective_from, carries, recovery_window_days, declared_in)

@@ -6,10 +6,14 @@ select
     cast(action as {{ dbt.type_string() }}) as action
 from (
     values
+        ('close_the_loop_rate', 1, 'Review open cases in the weekly store meeting'),
         ('convenience_experience', 1, 'More stores in the busiest districts (click & collect points first)'),
         ('convenience_experience', 2, 'Longer opening hours on weekends'),
+        ('detractor_recovery_rate', 1, 'Call every detractor back within 48 hours, the store manager first'),
+        ('detractor_recovery_rate', 2, 'Give the caller the means to fix the cause (voucher, replacement, refund)'),
         ('first_contact_resolution', 1, 'Give first-line advisors refund and replacement authority up to a limit'),
         ('first_contact_resolution', 2, 'Knowledge base with the resolution of every ticket category'),
+        ('first_contact_within_sla', 1, 'Route new cases to the owning unit''s phone list every morning'),
         ('inventory_management', 1, 'Demand forecasting per store and week'),
         ('inventory_management', 2, 'Safety stock for the top sellers'),
         ('on_time_delivery', 1, 'Promise delivery dates from live stock instead of a fixed lead time'),

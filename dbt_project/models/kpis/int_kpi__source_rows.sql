@@ -2,6 +2,13 @@
 -- Rows of every source the catalog's KPIs are computed from, counted by a KPI or not: a
 -- KPI without observations is told apart from an empty source (int_kpi__data_status).
 select
+    cast('cases' as {{ dbt.type_string() }}) as source,
+    cast(count(*) as bigint) as source_rows
+from {{ ref('int_case__loop') }}
+
+union all
+
+select
     cast('deliveries' as {{ dbt.type_string() }}) as source,
     cast(count(*) as bigint) as source_rows
 from {{ ref('int_deliveries_enriched') }}

@@ -222,7 +222,7 @@ percentile_rows as (
 
     select *
     from at_units
-    where kpi_id in ('time_to_close_p90')
+    where kpi_id in ('median_hours_to_close', 'median_hours_to_first_contact', 'time_to_close_p90')
 
 ),
 
@@ -264,6 +264,23 @@ holistic_values as (
         'all' as segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+    group by kpi_id, org_level, org_unit_id, day_start
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -298,6 +315,24 @@ holistic_values as (
         'all' as segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and channel is not null
+    group by kpi_id, org_level, org_unit_id, day_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -333,6 +368,24 @@ holistic_values as (
         segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, day_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -368,6 +421,24 @@ holistic_values as (
         'all' as segment,
         touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, day_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -402,6 +473,23 @@ holistic_values as (
         'all' as segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+    group by kpi_id, org_level, org_unit_id, week_start
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -422,6 +510,24 @@ holistic_values as (
         cast(null as double precision) as percentile_value
     from placed_distinct
     where channel is not null
+    group by kpi_id, org_level, org_unit_id, week_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and channel is not null
     group by kpi_id, org_level, org_unit_id, week_start, channel
 
     union all
@@ -471,6 +577,24 @@ holistic_values as (
         segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, week_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -492,6 +616,24 @@ holistic_values as (
         cast(null as double precision) as percentile_value
     from placed_distinct
     where touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, week_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and touchpoint is not null
     group by kpi_id, org_level, org_unit_id, week_start, touchpoint
 
     union all
@@ -540,6 +682,23 @@ holistic_values as (
         'all' as segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+    group by kpi_id, org_level, org_unit_id, month_start
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -560,6 +719,24 @@ holistic_values as (
         cast(null as double precision) as percentile_value
     from placed_distinct
     where channel is not null
+    group by kpi_id, org_level, org_unit_id, month_start, channel
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        channel,
+        'all' as segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and channel is not null
     group by kpi_id, org_level, org_unit_id, month_start, channel
 
     union all
@@ -609,6 +786,24 @@ holistic_values as (
         segment,
         'all' as touchpoint,
         cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and segment is not null
+    group by kpi_id, org_level, org_unit_id, month_start, segment
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        segment,
+        'all' as touchpoint,
+        cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
@@ -630,6 +825,24 @@ holistic_values as (
         cast(null as double precision) as percentile_value
     from placed_distinct
     where touchpoint is not null
+    group by kpi_id, org_level, org_unit_id, month_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        touchpoint,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and touchpoint is not null
     group by kpi_id, org_level, org_unit_id, month_start, touchpoint
 
     union all

@@ -164,6 +164,23 @@ def write_factor_ratings(out_dir: Path, ratings: pd.DataFrame) -> int:
     return _by_month(frame, seconds, out_dir / "surveys", "factor_ratings", write)
 
 
+def write_case_events(out_dir: Path, events: pd.DataFrame) -> int:
+    """The ticketing tool's export of the follow-up cases' events, split by event month."""
+    seconds = events["event_at"].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "event_id": ids("E", len(events), 7),
+            **{c: events[c].to_numpy() for c in events.columns},
+            "event_at": ts_text(seconds),
+        }
+    )
+
+    def write(part: pd.DataFrame, stem: Path) -> int:
+        return _write_csv(part, stem.with_suffix(".csv"))
+
+    return _by_month(frame, seconds, out_dir / "loop", "case_events", write)
+
+
 def write_benchmarks(out_dir: Path) -> int:
     """The benchmarks export: one study's values, as an analyst keeps them in a sheet."""
     frame = pd.DataFrame(

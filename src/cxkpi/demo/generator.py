@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxkpi.demo import follow_up
+from cxkpi.demo._common import int_text
 from cxkpi.demo.files import (
     write_benchmarks,
+    write_case_events,
     write_customers,
     write_deliveries,
     write_factor_ratings,
@@ -46,16 +49,24 @@ def generate(
     window_start = (pd.Timestamp(window_end) - pd.DateOffset(months=months)).date()
     start, end = _epoch(window_start), _epoch(window_end)
 
-    streams = np.random.SeedSequence(seed).spawn(6)
-    rng_org, rng_cust, rng_order, rng_resp, rng_text, rng_ticket = (
+    streams = np.random.SeedSequence(seed).spawn(7)
+    rng_org, rng_cust, rng_order, rng_resp, rng_text, rng_ticket, rng_loop = (
         np.random.default_rng(s) for s in streams
     )
     org = make_org(rng_org)
     cust = make_customers(rng_cust, org, _n(3_000, scale), start, end)
     orders = make_orders(rng_order, org, cust, _n(10_000, scale), start, end)
     resp, ratings = make_responses(rng_resp, org, cust, orders, _n(4_000, scale), end)
-    resp["Comment"] = make_comments(rng_text, resp)
     tickets = make_tickets(rng_ticket, org, cust, orders, _n(2_500, scale), start, end)
+    # the ticketing tool works the detractor cases; reaching one in time lifts the
+    # customer's next answer and brings orders (before the comments, which follow the score)
+    loop = follow_up.simulate(rng_loop, resp, orders, tickets, end)
+    resp["_nps"] = loop.nps
+    resp["NPS"] = int_text(loop.nps)
+    extra = loop.extra_orders
+    extra.insert(0, "order_id", [f"O{len(orders) + k:07d}" for k in range(1, len(extra) + 1)])
+    orders = pd.concat([orders, extra], ignore_index=True)
+    resp["Comment"] = make_comments(rng_text, resp)
 
     return {
         "org_units": write_org(out_dir, org),
@@ -65,6 +76,7 @@ def generate(
         "tickets": write_tickets(out_dir, tickets),
         "survey_responses": write_responses(out_dir, resp),
         "factor_ratings": write_factor_ratings(out_dir, ratings),
+        "case_events": write_case_events(out_dir, loop.events),
         "benchmarks": write_benchmarks(out_dir),
     }
 

@@ -148,6 +148,36 @@ COMPETITOR_CSAT: Final = (
     ("Budget Bytes", 62.5),
 )
 
+# --- the follow-up process of the demo's ticketing tool (case_rules/follow_up.yml) -------
+# The rule the team works, and its SLAs in hours (first contact, close): as declared there.
+FOLLOW_UP_RULE: Final = "detractor_callback"
+FOLLOW_UP_SLA_HOURS: Final = (48, 168)
+# The advisors' rule for customers who open a ticket again: worked the same way, no
+# recovery planted.
+REPEATED_TICKET_RULE: Final = "repeated_ticket"
+REPEATED_TICKET_SLA_HOURS: Final = (24, 120)
+# How a case goes: first contact within the SLA, late, or never (shares sum to 1)
+FOLLOW_UP_OUTCOMES: Final = {"in_time": 0.70, "late": 0.18, "never": 0.12}
+NEVER_CLOSED_SHARE: Final = 0.08  # contacted cases left open
+REOPEN_SHARE: Final = 0.06  # closed cases reopened once (and closed again)
+# The planted recovery: a detractor reached within the SLA whose next answer (within the
+# window) would again be a detractor's gives a passive or promoter score instead with this
+# probability; and without an order in the window orders again with this probability.
+RECOVERY_WINDOW_DAYS: Final = 90
+RECOVERY_LIFT: Final = 0.7
+REPURCHASE_LIFT: Final = 0.3
+# The ticketing tool's root-cause categories (the ids of the topics in topics/): a late
+# delivery's case is mostly closed as a delivery delay, the others by these weights.
+ROOT_CAUSES: Final = {
+    "unfriendly_staff": 0.20,
+    "product_defect": 0.25,
+    "store_access": 0.30,
+    "waiting_time": 0.15,
+    "refund": 0.10,
+}
+RESOLUTIONS: Final = ("apology", "voucher", "replacement", "refund", "explanation")
+AGENTS: Final = 12
+
 PLANTED: Final[dict[str, Any]] = {
     "late_nps_delta": -2.0,
     "late_csat_delta": -0.7,
@@ -169,4 +199,9 @@ PLANTED: Final[dict[str, Any]] = {
     "phone_share_of_comments": PHONE_SHARE,
     "score_null_share": SCORE_NULL_SHARE,
     "factor_block_skip_share": FACTOR_SKIP_SHARE,
+    "follow_up_rule": FOLLOW_UP_RULE,
+    "follow_up_outcomes": dict(FOLLOW_UP_OUTCOMES),
+    "recovery_window_days": RECOVERY_WINDOW_DAYS,
+    "recovery_lift": RECOVERY_LIFT,
+    "repurchase_lift": REPURCHASE_LIFT,
 }

@@ -1,7 +1,8 @@
-"""The ticketing tool's case history, loaded back as O-data: a hand-made export with a
-case closed in time, one late on both SLAs listed out of order, one reopened and closed
-again, one reopened and left open, and events of a case id cxkpi never opened. Expected
-values are computed by hand from the offsets below."""
+"""The ticketing tool's case history, loaded back as O-data: a hand-made export, beside the
+demo tool's own, about four of the regions' late-delivery cases (the demo's tool never works
+those) with a case closed in time, one late on both SLAs listed out of order, one reopened
+and closed again, one reopened and left open, and events of a case id cxkpi never opened.
+Expected values are computed by hand from the offsets below."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 EVENTS = {
     "in_time": [("e1", 0, "opened"), ("e2", 10, "contacted"), ("e3", 50, "closed")],
     # listed out of order in the file
-    "late": [("e6", 200, "closed"), ("e5", 60, "contacted"), ("e4", 1, "opened")],
+    "late": [("e6", 260, "closed"), ("e5", 80, "contacted"), ("e4", 1, "opened")],
     "reopened_closed": [
         ("e7", 5, "contacted"),
         ("e8", 20, "closed"),
@@ -30,10 +31,11 @@ EVENTS = {
     ],
     "reopened_open": [("e11", 5, "contacted"), ("e12", 20, "closed"), ("e13", 30, "reopened")],
 }
-# by hand, for a detractor_callback case (SLA: first contact 48 h, close 168 h)
+# by hand, for a late_delivery_complaint case (SLA: first contact 72 h, close 240 h)
+RULE = "late_delivery_complaint"
 EXPECTED = {
     "in_time": ("closed", "met", "met", 10.0, 50.0, 0),
-    "late": ("closed", "breached", "breached", 60.0, 200.0, 0),
+    "late": ("closed", "breached", "breached", 80.0, 260.0, 0),
     "reopened_closed": ("closed", "met", "met", 5.0, 100.0, 1),
     # open: its close SLA is pending until the data's horizon (its latest event or case)
     # passes the due time, then breached; decided in the test from the event times
@@ -51,13 +53,22 @@ def test_a_case_history_export_reconciles_with_the_cases(demo_project) -> None:
         json.loads(line)
         for line in (folder / "outbox.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    # the latest detractor cases: their close is not due before the data ends
-    callbacks = sorted(
-        (c for c in handed if c["rule_id"] == "detractor_callback"), key=lambda c: c["opened_at"]
-    )[-len(EVENTS) :]
+    # the latest of the rule's cases: the demo's ticketing tool has no events of them
+    callbacks = sorted((c for c in handed if c["rule_id"] == RULE), key=lambda c: c["opened_at"])[
+        -len(EVENTS) :
+    ]
     cases = dict(zip(EVENTS, callbacks, strict=True))
     rows = []
-    horizon = max(datetime.fromisoformat(c["opened_at"].rstrip("Z")) for c in handed)
+    loop = settings.landing_dir / "loop"
+    demo_events = [
+        row for path in sorted(loop.glob("case_events_*.csv"))
+        for row in csv.DictReader(path.open(encoding="utf-8"))
+    ]  # fmt: skip
+    assert not {c["case_id"] for c in callbacks} & {e["case_id"] for e in demo_events}
+    horizon = max(
+        *(datetime.fromisoformat(c["opened_at"].rstrip("Z")) for c in handed),
+        *(datetime.fromisoformat(e["event_at"]) for e in demo_events),
+    )
     for name, events in EVENTS.items():
         opened = datetime.fromisoformat(cases[name]["opened_at"].rstrip("Z"))
         for event_id, hours, status in events:
@@ -68,8 +79,7 @@ def test_a_case_history_export_reconciles_with_the_cases(demo_project) -> None:
     unknown = "no-such-case"
     rows.append(["e14", unknown, "2026-10-01 09:00:00", "opened", "", "", "A2"])
     rows.append(["e15", unknown, "2026-10-02 09:00:00", "closed", "resolved", "", "A2"])
-    (settings.landing_dir / "loop").mkdir()
-    with open(settings.landing_dir / "loop" / "case_events_2026-11-01.csv", "w", newline="") as f:
+    with open(loop / "case_events_2026-11-01.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["event_id", "case_id", "event_at", "status", "resolution", "root_cause",
                          "agent_id"])  # fmt: skip
@@ -119,4 +129,4 @@ def test_a_case_history_export_reconciles_with_the_cases(demo_project) -> None:
         ).fetchone()[0]
     finally:
         raw.close()
-    assert loaded == len(rows) == known + len(unmatched)
+    assert loaded == len(rows) + len(demo_events) == known + len(unmatched)

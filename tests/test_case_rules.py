@@ -47,6 +47,19 @@ def test_a_rule_is_read_with_its_condition_owner_and_sla(tmp_path: Path) -> None
     assert rule.declared_in == "rules.yml:2"
 
 
+def test_recovery_looks_90_days_ahead_unless_the_rule_says_otherwise(tmp_path: Path) -> None:
+    (rule,) = _load(tmp_path, RULE).rules
+    assert rule.recovery_window_days == 90
+    (rule,) = _load(tmp_path, RULE + "    recovery_window_days: 30\n").rules
+    assert rule.recovery_window_days == 30
+    ticket_rule = RULE.replace("survey_responses", "tickets").replace("nps <= 6", "reopened")
+    ticket_rule = ticket_rule.replace("[nps, comment]", "[category]")
+    (rule,) = _load(tmp_path, ticket_rule).rules
+    assert rule.recovery_window_days is None
+    problems = _problems(tmp_path, ticket_rule + "    recovery_window_days: 30\n")
+    assert "recovery_window_days is for rules on survey_responses" in problems
+
+
 def test_a_topic_and_history_can_open_a_case(tmp_path: Path) -> None:
     text = RULE.replace(
         "when: nps <= 6",
@@ -80,6 +93,20 @@ def test_a_topic_and_history_can_open_a_case(tmp_path: Path) -> None:
         (("    effective_from: 2026-01-01\n", ""), "effective_from is required"),
         (("    owner_level: store\n", ""), "owner_level is required"),
         (("    priority: high\n", "    priorty: high\n"), "unknown key 'priorty'"),
+        (
+            (
+                "effective_from: 2026-01-01",
+                "effective_from: 2026-01-01\n    recovery_window_days: 0",
+            ),
+            "1 to 366 days",
+        ),
+        (
+            (
+                "effective_from: 2026-01-01",
+                "effective_from: 2026-01-01\n    recovery_window_days: 9.5",
+            ),
+            "must be a whole number",
+        ),
     ],
 )
 def test_bad_rules_are_refused_with_file_and_line(

@@ -276,9 +276,7 @@ def _rule(
     )  # fmt: skip
 
 
-def _recovery_window(
-    reader: FieldReader, path: tuple, data: dict, source: str
-) -> int | None:
+def _recovery_window(reader: FieldReader, path: tuple, data: dict, source: str) -> int | None:
     """The recovery window of a survey rule: whole days, 1 to 366 (default 90)."""
     value = data.get("recovery_window_days")
     if source != "survey_responses":

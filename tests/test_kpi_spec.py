@@ -126,7 +126,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
         9,
         (
             "source 'survey_response' is not one of survey_responses, factor_ratings, "
-            "orders, deliveries, tickets (did you mean 'survey_responses'?)"
+            "orders, deliveries, tickets, cases (did you mean 'survey_responses'?)"
         ),
     ),
     "21_unknown_type.yml": (4, 7, "type 'averag' is not one of nps, top_box, bottom_box, mean"),

@@ -33,7 +33,7 @@ def test_init_writes_a_project_that_validates(tmp_path: Path, capsys) -> None:
     assert main(["init", str(folder), "--packs", "ecommerce"]) == 0
     out = capsys.readouterr().out
     assert (
-        f"created {folder}: packs core, ecommerce (not chosen: retail, support); 28 KPIs "
+        f"created {folder}: packs core, ecommerce (not chosen: retail, support, loop); 28 KPIs "
         "(1 goals, 6 factors) compiled into its dbt project"
     ) in out
     assert out.endswith((folder / "NEXT_STEPS.md").read_text(encoding="utf-8"))
@@ -77,7 +77,7 @@ def test_core_is_always_there_and_only_the_packs_chosen(tmp_path: Path) -> None:
     assert alone.packs == ("core",)
     assert alone.compiled["goals"] == 0
     assert [p.name for p in (alone.folder / "kpi_definitions").iterdir() if p.is_dir()] == ["core"]
-    every = new_project.init_project(tmp_path / "all", ["support", "retail", "ecommerce"])
+    every = new_project.init_project(tmp_path / "all", ["support", "retail", "ecommerce", "loop"])
     assert every.packs == tuple(packs.PACKS)
     # every pack together is the demo's catalog, compiled to the demo's models
     ours = every.folder / "dbt_project" / "models" / "kpis"

@@ -1,5 +1,5 @@
 {{ config(materialized='table') }}
--- Recovery, one row per case a rule on survey responses opened: the customer's next answer
+-- Recovery, one row per case a rule on survey responses opens (withdrawn ones left out): the customer's next answer
 -- (with an NPS) and orders within the rule's recovery window after the case's answer, and
 -- whether the case reached them in time (first contact within its SLA). A case whose
 -- first-contact SLA is still pending is in neither group. Repurchase is only judged once
@@ -8,8 +8,10 @@ with
 
 cases as (
 
+    -- a withdrawn case's answer no longer calls for it: not part of the comparison
     select * from {{ ref('int_case__cases') }}
     where source = 'survey_responses'
+      and not is_withdrawn
 
 ),
 

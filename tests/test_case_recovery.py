@@ -123,7 +123,7 @@ def test_the_loop_kpis_count_the_cases_of_the_marts(demo_night) -> None:
     published = demo_night.settings.published_path
     hq = (
         "org_level = 'hq' and period_grain = 'month' and channel = 'all' "
-        "and segment = 'all' and touchpoint = 'all'"
+        "and segment = 'all' and touchpoint = 'all' and topic = 'all'"
     )
 
     def kpi(kpi_id: str) -> tuple:

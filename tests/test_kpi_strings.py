@@ -362,7 +362,7 @@ def test_hostile_night_publishes_and_changes_nothing_else(hostile_night) -> None
         value = con.execute(
             """select value from kpi_values where kpi_id = 'nps' and period_grain = 'month'
                and period_start = date '2026-10-01' and org_level = 'hq' and channel = 'all'
-               and segment = 'all' and touchpoint = 'all'"""
+               and segment = 'all' and touchpoint = 'all' and topic = 'all'"""
         ).fetchone()
         assert value[0] == pytest.approx(EXPECTED_MONTH[("nps", "hq", "HQ", "all")][0])
         # nothing the environment holds was rendered into any published text

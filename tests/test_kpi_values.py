@@ -55,7 +55,7 @@ def month_values(published: Path) -> dict[tuple, tuple]:
             """select kpi_id, org_level, org_unit_id, channel, value, n, status
                from kpi_values
                where period_grain = 'month' and period_start = date '2026-10-01'
-                 and segment = 'all' and touchpoint = 'all'"""
+                 and segment = 'all' and touchpoint = 'all' and topic = 'all'"""
         ).fetchall()
     finally:
         con.close()
@@ -220,7 +220,7 @@ def test_published_nps_uncertainty_matches_the_textbook(
             """select value, standard_error, ci_low, ci_high from kpi_values
                where kpi_id = 'nps' and period_grain = 'month'
                  and period_start = date '2026-10-01' and org_level = ? and org_unit_id = ?
-                 and channel = ? and segment = 'all' and touchpoint = 'all'""",
+                 and channel = ? and segment = 'all' and touchpoint = 'all' and topic = 'all'""",
             [org_level, org_unit, channel],
         ).fetchone()
     finally:
@@ -254,7 +254,7 @@ def _month_uncertainty(published: Path, kpi_id: str, org_unit: str, channel: str
             """select value, n, standard_error, ci_low, ci_high from kpi_values
                where kpi_id = ? and period_grain = 'month' and period_start = date '2026-10-01'
                  and org_unit_id = ? and channel = ? and segment = 'all'
-                 and touchpoint = 'all'""",
+                 and touchpoint = 'all' and topic = 'all'""",
             [kpi_id, org_unit, channel],
         ).fetchone()
     finally:
@@ -335,8 +335,11 @@ def test_published_top_box_and_mean_uncertainty_match_the_textbook(
 # box) with the textbook formulas of cxkpi.methods.stats.
 
 TYPES_WITH_STANDARD_ERROR = ("nps", "top_box", "bottom_box", "share", "mean", "ratio")
-SLICE = ["kpi_id", "period_start", "org_level", "org_unit_id", "channel", "segment", "touchpoint"]
-BREAKDOWNS = ("channel", "segment", "touchpoint")
+SLICE = [
+    "kpi_id", "period_start", "org_level", "org_unit_id", "channel", "segment", "touchpoint",
+    "topic",
+]  # fmt: skip
+BREAKDOWNS = ("channel", "segment", "touchpoint", "topic")
 
 
 def _declared_min_samples(settings: Settings) -> dict[str, int]:
@@ -408,7 +411,7 @@ def demo_months(demo_night: DemoNight) -> pd.DataFrame:
     try:
         observations = con.execute(
             """select kpi_id, cast(date_trunc('month', metric_date) as date) as period_start,
-                   org_unit_id, channel, segment, touchpoint, numerator, denominator
+                   org_unit_id, channel, segment, touchpoint, topic, numerator, denominator
                from intermediate.int_kpi__observations"""
         ).df()
     finally:
@@ -425,7 +428,10 @@ def demo_months(demo_night: DemoNight) -> pd.DataFrame:
         for breakdown in (None, *BREAKDOWNS):
             keys = ["kpi_id", "kpi_type", "unit", "period_start", f"{org_level}_id"]
             keys += [breakdown] if breakdown else []
-            for group, rows in observations.groupby(keys):
+            # a KPI's topic rows (once per topic of the verbatim) count by topic only
+            by_topic = observations["topic"].notna()
+            sliced = observations[by_topic if breakdown == "topic" else ~by_topic]
+            for group, rows in sliced.groupby(keys):
                 slice_of = dict(zip(keys, group, strict=True))
                 numerators = rows["numerator"].tolist()
                 value, standard_error = _textbook_estimate(
@@ -462,6 +468,7 @@ def test_demo_standard_errors_and_intervals_match_the_textbook(demo_months: pd.D
     assert set(months["org_level"]) == {"advisor", "store", "region", "hq"}
     assert {"nps", "csat", "ces", "on_time_delivery"} <= set(months["kpi_id"])
     assert (months["channel"] != "all").any() and (months["segment"] != "all").any()
+    assert (months["topic"] != "all").any()
     assert (months["n"] == months["expected_n"]).all()
     wrong = _mismatches(months, months["value"], months["expected_value"])
     assert wrong.empty, f"values differ from the textbook:\n{wrong.head()}"

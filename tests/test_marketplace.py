@@ -93,7 +93,7 @@ def published_figures(night: Night, kpi_id: str) -> dict[Key, Figure]:
         f"""select org_level, org_unit_id, period_start, value, n
             from kpi_values
             where kpi_id = '{kpi_id}' and period_grain = 'month'
-              and channel = 'all' and segment = 'all' and touchpoint = 'all'"""
+              and channel = 'all' and segment = 'all' and touchpoint = 'all' and topic = 'all'"""
     )
     figures = {}
     for level, unit, period_start, value, n in rows:
@@ -166,7 +166,7 @@ def test_months_are_sao_paulo_months(night: Night) -> None:
     months = night.published(
         """select period_start, value from kpi_values
            where kpi_id = 'order_count' and org_level = 'hq' and period_grain = 'month'
-             and channel = 'all' and segment = 'all' and touchpoint = 'all'
+             and channel = 'all' and segment = 'all' and touchpoint = 'all' and topic = 'all'
            order by period_start"""
     )
     assert [period_start for period_start, _ in months] == [date(2026, m, 1) for m in range(5, 11)]

@@ -255,7 +255,7 @@ def test_a_new_project_publishes_csat_from_one_survey_export(tmp_path: Path) -> 
             """select value, n from kpi_values
                where kpi_id = 'csat' and org_level = 'hq' and period_grain = 'month'
                  and period_start = date '2026-09-01' and channel = 'all'
-                 and segment = 'all' and touchpoint = 'all'"""
+                 and segment = 'all' and touchpoint = 'all' and topic = 'all'"""
         ).fetchone()
     assert n == 36
     assert value == pytest.approx(expected)

@@ -76,7 +76,7 @@ def test_the_demo_keeps_every_figure_it_published_before_levels_were_declared(
             demo_night.settings.published_path,
             """select kpi_id, period_grain, cast(period_start as varchar), org_level,
                       org_unit_id, channel, n, value, status
-               from kpi_values where segment = 'all' and touchpoint = 'all'""",
+               from kpi_values where segment = 'all' and touchpoint = 'all' and topic = 'all'""",
         )
     }
     expected = _expected()
@@ -125,7 +125,7 @@ def test_the_demo_gains_its_advisor_level_with_exact_roll_ups(demo_night: DemoNi
         """with values_ as (
                select * from kpi_values
                where kpi_id = 'csat' and period_grain = 'month' and channel = 'all'
-                 and segment = 'all' and touchpoint = 'all'
+                 and segment = 'all' and touchpoint = 'all' and topic = 'all'
            ),
            by_store as (
                select values_.period_start, units.store_id, sum(values_.n) as n
@@ -153,7 +153,8 @@ def test_the_demo_gains_its_advisor_level_with_exact_roll_ups(demo_night: DemoNi
             published,
             """select org_unit_id, sum(n) from kpi_values
            where kpi_id = 'csat' and org_unit_id = 'A0001' and period_grain = 'month'
-             and channel = 'all' and segment = 'all' and touchpoint = 'all' group by 1""",
+             and channel = 'all' and segment = 'all' and touchpoint = 'all' and topic = 'all'
+           group by 1""",
         )
         == answers
     )

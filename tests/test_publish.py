@@ -349,7 +349,7 @@ def test_late_data_for_an_earlier_night_recomputes_and_publishes_a_new_version(
             .execute(
                 """select value, n from kpi_values where kpi_id = 'nps' and org_level = 'hq'
                and period_grain = 'month' and channel = 'all' and segment = 'all'
-               and touchpoint = 'all' and period_start = ?""",
+               and touchpoint = 'all' and topic = 'all' and period_start = ?""",
                 [month],
             )
             .fetchone()

@@ -38,9 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cxkpi import kpi_expr
+from cxkpi.config import Settings
 from cxkpi.errors import ConfigError
 from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES, TEXT, TIMESTAMP
-from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_documents, suggest
+from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_rule_lists, suggest
+from cxkpi.topics import TopicCatalog, load_topics
 
 MAX_RULES = 100
 RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -108,6 +110,10 @@ class CaseRule:
     # days after the answer in which recovery looks for the next answer and order
     # (survey rules; None for ticket rules)
     recovery_window_days: int | None = None
+
+    @property
+    def entry_id(self) -> str:
+        return self.rule_id
 
     @property
     def source_key(self) -> str:
@@ -295,52 +301,42 @@ def _recovery_window(reader: FieldReader, path: tuple, data: dict, source: str) 
     return int(days)
 
 
-def rule_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
-
-
 def load_case_rules(
     folders: Iterable[Path], org_levels: tuple[str, ...], topic_ids: Iterable[str]
 ) -> CaseRuleSet:
     """Every case rule under ``folders``, checked against the project's org levels and
     topics; raise ConfigError naming file:line of each problem."""
     topics = set(topic_ids)
-    problems: list[Problem] = []
-    rules: list[CaseRule] = []
-    first_seen: dict[str, CaseRule] = {}
-    for folder in folders:
-        for file in rule_files(folder):
-            for doc in read_documents(file, problems):
-                if not isinstance(doc.data, dict) or set(doc.data) != {"case_rules"}:
-                    problems.append(Problem(
-                        file, doc.line, 1, "a case rules file holds one key, case_rules: a list"
-                    ))  # fmt: skip
-                    continue
-                entries = doc.data["case_rules"]
-                if not isinstance(entries, list):
-                    problems.append(
-                        Problem(file, *doc.at(("case_rules",)), "case_rules must be a list")
-                    )
-                    continue
-                for index, value in enumerate(entries):
-                    rule = _rule(doc, index, value, problems, org_levels, topics)
-                    if rule is None:
-                        continue
-                    if rule.rule_id in first_seen:
-                        line, column = doc.at(("case_rules", index, "id"))
-                        problems.append(Problem(
-                            file, line, column, f"case rule {rule.rule_id} is already declared "
-                            f"at {first_seen[rule.rule_id].declared_in}",
-                        ))  # fmt: skip
-                        continue
-                    first_seen[rule.rule_id] = rule
-                    rules.append(rule)
-    if len(rules) > MAX_RULES:
-        problems.append(Problem(Path(rules[MAX_RULES].declared_in.rpartition(":")[0]), 1, 1,
-                                f"rule {MAX_RULES + 1} of at most {MAX_RULES}"))  # fmt: skip
-    if problems:
-        lines = "\n".join(f"  {p}" for p in problems)
-        raise ConfigError(f"{len(problems)} problem(s) in the case rules:\n{lines}")
+
+    def parse(doc: Document, index: int, value: object, problems: list[Problem]):
+        return _rule(doc, index, value, problems, org_levels, topics)
+
+    rules = read_rule_lists(folders, "case_rules", "case rule", parse, MAX_RULES, "case rules")
     return CaseRuleSet(rules)
+
+
+@dataclass(frozen=True)
+class LoopRules:
+    topics: TopicCatalog
+    case_rules: CaseRuleSet
+
+
+def load_loop_rules(settings: Settings) -> LoopRules:
+    """A project's topic rules and case rules (which may name topics), checked: a
+    ConfigError lists the problems of both, file:line each. What ``cxkpi validate`` checks
+    and ``cxkpi compile`` compiles."""
+    problems: list[str] = []
+    topic_catalog = TopicCatalog()
+    try:
+        topic_catalog = load_topics([settings.topics_dir])
+    except ConfigError as exc:
+        problems.append(str(exc))
+    topic_ids = [t.topic_id for t in topic_catalog.topics]
+    rules = CaseRuleSet([])
+    try:
+        rules = load_case_rules([settings.case_rules_dir], settings.org_levels, topic_ids)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return LoopRules(topic_catalog, rules)

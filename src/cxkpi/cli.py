@@ -161,24 +161,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except CxkpiError as exc:
             failed = True
             print(f"error expectations: {exc}")
-        from cxkpi.case_rules import load_case_rules
-        from cxkpi.topics import load_topics
+        from cxkpi.case_rules import load_loop_rules
 
-        topic_ids: list[str] = []
         try:
-            topic_catalog = load_topics([settings.topics_dir])
-            topic_ids = [t.topic_id for t in topic_catalog.topics]
-            keywords = sum(len(t.keywords) for t in topic_catalog.topics)
-            print(f"ok    topics: {len(topic_ids)} topics, {keywords} keywords")
+            rules = load_loop_rules(settings)
+            keywords = sum(len(t.keywords) for t in rules.topics.topics)
+            print(f"ok    topics: {len(rules.topics.topics)} topics, {keywords} keywords")
+            print(f"ok    case rules: {len(rules.case_rules.rules)} rules")
         except CxkpiError as exc:
             failed = True
-            print(f"error topics: {exc}")
-        try:
-            rules = load_case_rules([settings.case_rules_dir], settings.org_levels, topic_ids)
-            print(f"ok    case rules: {len(rules.rules)} rules")
-        except CxkpiError as exc:
-            failed = True
-            print(f"error case rules: {exc}")
+            print(f"error topic and case rules: {exc}")
     return 1 if failed else 0
 
 

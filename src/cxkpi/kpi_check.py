@@ -26,7 +26,7 @@ from cxkpi.kpi_language import (
 from cxkpi.kpi_sources import BOOLEAN, NUMBER, SOURCES
 from cxkpi.kpi_types import EXPRESSION_FIELDS, KPI_TYPES, TYPE_OPTIONS, TYPES
 from cxkpi.kpi_yaml import Document, FieldReader, Path_, Problem, label, suggest
-from cxkpi.vocabulary import DIRECTIONS, UNITS
+from cxkpi.vocabulary import DIRECTIONS, TOPIC_BREAKDOWN, UNITS
 
 
 class DefinitionChecker(FieldReader):
@@ -213,6 +213,13 @@ class DefinitionChecker(FieldReader):
             if key in data and key not in kpi_type.options:
                 self.problem((key,), f"'{key}' does not apply to type {d.type}")
         self._dimensions(data.get("dimensions"), d)
+        if TOPIC_BREAKDOWN in d.breakdowns and source.verbatim_key is None:
+            with_verbatims = [name for name, s in SOURCES.items() if s.verbatim_key]
+            self.problem(
+                ("dimensions", "breakdowns"),
+                f"{source_name} has no verbatims to break down by topic",
+                "the topic breakdown is for " + " and ".join(with_verbatims),
+            )
         self._targets(data, d)
 
     def _check_kind(self, key: str, expression, d: Definition, source, booleans) -> None:

@@ -37,7 +37,9 @@ def semantic_yaml(catalog: Catalog) -> str:
     for d in sorted(catalog.kpis, key=lambda k: k.id):
         if d.type is None:
             continue
-        only = f"case when kpi_id = {_lit(d.id)} then {{}} end"
+        # a KPI's topic rows repeat its rows once per topic (the topic breakdown of
+        # kpi_values): the semantic layer reads its own rows only
+        only = f"case when kpi_id = {_lit(d.id)} and topic is null then {{}} end"
         # labels and descriptions are rendered as Jinja by dbt: written to render back
         base = {"label": jinja_text(d.label), "description": jinja_text(d.description or d.label)}
         if d.aggregation == "ratio":

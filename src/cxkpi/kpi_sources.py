@@ -25,6 +25,9 @@ class KpiSource:
     columns: dict[str, str]  # column -> logical type
     # (low, high) of a bounded numeric column: targets of means are checked against it
     scales: dict[str, tuple[float, float]]
+    # the column naming the survey response whose verbatim's topics a row has (the
+    # topic breakdown); None for a source without verbatims
+    verbatim_key: str | None = None
 
     @property
     def timestamp_columns(self) -> list[str]:
@@ -66,6 +69,7 @@ SOURCES: dict[str, KpiSource] = {
                 "repurchased_within_90d": BOOLEAN,
             },
             {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)},
+            verbatim_key="response_id",
         ),
         KpiSource(
             "factor_ratings",
@@ -86,6 +90,7 @@ SOURCES: dict[str, KpiSource] = {
                 "nps": NUMBER,
             },
             {"experience": (0, 10), "expectation": (0, 10), "importance": (0, 10)},
+            verbatim_key="response_id",
         ),
         KpiSource(
             "orders",

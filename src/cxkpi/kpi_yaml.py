@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from cxkpi import kpi_expr
+from cxkpi.errors import ConfigError
 
 Path_ = tuple  # a path into a document: keys and list indexes
 
@@ -305,3 +306,71 @@ def label(path: Path_) -> str:
 def suggest(name: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    """The .yml and .yaml files of ``folder`` (none when it does not exist), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+
+
+class Declared(Protocol):
+    """An entry of a rule list: its id and where it is declared (file:line)."""
+
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def declared_in(self) -> str: ...
+
+
+_Entry = TypeVar("_Entry", bound=Declared)
+
+
+def read_rule_lists(
+    folders: Iterable[Path],
+    key: str,
+    noun: str,
+    parse: Callable[[Document, int, object, list[Problem]], _Entry | None],
+    limit: int,
+    title: str,
+) -> list[_Entry]:
+    """The entries of every file under ``folders`` holding one key, ``key``: a list of
+    rules (topics, case rules), each read by ``parse``; an id declared twice names both
+    places, more than ``limit`` entries is a problem. Raise ConfigError naming file:line
+    of every problem, headed "in the ``title``"."""
+    problems: list[Problem] = []
+    entries: list[_Entry] = []
+    first_seen: dict[str, _Entry] = {}
+    for folder in folders:
+        for file in yaml_files(folder):
+            for doc in read_documents(file, problems):
+                if not isinstance(doc.data, dict) or set(doc.data) != {key}:
+                    message = f"a {noun}s file holds one key, {key}: a list"
+                    problems.append(Problem(file, doc.line, 1, message))
+                    continue
+                values = doc.data[key]
+                if not isinstance(values, list):
+                    problems.append(Problem(file, *doc.at((key,)), f"{key} must be a list"))
+                    continue
+                for index, value in enumerate(values):
+                    entry = parse(doc, index, value, problems)
+                    if entry is None:
+                        continue
+                    if entry.entry_id in first_seen:
+                        line, column = doc.at((key, index, "id"))
+                        earlier = first_seen[entry.entry_id].declared_in
+                        message = f"{noun} {entry.entry_id} is already declared at {earlier}"
+                        problems.append(Problem(file, line, column, message))
+                        continue
+                    first_seen[entry.entry_id] = entry
+                    entries.append(entry)
+    if len(entries) > limit:
+        name, _, at_line = entries[limit].declared_in.rpartition(":")
+        message = f"{noun} {limit + 1} of at most {limit}"
+        problems.append(Problem(Path(name), int(at_line), 1, message))
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ConfigError(f"{len(problems)} problem(s) in the {title}:\n{lines}")
+    return entries

@@ -38,7 +38,6 @@ from cxkpi import (
     pii,
     publish,
     published_folder,
-    topics,
     vocabulary,
 )
 from cxkpi.config import Settings
@@ -99,23 +98,20 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
             f"(`cxkpi validate` lists them all):\n{shown}"
             + (f"\n  ... and {more} more" if more > 0 else "")
         )
-    topic_catalog = topics.load_topics([settings.topics_dir])
-    rules = case_rules.load_case_rules(
-        [settings.case_rules_dir], settings.org_levels, [t.topic_id for t in topic_catalog.topics]
-    )
+    rules = case_rules.load_loop_rules(settings)
     if write:
         result = kpi_compile.write(
             catalog,
             settings.dbt_project_dir,
             settings.kpi_definitions_dir.parent,
-            topic_catalog,
-            rules,
+            rules.topics,
+            rules.case_rules,
         )
         dbt_sources.write(settings.dbt_project_dir, settings.vocabularies)
         changed = result.changed + package_macros.write(settings.dbt_project_dir)
     else:
         rendered = kpi_compile.render(
-            catalog, settings.kpi_definitions_dir.parent, topic_catalog, rules
+            catalog, settings.kpi_definitions_dir.parent, rules.topics, rules.case_rules
         )
         directory = settings.dbt_project_dir / kpi_compile.GENERATED_DIR
         changed = [
@@ -146,8 +142,8 @@ def compile_catalog(settings: Settings, write: bool = True) -> dict[str, Any]:
         "kpis": sum(d.measurable for d in catalog.kpis),
         "goals": sum(d.kind == "goal" for d in catalog.kpis),
         "factors": len(catalog.factors),
-        "topics": len(topic_catalog.topics),
-        "case_rules": len(rules.rules),
+        "topics": len(rules.topics.topics),
+        "case_rules": len(rules.case_rules.rules),
         "models_changed": len(changed),
     }
 

@@ -29,8 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxkpi.errors import ConfigError
-from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_documents
+from cxkpi.kpi_yaml import Document, FieldReader, Problem, read_rule_lists
 
 MAX_TOPICS = 200
 MAX_KEYWORDS = 300  # per topic, keywords and exclusions together, all languages
@@ -93,6 +92,10 @@ class Topic:
     description: str | None
     keywords: tuple[Keyword, ...]
     declared_in: str  # file:line
+
+    @property
+    def entry_id(self) -> str:
+        return self.topic_id
 
     @property
     def includes(self) -> tuple[Keyword, ...]:
@@ -235,54 +238,7 @@ def _topic(doc: Document, index: int, value: object, problems: list[Problem]) ->
     return Topic(topic_id, label, description, tuple(unique), f"{doc.file.name}:{line}")
 
 
-def topic_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
-
-
 def load_topics(folders: Iterable[Path]) -> TopicCatalog:
     """Every topic under ``folders``; raise ConfigError naming file:line of each problem."""
-    folders = list(folders)
-    problems: list[Problem] = []
-    catalog = TopicCatalog()
-    first_seen: dict[str, Topic] = {}
-    for folder in folders:
-        for file in topic_files(folder):
-            for doc in read_documents(file, problems):
-                if not isinstance(doc.data, dict) or set(doc.data) != {"topics"}:
-                    problems.append(
-                        Problem(file, doc.line, 1, "a topics file holds one key, topics: a list")
-                    )
-                    continue
-                entries = doc.data["topics"]
-                if not isinstance(entries, list):
-                    problems.append(Problem(file, *doc.at(("topics",)), "topics must be a list"))
-                    continue
-                for index, value in enumerate(entries):
-                    topic = _topic(doc, index, value, problems)
-                    if topic is None:
-                        continue
-                    if topic.topic_id in first_seen:
-                        line, column = doc.at(("topics", index, "id"))
-                        problems.append(
-                            Problem(
-                                file,
-                                line,
-                                column,
-                                f"topic {topic.topic_id} is already declared at "
-                                f"{first_seen[topic.topic_id].declared_in}",
-                            )
-                        )
-                        continue
-                    first_seen[topic.topic_id] = topic
-                    catalog.topics.append(topic)
-    if len(catalog.topics) > MAX_TOPICS:
-        name, _, at_line = catalog.topics[MAX_TOPICS].declared_in.rpartition(":")
-        problems.append(
-            Problem(Path(name), int(at_line), 1, f"topic {MAX_TOPICS + 1} of at most {MAX_TOPICS}")
-        )
-    if problems:
-        lines = "\n".join(f"  {p}" for p in problems)
-        raise ConfigError(f"{len(problems)} problem(s) in the topic rules:\n{lines}")
-    return catalog
+    topics = read_rule_lists(folders, "topics", "topic", _topic, MAX_TOPICS, "topic rules")
+    return TopicCatalog(topics)

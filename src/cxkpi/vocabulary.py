@@ -12,7 +12,10 @@ TIME_GRAINS = ("day", "week", "month")
 # Org levels (org_level) are not a vocabulary: each company declares its own in cxkpi.yml
 # (cxkpi.org).
 # Breakdowns a KPI value can be sliced by; 'all' is the value of a slice not broken down.
-BREAKDOWNS = ("channel", "segment", "touchpoint")
+# topic (of the verbatim, topics/) is many-valued: a value per topic counts every row whose
+# verbatim has that topic, so the topic slices of a KPI do not add up to its total.
+TOPIC_BREAKDOWN = "topic"
+BREAKDOWNS = ("channel", "segment", "touchpoint", TOPIC_BREAKDOWN)
 UNITS = ("points", "percent", "ratio", "score", "count", "currency", "days", "hours")
 DIRECTIONS = ("higher", "lower")
 # kpi_values.status, in the order the mart decides it.

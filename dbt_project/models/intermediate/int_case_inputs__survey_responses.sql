@@ -9,15 +9,6 @@ responses as (
 
 ),
 
-comments as (
-
-    select
-        response_id,
-        comment
-    from {{ ref('stg_surveys__responses') }}
-
-),
-
 org_units as (
 
     select * from {{ ref('int_org_units') }}
@@ -43,9 +34,7 @@ with_history as (
 )
 
 select
-    with_history.*,
     {{- org_path_columns('org_units') }}
-    comments.comment
+    with_history.*
 from with_history
-left join comments on with_history.response_id = comments.response_id
 left join org_units on with_history.org_unit_id = org_units.org_unit_id

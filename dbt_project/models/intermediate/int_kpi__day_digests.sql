@@ -13,7 +13,8 @@ select
     {{ rows_digest([
         'observations.observation_id', 'observations.org_unit_id',
         'observations.org_unit_order_id', 'observations.channel', 'observations.segment',
-        'observations.touchpoint', 'observations.numerator', 'observations.denominator',
+        'observations.touchpoint', 'observations.topic', 'observations.numerator',
+        'observations.denominator',
         'observations.measure_value', 'observations.percentile', 'observations.distinct_key',
         'order_units.org_unit_id', 'top_unit.org_unit_id'
     ] + path) }} as row_digest

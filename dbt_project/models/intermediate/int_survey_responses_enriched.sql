@@ -86,6 +86,8 @@ enriched as (
         responses.nps_category,
         responses.csat,
         responses.ces,
+        -- masked by the loader (cxkpi.pii): the one place the marts read a comment from
+        responses.comment,
         orders.amount as order_amount,
         orders.ordered_at,
         coalesce(deliveries.delivered_count, 0) > 0 as has_delivery,

@@ -39,6 +39,7 @@ from (
         ('median_hours_to_first_contact', 'channel', 1),
         ('nps', 'channel', 1),
         ('nps', 'segment', 2),
+        ('nps', 'topic', 4),
         ('on_time_delivery', 'channel', 1),
         ('open_cases', 'channel', 1),
         ('order_count', 'channel', 1),

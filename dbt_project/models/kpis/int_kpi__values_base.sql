@@ -6,11 +6,12 @@
 ) }}
 -- depends_on: {{ ref('int_kpi__touched_periods') }}
 -- Every KPI at every time grain (day, ISO week, month), declared org level (var
--- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
+-- org_levels) and breakdown (none, channel, segment, touchpoint, topic). Each observation is
 -- placed once at each level, at the unit its own (or its order's) unit lies in, then
 -- aggregated: sums in one pass with grouping sets, distinct counts and percentiles one
 -- slice kind at a time. A region's value comes from all its observations, never from an
--- average of store values.
+-- average of store values. A topic row (an observation again, once per topic of its
+-- verbatim) counts in the topic slices only: is_topic_row keeps it apart everywhere else.
 -- Incremental: a night recomputes the periods int_kpi__touched_periods lists, from all
 -- the observations of those weeks and months (macros/incremental_periods.sql).
 with
@@ -27,6 +28,8 @@ observations as not materialized (
         channel,
         segment,
         touchpoint,
+        topic,
+        topic is not null as is_topic_row,
         numerator,
         denominator,
         measure_value,
@@ -91,6 +94,8 @@ additive_rows as (
         channel,
         segment,
         touchpoint,
+        topic,
+        is_topic_row,
         {{ partial_sum('numerator', each_line) }} as numerator,
         {{ partial_sum('denominator', each_line) }} as denominator,
         {{ partial_sum('numerator * numerator', each_line) }} as numerator_sq,
@@ -100,7 +105,7 @@ additive_rows as (
     from at_units
 {%- if not each_line %}
     group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
-        touchpoint
+        touchpoint, topic, is_topic_row
 {%- endif %}
 
 ),
@@ -111,7 +116,8 @@ placed_additive as (
         'additive_rows',
         columns=(['observation_id'] if each_line else []) + [
                  'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'channel', 'segment', 'touchpoint', 'topic', 'is_topic_row',
+                 'numerator', 'denominator',
                  'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],
         distinct=each_line
     ) }}
@@ -130,11 +136,14 @@ aggregated as (
         channel,
         segment,
         touchpoint,
+        topic,
+        is_topic_row,
         grouping(day_start) as by_all_days,
         grouping(week_start) as by_all_weeks,
         grouping(channel) as by_all_channels,
         grouping(segment) as by_all_segments,
         grouping(touchpoint) as by_all_touchpoints,
+        grouping(topic) as by_all_topics,
         cast(sum(numerator) as double precision) as numerator,
         cast(sum(denominator) as double precision) as denominator,
         cast(sum(numerator_sq) as double precision) as numerator_sq,
@@ -143,18 +152,21 @@ aggregated as (
         cast(sum(n) as bigint) as n
     from placed_additive
     group by grouping sets (
-            (kpi_id, org_level, org_unit_id, day_start),
-            (kpi_id, org_level, org_unit_id, day_start, channel),
-            (kpi_id, org_level, org_unit_id, day_start, segment),
-            (kpi_id, org_level, org_unit_id, day_start, touchpoint),
-            (kpi_id, org_level, org_unit_id, week_start),
-            (kpi_id, org_level, org_unit_id, week_start, channel),
-            (kpi_id, org_level, org_unit_id, week_start, segment),
-            (kpi_id, org_level, org_unit_id, week_start, touchpoint),
-            (kpi_id, org_level, org_unit_id, month_start),
-            (kpi_id, org_level, org_unit_id, month_start, channel),
-            (kpi_id, org_level, org_unit_id, month_start, segment),
-            (kpi_id, org_level, org_unit_id, month_start, touchpoint)
+            (kpi_id, org_level, org_unit_id, day_start, is_topic_row),
+            (kpi_id, org_level, org_unit_id, day_start, channel, is_topic_row),
+            (kpi_id, org_level, org_unit_id, day_start, segment, is_topic_row),
+            (kpi_id, org_level, org_unit_id, day_start, touchpoint, is_topic_row),
+            (kpi_id, org_level, org_unit_id, day_start, topic),
+            (kpi_id, org_level, org_unit_id, week_start, is_topic_row),
+            (kpi_id, org_level, org_unit_id, week_start, channel, is_topic_row),
+            (kpi_id, org_level, org_unit_id, week_start, segment, is_topic_row),
+            (kpi_id, org_level, org_unit_id, week_start, touchpoint, is_topic_row),
+            (kpi_id, org_level, org_unit_id, week_start, topic),
+            (kpi_id, org_level, org_unit_id, month_start, is_topic_row),
+            (kpi_id, org_level, org_unit_id, month_start, channel, is_topic_row),
+            (kpi_id, org_level, org_unit_id, month_start, segment, is_topic_row),
+            (kpi_id, org_level, org_unit_id, month_start, touchpoint, is_topic_row),
+            (kpi_id, org_level, org_unit_id, month_start, topic)
     )
 
 ),
@@ -174,6 +186,7 @@ sliced as (
         case when by_all_channels = 0 then channel else 'all' end as channel,
         case when by_all_segments = 0 then segment else 'all' end as segment,
         case when by_all_touchpoints = 0 then touchpoint else 'all' end as touchpoint,
+        case when by_all_topics = 0 then topic else 'all' end as topic,
         numerator,
         denominator,
         numerator_sq,
@@ -185,6 +198,9 @@ sliced as (
     where (by_all_channels = 1 or channel is not null)
       and (by_all_segments = 1 or segment is not null)
       and (by_all_touchpoints = 1 or touchpoint is not null)
+      and (by_all_topics = 1 or topic is not null)
+      -- topic rows only in topic slices (grouped by is_topic_row everywhere else)
+      and (by_all_topics = 0 or not is_topic_row)
 
 ),
 
@@ -200,6 +216,7 @@ distinct_rows as (
         channel,
         segment,
         touchpoint,
+        topic,
         distinct_key
     from at_units
     where kpi_id in ('active_customers')
@@ -213,7 +230,7 @@ placed_distinct as (
     {{ place_at_org_levels(
         'distinct_rows',
         columns=['kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'distinct_key']
+                 'channel', 'segment', 'touchpoint', 'topic', 'distinct_key']
     ) }}
 
 ),
@@ -231,7 +248,7 @@ placed_percentile as (
     {{ place_at_org_levels(
         'percentile_rows',
         columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'percentile', 'measure_value'],
+                 'channel', 'segment', 'touchpoint', 'topic', 'percentile', 'measure_value'],
         distinct=each_line
     ) }}
 
@@ -247,9 +264,11 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
+    where topic is null
     group by kpi_id, org_level, org_unit_id, day_start
 
     union all
@@ -263,10 +282,12 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start
 
     union all
@@ -280,10 +301,12 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start
 
     union all
@@ -297,10 +320,12 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, channel
 
     union all
@@ -314,11 +339,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, channel
 
     union all
@@ -332,11 +359,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, channel
 
     union all
@@ -350,10 +379,12 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, segment
 
     union all
@@ -367,11 +398,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, segment
 
     union all
@@ -385,11 +418,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, segment
 
     union all
@@ -403,10 +438,12 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, touchpoint
 
     union all
@@ -420,11 +457,13 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, touchpoint
 
     union all
@@ -438,44 +477,87 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, day_start, touchpoint
 
     union all
 
     select
         kpi_id,
-        'week' as period_grain,
-        week_start as period_start,
+        'day' as period_grain,
+        day_start as period_start,
         org_level,
         org_unit_id,
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
-    group by kpi_id, org_level, org_unit_id, week_start
+    where topic is not null
+    group by kpi_id, org_level, org_unit_id, day_start, topic
 
     union all
 
     select
         kpi_id,
-        'week' as period_grain,
-        week_start as period_start,
+        'day' as period_grain,
+        day_start as period_start,
         org_level,
         org_unit_id,
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, day_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'day' as period_grain,
+        day_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, day_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        'all' as topic,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where topic is null
     group by kpi_id, org_level, org_unit_id, week_start
 
     union all
@@ -489,10 +571,31 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and topic is null
+    group by kpi_id, org_level, org_unit_id, week_start
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start
 
     union all
@@ -506,10 +609,12 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, channel
 
     union all
@@ -523,11 +628,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, channel
 
     union all
@@ -541,11 +648,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, channel
 
     union all
@@ -559,10 +668,12 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, segment
 
     union all
@@ -576,11 +687,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, segment
 
     union all
@@ -594,11 +707,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, segment
 
     union all
@@ -612,10 +727,12 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, touchpoint
 
     union all
@@ -629,11 +746,13 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, touchpoint
 
     union all
@@ -647,44 +766,87 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, week_start, touchpoint
 
     union all
 
     select
         kpi_id,
-        'month' as period_grain,
-        month_start as period_start,
+        'week' as period_grain,
+        week_start as period_start,
         org_level,
         org_unit_id,
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
-    group by kpi_id, org_level, org_unit_id, month_start
+    where topic is not null
+    group by kpi_id, org_level, org_unit_id, week_start, topic
 
     union all
 
     select
         kpi_id,
-        'month' as period_grain,
-        month_start as period_start,
+        'week' as period_grain,
+        week_start as period_start,
         org_level,
         org_unit_id,
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, week_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'week' as period_grain,
+        week_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, week_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        'all' as topic,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where topic is null
     group by kpi_id, org_level, org_unit_id, month_start
 
     union all
@@ -698,10 +860,31 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and topic is null
+    group by kpi_id, org_level, org_unit_id, month_start
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start
 
     union all
@@ -715,10 +898,12 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, channel
 
     union all
@@ -732,11 +917,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, channel
 
     union all
@@ -750,11 +937,13 @@ holistic_values as (
         channel,
         'all' as segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and channel is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, channel
 
     union all
@@ -768,10 +957,12 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, segment
 
     union all
@@ -785,11 +976,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, segment
 
     union all
@@ -803,11 +996,13 @@ holistic_values as (
         'all' as channel,
         segment,
         'all' as touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and segment is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, segment
 
     union all
@@ -821,10 +1016,12 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         count(distinct distinct_key) as distinct_count,
         cast(null as double precision) as percentile_value
     from placed_distinct
     where touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, touchpoint
 
     union all
@@ -838,11 +1035,13 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.5) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.5
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, touchpoint
 
     union all
@@ -856,12 +1055,70 @@ holistic_values as (
         'all' as channel,
         'all' as segment,
         touchpoint,
+        'all' as topic,
         cast(null as bigint) as distinct_count,
         percentile_cont(0.9) within group (order by measure_value) as percentile_value
     from placed_percentile
     where percentile = 0.9
       and touchpoint is not null
+      and topic is null
     group by kpi_id, org_level, org_unit_id, month_start, touchpoint
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        topic,
+        count(distinct distinct_key) as distinct_count,
+        cast(null as double precision) as percentile_value
+    from placed_distinct
+    where topic is not null
+    group by kpi_id, org_level, org_unit_id, month_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.5) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.5
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, month_start, topic
+
+    union all
+
+    select
+        kpi_id,
+        'month' as period_grain,
+        month_start as period_start,
+        org_level,
+        org_unit_id,
+        'all' as channel,
+        'all' as segment,
+        'all' as touchpoint,
+        topic,
+        cast(null as bigint) as distinct_count,
+        percentile_cont(0.9) within group (order by measure_value) as percentile_value
+    from placed_percentile
+    where percentile = 0.9
+      and topic is not null
+    group by kpi_id, org_level, org_unit_id, month_start, topic
 
 ),
 
@@ -880,6 +1137,7 @@ select
     sliced.channel,
     sliced.segment,
     sliced.touchpoint,
+    sliced.topic,
     sliced.numerator,
     sliced.denominator,
     sliced.n,
@@ -914,6 +1172,7 @@ left join holistic_values
     and sliced.channel = holistic_values.channel
     and sliced.segment = holistic_values.segment
     and sliced.touchpoint = holistic_values.touchpoint
+    and sliced.topic = holistic_values.topic
 {%- if is_incremental() %}
 where {{ is_touched_period('sliced') }}
 {%- endif %}

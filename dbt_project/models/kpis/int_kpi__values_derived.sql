@@ -12,7 +12,7 @@ base as (
 pivoted as (
 
     select
-        period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint,
+        period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint, topic,
         max(case when kpi_id = 'ces_easy_share' then value end) as k__ces_easy_share,
         min(case when kpi_id = 'ces_easy_share' then n end) as n__ces_easy_share,
         max(case when kpi_id = 'csat' then value end) as k__csat,
@@ -25,7 +25,7 @@ pivoted as (
         min(case when kpi_id = 'service_quality' then n end) as n__service_quality
     from base
     where kpi_id in ('ces_easy_share', 'csat', 'price_experience', 'product_experience', 'service_quality')
-    group by period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint
+    group by period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint, topic
 
 ),
 
@@ -51,7 +51,7 @@ step_2 as (
 
 )
 
-select 'cx_index' as kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint,
+select 'cx_index' as kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint, topic,
     cast(k__cx_index as double precision) as numerator,
     cast(1 as double precision) as denominator,
     cast(n__cx_index as bigint) as n,
@@ -62,7 +62,7 @@ where k__cx_index is not null
 
 union all
 
-select 'product_quality_value' as kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint,
+select 'product_quality_value' as kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment, touchpoint, topic,
     cast(k__product_quality_value as double precision) as numerator,
     cast(1 as double precision) as denominator,
     cast(n__product_quality_value as bigint) as n,

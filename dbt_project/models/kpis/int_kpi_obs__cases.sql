@@ -21,6 +21,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_closed then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -30,6 +31,7 @@ observations as (
     where opened_at is not null
       and (NOT is_withdrawn)
       and (NOT close_met IS NULL)
+
 
     union all
 
@@ -44,6 +46,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when close_met then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -53,6 +56,7 @@ observations as (
     where opened_at is not null
       and (NOT is_withdrawn)
       and (NOT close_met IS NULL)
+
 
     union all
 
@@ -67,6 +71,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_recovered then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -77,6 +82,7 @@ observations as (
       and (is_detractor_case)
       and (reached_in_time)
       and (has_next_answer)
+
 
     union all
 
@@ -91,6 +97,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_recovered then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -101,6 +108,7 @@ observations as (
       and (is_detractor_case)
       and (NOT reached_in_time)
       and (has_next_answer)
+
 
     union all
 
@@ -115,6 +123,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when first_contact_met then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -124,6 +133,7 @@ observations as (
     where opened_at is not null
       and (NOT is_withdrawn)
       and (NOT first_contact_met IS NULL)
+
 
     union all
 
@@ -138,6 +148,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when repurchased then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -148,6 +159,7 @@ observations as (
       and (is_detractor_case)
       and (reached_in_time)
       and (is_repurchase_observable)
+
 
     union all
 
@@ -162,6 +174,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when repurchased then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -172,6 +185,7 @@ observations as (
       and (is_detractor_case)
       and (NOT reached_in_time)
       and (is_repurchase_observable)
+
 
     union all
 
@@ -186,6 +200,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(hours_to_close as double precision) as measure_value,
@@ -195,6 +210,7 @@ observations as (
     where opened_at is not null
       and (NOT is_withdrawn)
       and hours_to_close is not null
+
 
     union all
 
@@ -209,6 +225,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(hours_to_first_contact as double precision) as measure_value,
@@ -218,6 +235,7 @@ observations as (
     where opened_at is not null
       and (NOT is_withdrawn)
       and hours_to_first_contact is not null
+
 
     union all
 
@@ -232,6 +250,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -241,6 +260,7 @@ observations as (
     where opened_at is not null
       and (is_open)
       and (NOT is_withdrawn)
+
 
     union all
 
@@ -255,6 +275,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -264,6 +285,7 @@ observations as (
     where opened_at is not null
       and (is_overdue)
       and (NOT is_withdrawn)
+
 
 )
 

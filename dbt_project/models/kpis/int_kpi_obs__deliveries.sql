@@ -21,6 +21,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_delivered AND hours_late <= 24 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -28,6 +29,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where promised_at is not null
+
 
     union all
 
@@ -42,6 +44,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_on_time then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -50,6 +53,7 @@ observations as (
     from source
     where promised_at is not null
       and (is_delivered)
+
 
 )
 

@@ -21,6 +21,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when experience >= 8 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -30,6 +31,7 @@ observations as (
     where responded_at is not null
       and (factor = 'brand_image')
       and experience is not null
+
 
     union all
 
@@ -44,6 +46,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -53,6 +56,7 @@ observations as (
     where responded_at is not null
       and (factor = 'brand_image')
       and experience is not null
+
 
     union all
 
@@ -67,6 +71,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -76,6 +81,7 @@ observations as (
     where responded_at is not null
       and (factor = 'convenience')
       and experience is not null
+
 
     union all
 
@@ -90,6 +96,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(satisfaction_gap as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -99,6 +106,7 @@ observations as (
     where responded_at is not null
       and (factor = 'convenience')
       and satisfaction_gap is not null
+
 
     union all
 
@@ -113,6 +121,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when experience >= 8 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -122,6 +131,7 @@ observations as (
     where responded_at is not null
       and (factor = 'relationship')
       and experience is not null
+
 
     union all
 
@@ -136,6 +146,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -145,6 +156,7 @@ observations as (
     where responded_at is not null
       and (factor = 'price')
       and experience is not null
+
 
     union all
 
@@ -159,6 +171,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -168,6 +181,7 @@ observations as (
     where responded_at is not null
       and (factor = 'product')
       and experience is not null
+
 
     union all
 
@@ -182,6 +196,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -191,6 +206,7 @@ observations as (
     where responded_at is not null
       and (factor = 'relationship')
       and experience is not null
+
 
     union all
 
@@ -205,6 +221,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(experience as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -214,6 +231,7 @@ observations as (
     where responded_at is not null
       and (factor = 'service')
       and experience is not null
+
 
     union all
 
@@ -228,6 +246,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when experience >= 8 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -237,6 +256,7 @@ observations as (
     where responded_at is not null
       and (factor = 'service')
       and experience is not null
+
 
 )
 

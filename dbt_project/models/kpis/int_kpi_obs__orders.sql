@@ -21,6 +21,7 @@ observations as (
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -29,6 +30,7 @@ observations as (
     from source
     where ordered_at is not null
       and person_id is not null
+
 
     union all
 
@@ -43,6 +45,7 @@ observations as (
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(amount as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -51,6 +54,7 @@ observations as (
     from source
     where ordered_at is not null
       and amount is not null
+
 
     union all
 
@@ -65,6 +69,7 @@ observations as (
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when NOT repurchased_within_90d then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -73,6 +78,7 @@ observations as (
     from source
     where ordered_at is not null
       and (is_observable_90d)
+
 
     union all
 
@@ -87,6 +93,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -94,6 +101,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
+
 
     union all
 
@@ -108,6 +116,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(days_since_previous_order as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -117,6 +126,7 @@ observations as (
     where ordered_at is not null
       and (is_repeat_purchase)
       and days_since_previous_order is not null
+
 
     union all
 
@@ -131,6 +141,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(customer_tenure_days as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -139,6 +150,7 @@ observations as (
     from source
     where ordered_at is not null
       and customer_tenure_days is not null
+
 
     union all
 
@@ -153,6 +165,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_repeat_purchase then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -160,6 +173,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where ordered_at is not null
+
 
     union all
 
@@ -174,6 +188,7 @@ observations as (
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when repurchased_within_90d then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -182,6 +197,7 @@ observations as (
     from source
     where ordered_at is not null
       and (is_observable_90d)
+
 
     union all
 
@@ -196,6 +212,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(amount as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -204,6 +221,7 @@ observations as (
     from source
     where ordered_at is not null
       and amount is not null
+
 
 )
 

@@ -8,9 +8,17 @@ source as (
 
 ),
 
+topics as (
+
+    -- a verbatim's topics (int_verbatim__topics), under names no source column has
+    select response_id as topic_response_id, topic_id as topic_of_row
+    from {{ ref('int_verbatim__topics') }}
+
+),
+
 observations as (
 
-    -- ces: Customer effort score (mean, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:48)
+    -- ces: Customer effort score (mean, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:50)
     select
         'ces|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -21,6 +29,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(ces as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -30,9 +39,10 @@ observations as (
     where responded_at is not null
       and ces is not null
 
+
     union all
 
-    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:68)
+    -- ces_easy_share: Easy experiences (CES 1-2) (share, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:70)
     select
         'ces_easy_share|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -43,6 +53,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when ces <= 2 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -52,9 +63,10 @@ observations as (
     where responded_at is not null
       and (NOT ces IS NULL)
 
+
     union all
 
-    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:27)
+    -- csat: Customer satisfaction (top-2-box) (top_box, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:29)
     select
         'csat|' || cast(response_id as {{ dbt.type_string() }})
             as observation_id,
@@ -65,6 +77,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when csat >= 4 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -73,6 +86,7 @@ observations as (
     from source
     where responded_at is not null
       and csat is not null
+
 
     union all
 
@@ -87,6 +101,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when csat >= 4 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -97,6 +112,7 @@ observations as (
       and (has_delivery)
       and (delivery_was_late)
       and csat is not null
+
 
     union all
 
@@ -111,6 +127,7 @@ observations as (
         channel,
         segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when nps >= 9 then 1 when nps <= 6 then -1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -119,6 +136,32 @@ observations as (
     from source
     where responded_at is not null
       and nps is not null
+
+
+    union all
+
+    -- nps: Net Promoter Score (nps, declared at kpi_definitions/core/outcomes/voice_of_customer.yml:4), once per topic of its verbatim
+    select
+        'nps|' || cast(response_id as {{ dbt.type_string() }}) || '|' || topics.topic_of_row
+            as observation_id,
+        'nps' as kpi_id,
+        {{ reporting_date('responded_at') }} as metric_date,
+        org_unit_id,
+        org_unit_order_id,
+        cast(null as {{ dbt.type_string() }}) as channel,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as touchpoint,
+        topics.topic_of_row as topic,
+        cast(case when nps >= 9 then 1 when nps <= 6 then -1 else 0 end as double precision) as numerator,
+        cast(1 as double precision) as denominator,
+        cast(null as double precision) as measure_value,
+        cast(null as double precision) as percentile,
+        cast(null as {{ dbt.type_string() }}) as distinct_key
+    from source
+    inner join topics on source.response_id = topics.topic_response_id
+    where responded_at is not null
+      and nps is not null
+
 
     union all
 
@@ -133,6 +176,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when csat >= 4 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -141,6 +185,7 @@ observations as (
     from source
     where responded_at is not null
       and csat is not null
+
 
 )
 

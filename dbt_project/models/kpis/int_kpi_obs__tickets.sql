@@ -21,6 +21,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_closed then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -28,6 +29,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
+
 
     union all
 
@@ -42,6 +44,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when first_contact_resolution then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -51,6 +54,7 @@ observations as (
     where opened_at is not null
       and (is_closed)
       and (NOT first_contact_resolution IS NULL)
+
 
     union all
 
@@ -65,6 +69,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when is_closed AND hours_to_close <= 24 then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -72,6 +77,7 @@ observations as (
         cast(null as {{ dbt.type_string() }}) as distinct_key
     from source
     where opened_at is not null
+
 
     union all
 
@@ -86,6 +92,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(case when reopened then 1 else 0 end as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -94,6 +101,7 @@ observations as (
     from source
     where opened_at is not null
       and (is_closed)
+
 
     union all
 
@@ -108,6 +116,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(hours_to_close as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(null as double precision) as measure_value,
@@ -117,6 +126,7 @@ observations as (
     where opened_at is not null
       and (is_closed)
       and hours_to_close is not null
+
 
     union all
 
@@ -131,6 +141,7 @@ observations as (
         channel,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as touchpoint,
+        cast(null as {{ dbt.type_string() }}) as topic,
         cast(1 as double precision) as numerator,
         cast(1 as double precision) as denominator,
         cast(hours_to_close as double precision) as measure_value,
@@ -140,6 +151,7 @@ observations as (
     where opened_at is not null
       and (is_closed)
       and hours_to_close is not null
+
 
 )
 

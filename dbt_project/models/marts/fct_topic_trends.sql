@@ -16,9 +16,7 @@ verbatims as (
         case when responses.nps_category = 'promoter' then 1 else 0 end as promoter,
         case when responses.nps_category = 'detractor' then 1 else 0 end as detractor
     from {{ ref('int_survey_responses_enriched') }} as responses
-    inner join {{ ref('stg_surveys__responses') }} as comments
-        on responses.response_id = comments.response_id
-    where comments.comment is not null
+    where responses.comment is not null
       and responses.org_unit_id is not null
 
 ),

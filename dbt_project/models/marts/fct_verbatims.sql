@@ -9,16 +9,6 @@ responses as (
 
 ),
 
-comments as (
-
-    select
-        response_id,
-        comment
-    from {{ ref('stg_surveys__responses') }}
-    where comment is not null
-
-),
-
 org_units as (
 
     select * from {{ ref('int_org_units') }}
@@ -37,7 +27,7 @@ select
     responses.nps_category,
     responses.csat,
     responses.delivery_was_late,
-    comments.comment
-from comments
-inner join responses on comments.response_id = responses.response_id
+    responses.comment
+from responses
 left join org_units on responses.org_unit_id = org_units.org_unit_id
+where responses.comment is not null

@@ -1,5 +1,5 @@
 -- One row per KPI, period (day, ISO week or month), org unit (at each declared level) and
--- breakdown (channel, segment or touchpoint; 'all' where not broken down), for the grains,
+-- breakdown (channel, segment, touchpoint or topic; 'all' where not broken down), for the grains,
 -- levels and breakdowns each KPI declares, with its target in force and status.
 -- Incremental: a night recomputes, per grain, the periods from the first touched one on
 -- (macros/incremental_periods.sql); derived KPIs with them, as their inputs may move.
@@ -64,14 +64,14 @@ all_values as (
 
     select
         kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
-        touchpoint, numerator, denominator, n, value, standard_error
+        touchpoint, topic, numerator, denominator, n, value, standard_error
     from base
 
     union all
 
     select
         kpi_id, period_grain, period_start, org_level, org_unit_id, channel, segment,
-        touchpoint, numerator, denominator, n, value, standard_error
+        touchpoint, topic, numerator, denominator, n, value, standard_error
     from derived
 
 ),
@@ -102,9 +102,12 @@ declared as (
         on all_values.kpi_id = by_segment.kpi_id and by_segment.breakdown = 'segment'
     left join breakdowns as by_touchpoint
         on all_values.kpi_id = by_touchpoint.kpi_id and by_touchpoint.breakdown = 'touchpoint'
+    left join breakdowns as by_topic
+        on all_values.kpi_id = by_topic.kpi_id and by_topic.breakdown = 'topic'
     where (all_values.channel = 'all' or by_channel.kpi_id is not null)
       and (all_values.segment = 'all' or by_segment.kpi_id is not null)
       and (all_values.touchpoint = 'all' or by_touchpoint.kpi_id is not null)
+      and (all_values.topic = 'all' or by_topic.kpi_id is not null)
 
 ),
 
@@ -118,7 +121,7 @@ targeted as (
         row_number() over (
             partition by declared.kpi_id, declared.period_grain, declared.period_start,
                 declared.org_level, declared.org_unit_id, declared.channel, declared.segment,
-                declared.touchpoint
+                declared.touchpoint, declared.topic
             order by milestones.due_order
         ) as milestone_rank
     from declared
@@ -145,11 +148,11 @@ earlier_periods as (
 
     -- the latest period of each slice before the recomputed ones
     select
-        kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint,
+        kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint, topic,
         max(period_start) as period_start
     from {{ this }} as built
     where not {{ is_from_first_touched_period('built') }}
-    group by kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint
+    group by kpi_id, period_grain, org_level, org_unit_id, channel, segment, touchpoint, topic
 
 ),
 
@@ -167,6 +170,7 @@ earlier as (
         and built.channel = earlier_periods.channel
         and built.segment = earlier_periods.segment
         and built.touchpoint = earlier_periods.touchpoint
+        and built.topic = earlier_periods.topic
 
 ),
 {%- endif %}
@@ -175,7 +179,7 @@ over_time as (
 
     select
         kpi_id, period_grain, period_start, org_level, org_level_depth, org_unit_id,
-        channel, segment, touchpoint, kpi_label, unit, direction, numerator, denominator,
+        channel, segment, touchpoint, topic, kpi_label, unit, direction, numerator, denominator,
         n, value, standard_error, target, is_reliable, on_track_from, at_risk, min_sample,
         true as is_recomputed
     from assessed
@@ -185,7 +189,7 @@ over_time as (
 
     select
         kpi_id, period_grain, period_start, org_level, null, org_unit_id,
-        channel, segment, touchpoint, null, null, null, null, null,
+        channel, segment, touchpoint, topic, null, null, null, null, null,
         null, value, standard_error, null, is_reliable, null, null, null,
         false as is_recomputed
     from earlier
@@ -204,7 +208,7 @@ compared as (
     from over_time
     window slice_over_time as (
         partition by kpi_id, period_grain, org_level, org_unit_id, channel, segment,
-            touchpoint
+            touchpoint, topic
         order by period_start
     )
 
@@ -212,7 +216,7 @@ compared as (
 
 select
     {{ key_of(['kpi_id', 'period_grain', 'period_start', 'org_level', 'org_unit_id',
-               'channel', 'segment', 'touchpoint']) }} as kpi_value_id,
+               'channel', 'segment', 'touchpoint', 'topic']) }} as kpi_value_id,
     kpi_id,
     kpi_label,
     period_grain,
@@ -223,6 +227,7 @@ select
     channel,
     segment,
     touchpoint,
+    topic,
     numerator,
     denominator,
     cast(n as bigint) as n,

@@ -1,6 +1,6 @@
 {#
-  The headline slice of kpi_values: monthly values not broken down by channel, segment or
-  touchpoint, at the top org level (org_level_depth 1: HQ) - the numbers the marts,
+  The headline slice of kpi_values: monthly values not broken down by channel, segment,
+  touchpoint or topic, at the top org level (org_level_depth 1: HQ) - the numbers the marts,
   `cxkpi run`'s KPI summary and the quality gate's kpi_movement check report.
   ``org_level`` asks for the same slice at another level (a value per store). This file is the one spelling of the slice: the marts call the
   dbt project's generated copy, Python renders it with plain Jinja
@@ -13,7 +13,7 @@ period_grain = 'month'
     {%- else %}
     and org_level_depth = 1
     {%- endif %}
-    {%- for breakdown in ['channel', 'segment', 'touchpoint'] %}
+    {%- for breakdown in ['channel', 'segment', 'touchpoint', 'topic'] %}
     and {{ breakdown }} = 'all'
     {%- endfor %}
 {%- endmacro %}

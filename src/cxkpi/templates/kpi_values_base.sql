@@ -9,11 +9,12 @@
 ) }}
 -- depends_on: {{ ref('int_kpi__touched_periods') }}
 -- Every KPI at every time grain (day, ISO week, month), declared org level (var
--- org_levels) and breakdown (none, channel, segment, touchpoint). Each observation is
+-- org_levels) and breakdown (none, channel, segment, touchpoint, topic). Each observation is
 -- placed once at each level, at the unit its own (or its order's) unit lies in, then
 -- aggregated: sums in one pass with grouping sets, distinct counts and percentiles one
 -- slice kind at a time. A region's value comes from all its observations, never from an
--- average of store values.
+-- average of store values. A topic row (an observation again, once per topic of its
+-- verbatim) counts in the topic slices only: is_topic_row keeps it apart everywhere else.
 -- Incremental: a night recomputes the periods int_kpi__touched_periods lists, from all
 -- the observations of those weeks and months (macros/incremental_periods.sql).
 with
@@ -30,6 +31,8 @@ observations as not materialized (
         channel,
         segment,
         touchpoint,
+        topic,
+        topic is not null as is_topic_row,
         numerator,
         denominator,
         measure_value,
@@ -84,11 +87,14 @@ at_units as not materialized (
         channel,
         segment,
         touchpoint,
+        topic,
+        is_topic_row,
         grouping(day_start) as by_all_days,
         grouping(week_start) as by_all_weeks,
         grouping(channel) as by_all_channels,
         grouping(segment) as by_all_segments,
         grouping(touchpoint) as by_all_touchpoints,
+        grouping(topic) as by_all_topics,
 <% endset %>
 {%- set each_line = var('multi_unit_orders') == 'each_line' %}
 additive_rows as (
@@ -110,6 +116,8 @@ additive_rows as (
         channel,
         segment,
         touchpoint,
+        topic,
+        is_topic_row,
         {{ partial_sum('numerator', each_line) }} as numerator,
         {{ partial_sum('denominator', each_line) }} as denominator,
         {{ partial_sum('numerator * numerator', each_line) }} as numerator_sq,
@@ -119,7 +127,7 @@ additive_rows as (
     from at_units
 {%- if not each_line %}
     group by kpi_id, row_unit_id, day_start, week_start, month_start, channel, segment,
-        touchpoint
+        touchpoint, topic, is_topic_row
 {%- endif %}
 
 ),
@@ -130,7 +138,8 @@ placed_additive as (
         'additive_rows',
         columns=(['observation_id'] if each_line else []) + [
                  'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'numerator', 'denominator',
+                 'channel', 'segment', 'touchpoint', 'topic', 'is_topic_row',
+                 'numerator', 'denominator',
                  'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],
         distinct=each_line
     ) }}
@@ -168,6 +177,7 @@ sliced as (
         case when by_all_channels = 0 then channel else 'all' end as channel,
         case when by_all_segments = 0 then segment else 'all' end as segment,
         case when by_all_touchpoints = 0 then touchpoint else 'all' end as touchpoint,
+        case when by_all_topics = 0 then topic else 'all' end as topic,
         numerator,
         denominator,
         numerator_sq,
@@ -179,6 +189,9 @@ sliced as (
     where (by_all_channels = 1 or channel is not null)
       and (by_all_segments = 1 or segment is not null)
       and (by_all_touchpoints = 1 or touchpoint is not null)
+      and (by_all_topics = 1 or topic is not null)
+      -- topic rows only in topic slices (grouped by is_topic_row everywhere else)
+      and (by_all_topics = 0 or not is_topic_row)
 
 ),
 <% if distinct_kpis or percentiles %>
@@ -227,6 +240,7 @@ distinct_rows as (
         channel,
         segment,
         touchpoint,
+        topic,
         distinct_key
     from at_units
     where kpi_id in (<< distinct_kpis | join(', ') >>)
@@ -240,7 +254,7 @@ placed_distinct as (
     {{ place_at_org_levels(
         'distinct_rows',
         columns=['kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'distinct_key']
+                 'channel', 'segment', 'touchpoint', 'topic', 'distinct_key']
     ) }}
 
 ),
@@ -260,7 +274,7 @@ placed_percentile as (
     {{ place_at_org_levels(
         'percentile_rows',
         columns=['observation_id', 'kpi_id', 'day_start', 'week_start', 'month_start',
-                 'channel', 'segment', 'touchpoint', 'percentile', 'measure_value'],
+                 'channel', 'segment', 'touchpoint', 'topic', 'percentile', 'measure_value'],
         distinct=each_line
     ) }}
 
@@ -294,6 +308,7 @@ select
     sliced.channel,
     sliced.segment,
     sliced.touchpoint,
+    sliced.topic,
     sliced.numerator,
     sliced.denominator,
     sliced.n,
@@ -333,6 +348,7 @@ left join holistic_values
     and sliced.channel = holistic_values.channel
     and sliced.segment = holistic_values.segment
     and sliced.touchpoint = holistic_values.touchpoint
+    and sliced.topic = holistic_values.topic
 <% endif %>
 {%- if is_incremental() %}
 where {{ is_touched_period('sliced') }}

@@ -15,7 +15,7 @@ def test_validate_passes_on_the_repository(capsys: pytest.CaptureFixture) -> Non
     assert main(["--config", str(REPO / "cxkpi.yml"), "validate"]) == 0
     out = capsys.readouterr().out
     assert "ok    sources: 9 source declarations" in out
-    assert "ok    kpi definitions: 2 goals, 33 KPIs, 6 factors, 0 problems" in out
+    assert "ok    kpi definitions: 2 goals, 44 KPIs, 6 factors, 0 problems" in out
 
 
 def _config_with_sources(tmp_path: Path, sources: Path) -> Path:

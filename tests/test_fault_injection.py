@@ -466,7 +466,7 @@ class TestSuspiciousMarts:
             night,
             "GateFailed",
             "marts.kpi_values: kpi_movement(points: 30, percent: 25) [error], 1 rows",
-            "nps 2026-09: 8.75 -> 100 points, moved",
+            "nps 2026-09: 11.25 -> 100 points, moved",
         )
         [file] = night.files
         assert (file["name"], file["status"]) == ("responses_2026-09.csv", "replaced")

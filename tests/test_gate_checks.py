@@ -338,7 +338,7 @@ def test_a_missing_table_fails_the_check(tmp_path: Path) -> None:
 KPI_COLUMNS = (
     "kpi_id varchar, period_grain varchar, period_start date, org_level varchar, "
     "org_level_depth integer, channel varchar, segment varchar, touchpoint varchar, "
-    "value double, unit varchar, n bigint, is_reliable boolean"
+    "topic varchar, value double, unit varchar, n bigint, is_reliable boolean"
 )
 
 
@@ -348,16 +348,17 @@ def kpi_rows(values: dict[tuple[str, str], float | None], unreliable=()) -> str:
         unit = "points" if kpi == "nps" else "percent"
         reliable = "false" if (kpi, month) in unreliable else "true"
         rows.append(
-            f"('{kpi}', 'month', date '{month}-01', 'hq', 1, 'all', 'all', 'all', "
+            f"('{kpi}', 'month', date '{month}-01', 'hq', 1, 'all', 'all', 'all', 'all', "
             f"{'null' if value is None else value}, '{unit}', 60, {reliable})"
         )
     # a slice that must be ignored: a region, and a week
     rows.append(
-        "('nps', 'month', date '2026-09-01', 'region', 2, 'all', 'all', 'all', 99, 'points', 60,"
-        " true)"
+        "('nps', 'month', date '2026-09-01', 'region', 2, 'all', 'all', 'all', 'all', 99, "
+        "'points', 60, true)"
     )
     rows.append(
-        "('nps', 'week', date '2026-09-07', 'hq', 1, 'all', 'all', 'all', -99, 'points', 60, true)"
+        "('nps', 'week', date '2026-09-07', 'hq', 1, 'all', 'all', 'all', 'all', -99, "
+        "'points', 60, true)"
     )
     return ", ".join(rows)
 

@@ -583,7 +583,7 @@ def test_starter_catalog_content(catalog: kpi_spec.Catalog) -> None:
     csat = by_id["csat"]
     assert (csat.type, csat.scale, csat.box) == ("top_box", (1.0, 5.0), 2)
     assert csat.breakdowns == ("touchpoint",)
-    assert by_id["nps"].breakdowns == ("channel", "segment")
+    assert by_id["nps"].breakdowns == ("channel", "segment", "topic")
     assert (by_id["ces"].type, by_id["ces"].direction) == ("mean", "lower")
     p90 = by_id["time_to_close_p90"]
     assert (p90.type, p90.percentile, p90.direction) == ("percentile", 0.9, "lower")

@@ -172,17 +172,18 @@ _OWN_JINJA = {
     (
         "place_at_org_levels('additive_rows', columns=(['observation_id'] if each_line else [])"
         " + ['kpi_id', 'day_start', 'week_start', 'month_start', 'channel', 'segment',"
-        " 'touchpoint', 'numerator', 'denominator', 'numerator_sq', 'denominator_sq',"
-        " 'numerator_x_denominator', 'n'], distinct=each_line)"
+        " 'touchpoint', 'topic', 'is_topic_row', 'numerator', 'denominator',"
+        " 'numerator_sq', 'denominator_sq', 'numerator_x_denominator', 'n'],"
+        " distinct=each_line)"
     ),
     (
         "place_at_org_levels('distinct_rows', columns=['kpi_id', 'day_start', 'week_start',"
-        " 'month_start', 'channel', 'segment', 'touchpoint', 'distinct_key'])"
+        " 'month_start', 'channel', 'segment', 'touchpoint', 'topic', 'distinct_key'])"
     ),
     (
         "place_at_org_levels('percentile_rows', columns=['observation_id', 'kpi_id',"
         " 'day_start', 'week_start', 'month_start', 'channel', 'segment', 'touchpoint',"
-        " 'percentile', 'measure_value'], distinct=each_line)"
+        " 'topic', 'percentile', 'measure_value'], distinct=each_line)"
     ),
     # jinja_text's own escapes in YAML
     "'{'",

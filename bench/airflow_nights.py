@@ -57,6 +57,7 @@ def project(folder: Path, landing: Path) -> Path:
                     ("expectations_dir", "expectations"),
                     ("topics_dir", "topics"),
                     ("case_rules_dir", "case_rules"),
+                    ("access_file", "access/access.yml"),
                     ("dbt_project_dir", "dbt_project"),
                 )
             },

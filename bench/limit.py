@@ -97,6 +97,7 @@ def main() -> None:
             "expectations_dir",
             "topics_dir",
             "case_rules_dir",
+            "access_file",
             "dbt_project_dir",
         ):
             settings[key] = str(REPO / settings[key])

@@ -171,6 +171,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except CxkpiError as exc:
             failed = True
             print(f"error topic and case rules: {exc}")
+        from cxkpi.access import load_access
+
+        try:
+            access = load_access(settings.access_file, settings.org_levels)
+            print(
+                f"ok    access: {len(access.scope_levels)} scope levels, "
+                f"{len(access.grants)} grants"
+            )
+        except CxkpiError as exc:
+            failed = True
+            print(f"error access: {exc}")
     return 1 if failed else 0
 
 

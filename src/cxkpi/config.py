@@ -54,6 +54,7 @@ class Settings:
     expectations_dir: Path
     topics_dir: Path
     case_rules_dir: Path
+    access_file: Path  # who sees which scope (cxkpi.access); none: no scoped extracts
     dbt_project_dir: Path
     dbt_target_dir: Path
     dbt_target: str = "duckdb"
@@ -123,6 +124,7 @@ _PATH_FIELDS = {
     "expectations_dir",
     "topics_dir",
     "case_rules_dir",
+    "access_file",
     "dbt_project_dir",
     "dbt_target_dir",
 }
@@ -143,6 +145,7 @@ _DEFAULTS: dict[str, Any] = {
     "expectations_dir": "expectations",
     "topics_dir": "topics",
     "case_rules_dir": "case_rules",
+    "access_file": "access/access.yml",
     "dbt_project_dir": "dbt_project",
     "dbt_target_dir": "dbt_project/target",
     "dbt_target": "duckdb",

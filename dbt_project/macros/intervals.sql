@@ -15,3 +15,15 @@
         )
     ) / (1 + {{ z2 }} / {{ n }})
 {%- endmacro %}
+
+{#
+  The NPS points a subject (a topic, a root cause) costs the answers it is counted over:
+  the share of rated answers it touches times how far their NPS lies below the others'.
+  Arguments are additive counts: rated answers and net promoters (promoters - detractors)
+  with and without the subject.
+#}
+{% macro nps_points_lost(rated_with, net_with, rated_without, net_without) -%}
+    cast({{ rated_with }} as double precision) / nullif({{ rated_with }} + {{ rated_without }}, 0)
+        * (100.0 * {{ net_without }} / nullif({{ rated_without }}, 0)
+           - 100.0 * {{ net_with }} / nullif({{ rated_with }}, 0))
+{%- endmacro %}

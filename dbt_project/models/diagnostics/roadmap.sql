@@ -155,9 +155,8 @@ outer_scored as (
 
     select
         *,
-        cast(rated_with as double precision) / nullif(rated_with + rated_without, 0)
-            * (100.0 * net_without / nullif(rated_without, 0)
-               - 100.0 * net_with / nullif(rated_with, 0)) as nps_points_lost
+        {{ nps_points_lost('rated_with', 'net_with', 'rated_without', 'net_without') }}
+            as nps_points_lost
     from outer_totals
     where rated_with >= {{ var('min_sample') }} and rated_without >= {{ var('min_sample') }}
 

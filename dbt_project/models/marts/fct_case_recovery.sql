@@ -75,6 +75,20 @@ rated as (
             as not_reached_rate
     from counted
 
+),
+
+compared as (
+
+    select
+        *,
+        reached_rate - not_reached_rate as rate_difference,
+        -- two independent shares
+        sqrt(
+            reached_rate * (1 - reached_rate) / nullif(reached_cases, 0)
+            + not_reached_rate * (1 - not_reached_rate) / nullif(not_reached_cases, 0)
+        ) as difference_standard_error
+    from rated
+
 )
 
 select
@@ -92,19 +106,10 @@ select
         as not_reached_ci_low,
     {{ wilson_interval('not_reached_successes', 'not_reached_cases', 'high') }}
         as not_reached_ci_high,
-    reached_rate - not_reached_rate as rate_difference,
-    sqrt(
-        reached_rate * (1 - reached_rate) / nullif(reached_cases, 0)
-        + not_reached_rate * (1 - not_reached_rate) / nullif(not_reached_cases, 0)
-    ) as difference_standard_error,
-    reached_rate - not_reached_rate - 1.959964 * sqrt(
-        reached_rate * (1 - reached_rate) / nullif(reached_cases, 0)
-        + not_reached_rate * (1 - not_reached_rate) / nullif(not_reached_cases, 0)
-    ) as difference_ci_low,
-    reached_rate - not_reached_rate + 1.959964 * sqrt(
-        reached_rate * (1 - reached_rate) / nullif(reached_cases, 0)
-        + not_reached_rate * (1 - not_reached_rate) / nullif(not_reached_cases, 0)
-    ) as difference_ci_high,
+    rate_difference,
+    difference_standard_error,
+    rate_difference - 1.959964 * difference_standard_error as difference_ci_low,
+    rate_difference + 1.959964 * difference_standard_error as difference_ci_high,
     reached_cases >= {{ var('min_sample') }} and not_reached_cases >= {{ var('min_sample') }}
         as is_reliable
-from rated
+from compared

@@ -183,9 +183,8 @@ select
     cast(net_without as bigint) as net_without,
     100.0 * net_with / nullif(rated_with, 0) as nps_with,
     100.0 * net_without / nullif(rated_without, 0) as nps_without,
-    cast(rated_with as double precision) / nullif(rated_with + rated_without, 0)
-        * (100.0 * net_without / nullif(rated_without, 0)
-           - 100.0 * net_with / nullif(rated_with, 0)) as nps_points_lost,
+    {{ nps_points_lost('rated_with', 'net_with', 'rated_without', 'net_without') }}
+        as nps_points_lost,
     rated_with >= {{ var('min_sample') }} and rated_without >= {{ var('min_sample') }}
         as is_reliable
 from trended

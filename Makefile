@@ -24,7 +24,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 
-.PHONY: install run demo-data test test-fast lint bench clean
+.PHONY: install run demo-data test test-fast lint bench clean browser
 
 install: $(STAMP)
 
@@ -49,8 +49,17 @@ run: install demo-data
 # one worker, so module fixtures run once; in the order tests/conftest.py sorts them
 # (longest first), not xdist's by test count. Session-wide nights are built once and
 # shared by both workers (conftest.shared_folder). Lint first: CI keeps ruff and mypy clean.
-test: install lint
+test: install lint browser
 	$(BIN)/pytest -n 2 --dist loadscope --no-loadscope-reorder
+
+# The role reports are opened in a real browser by the tests: Debian's headless Chromium,
+# installed from Debian's packages when missing (as root, or through sudo).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends chromium \
+	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; }
 
 # Everything not marked integration (real DuckDB/dbt/GX nights) or e2e (real Airflow).
 test-fast: install

@@ -53,6 +53,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 WRITTEN_PATHS = frozenset(
     {"landing_dir", "warehouse_path", "published_dir", "runs_dir", "dbt_target_dir"}
 )
+# Read paths a test's night goes without unless it asks: the access file makes every
+# publish write an extract and draw a report per scope (24 in the demo), which only the
+# role-view tests look at (they pass access_file).
+OPT_IN_PATHS = frozenset({"access_file"})
 
 
 def repository_read_paths() -> dict[str, str]:
@@ -61,11 +65,14 @@ def repository_read_paths() -> dict[str, str]:
     written into a test's folder, whose relative paths would resolve there."""
     from cxkpi.config import _DEFAULTS, _PATH_FIELDS
 
-    return {key: str(REPO / _DEFAULTS[key]) for key in sorted(_PATH_FIELDS - WRITTEN_PATHS)}
+    read = _PATH_FIELDS - WRITTEN_PATHS - OPT_IN_PATHS
+    return {key: str(REPO / _DEFAULTS[key]) for key in sorted(read)}
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
-    """Settings of the repository's project with every mutable path under ``tmp_path``."""
+    """Settings of the repository's project with every mutable path under ``tmp_path``
+    and no access file (no scoped extracts) unless ``access_file`` is given."""
+    overrides.setdefault("access_file", tmp_path / "access.yml")
     return scratch_settings(REPO / "cxkpi.yml", tmp_path, **overrides)
 
 

@@ -252,6 +252,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from cxkpi.report import regenerate
+
+    settings = _settings(args)
+    written = regenerate(settings, args.version, args.scope, Path(args.out))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from cxkpi import pipeline
 
@@ -366,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     airflow_env.add_argument("--host", default="127.0.0.1", help="where the api-server binds")
     airflow_env.add_argument("--port", type=int, default=8080, help="the api-server's port")
     airflow_env.set_defaults(func=cmd_airflow_env)
+
+    report = with_paths(
+        sub.add_parser("report", help="draw the role reports of a published version again")
+    )
+    report.add_argument("--scope", help="the scope's org unit id (default: every scope)")
+    report.add_argument("--version", type=int, help="published version (default: current)")
+    report.add_argument("--out", default="reports", help="folder to write <unit>/report.html")
+    report.set_defaults(func=cmd_report)
 
     summary = with_paths(sub.add_parser("summary", help="print the published headline KPIs"))
     summary.set_defaults(func=cmd_summary)

@@ -185,7 +185,8 @@ def parse(settings: Settings) -> Path:
 
 
 def published_models(settings: Settings) -> list[dict]:
-    """Models tagged ``published`` in the manifest: name, schema, columns, in name order."""
+    """Models tagged ``published`` in the manifest: name, schema, columns and scope rule,
+    in name order."""
     manifest_path = settings.dbt_manifest_path
     if not manifest_path.exists():
         parse(settings)
@@ -196,6 +197,8 @@ def published_models(settings: Settings) -> list[dict]:
             "schema": node["schema"],
             "database": node.get("database"),
             "columns": list(node.get("columns", {})),
+            # which rows each role's extract holds (cxkpi.scopes)
+            "scope": (node.get("config", {}).get("meta") or node.get("meta") or {}).get("scope"),
         }
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and "published" in node.get("tags", [])

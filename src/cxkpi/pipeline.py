@@ -409,7 +409,12 @@ def publish_marts(
     result = publish.publish(settings, ctx.run_id, ctx.logical_date, ctx.started_at, audit_summary)
     if built is not None and built.gate_key == key:
         build_state.mark_published(settings, built.build_id, result.version)
-    return {"version": result.version, "path": str(result.path), "rows": result.row_counts}
+    return {
+        "version": result.version,
+        "path": str(result.path),
+        "rows": result.row_counts,
+        **result.scope_timing,
+    }
 
 
 def hand_over_cases(settings: Settings, ctx: RunContext) -> dict[str, Any]:

@@ -34,11 +34,12 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cxkpi import outbox
+from cxkpi import outbox, scopes
+from cxkpi.access import load_access
 from cxkpi.config import Settings
 from cxkpi.dbt_runner import published_models
 from cxkpi.errors import PublishError
@@ -99,6 +100,7 @@ class PublishResult:
     version: int
     path: Path
     row_counts: dict[str, int]
+    scope_timing: dict[str, float] = field(default_factory=dict)  # written, reused, seconds
 
 
 def _fsync(path: Path) -> None:
@@ -179,7 +181,7 @@ def _symlink(target: str, link: Path) -> None:
 
 
 def _ensure_reader_links(settings: Settings) -> None:
-    for name in ("cx.duckdb", "latest.json"):
+    for name in ("cx.duckdb", "latest.json", scopes.SCOPES):
         link = settings.published_dir / name
         if not link.is_symlink() or os.readlink(link) != f"{CURRENT}/{name}":
             _symlink(f"{CURRENT}/{name}", link)
@@ -252,9 +254,10 @@ def _commit(
     one atomic rename of the ``current`` pointer (the commit point for every reader)."""
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     shutil.copyfile(database, staging / "cx.duckdb")  # a copy: the archive is never shared
-    for file in staging.iterdir():
+    for file in sorted(staging.rglob("*"), reverse=True):  # files before their folders
         _fsync(file)
-        file.chmod(READ_ONLY)
+        if file.is_file():
+            file.chmod(READ_ONLY)  # folders stay writable: pruning removes them
     _fsync(staging)
     live_staging = database.parent
     (live_staging / "latest.json").write_text(
@@ -291,7 +294,12 @@ def _next_version(settings: Settings, history: list[dict]) -> int:
 
 
 def _manifest(
-    version: int, row: dict, exported: dict, database: Path, outbox_entry: dict | None = None
+    version: int,
+    row: dict,
+    exported: dict,
+    database: Path,
+    outbox_entry: dict | None,
+    scoped: scopes.ScopesResult,
 ) -> dict:
     def day(value) -> str | None:
         return str(value) if value else None
@@ -308,6 +316,8 @@ def _manifest(
         "finished_at": row["finished_at"].isoformat(),
         "duckdb": {"file": "cx.duckdb", "sha256": file_sha256(database)},
         "tables": exported,
+        "scopes": scoped.entries,
+        "scope_problems": scoped.problems,
     }
 
 
@@ -346,10 +356,13 @@ def _seal_and_commit(
     database: Path,
     history: list[dict],
     row: dict,
+    models: list[dict],
     night_outbox: outbox.Outbox | None = None,
-) -> None:
+) -> scopes.ScopesResult:
     """Add the publish log to the staged file, export it as Parquet, write the night's
-    case outbox beside it, commit it."""
+    case outbox and every role's extract and report beside it, commit it."""
+    from cxkpi.report import render_report
+
     staging = _staging_folder(settings, version)
     outbox_entry = night_outbox.write(staging, _fsync) if night_outbox is not None else None
     con = connect(database)
@@ -360,13 +373,40 @@ def _seal_and_commit(
     finally:
         con.close()
     _fsync(database)
+    scoped = scopes.write_scopes(
+        database,
+        staging,
+        database.parent,
+        load_access(settings.access_file, settings.org_levels),
+        settings.org_levels,
+        models,
+        _kept_manifests(settings),
+        version,
+        _fsync,
+        render_report,
+    )
+    for problem in scoped.problems:
+        log.warning("access file: %s", problem)
     _commit(
         settings,
         version,
         database,
         staging,
-        _manifest(version, row, exported, database, outbox_entry),
+        _manifest(version, row, exported, database, outbox_entry, scoped),
     )
+    return scoped
+
+
+def _kept_manifests(settings: Settings) -> list[tuple[Path, dict]]:
+    """The kept versions' folders and manifests, newest first (what scopes reuse)."""
+    kept = []
+    for version in reversed(kept_versions(settings)):
+        folder = version_folder(settings, version)
+        try:
+            kept.append((folder, json.loads((folder / "manifest.json").read_text("utf-8"))))
+        except (OSError, ValueError):  # a damaged version lends nothing
+            continue
+    return kept
 
 
 def _night_outbox(settings: Settings, logical_date: str | None) -> outbox.Outbox | None:
@@ -403,7 +443,8 @@ def published_tables(settings: Settings) -> list[dict]:
     models = published_models(settings)
     if not models:
         raise PublishError("no dbt model is tagged 'published': nothing to publish")
-    return [*models, {"name": IMPORTANCE_TABLE[1], "schema": IMPORTANCE_TABLE[0]}]
+    importance = {"name": IMPORTANCE_TABLE[1], "schema": IMPORTANCE_TABLE[0]}
+    return [*models, {**importance, "columns": [], "scope": {"rows": "company"}}]
 
 
 def _data_through(con) -> object:
@@ -464,13 +505,23 @@ def publish(
                 "source_version": None,
                 "duration_seconds": (finished - started_at.replace(tzinfo=None)).total_seconds(),
             }
-            _seal_and_commit(settings, version, database, history, row, night_outbox)
+            scoped = _seal_and_commit(
+                settings, version, database, history, row, models, night_outbox
+            )
         if night_outbox is not None:
             # after the commit: a kill before this line is repaired by the next publish
             _record_outbox(settings, night_outbox, run_id, version)
         removed = _prune(settings, settings.keep_versions, version)
     log.info("published version %d (%s); pruned %s", version, row_counts, removed)
-    return PublishResult(version, settings.published_path, row_counts)
+    return PublishResult(version, settings.published_path, row_counts, _scope_timing(scoped))
+
+
+def _scope_timing(scoped: scopes.ScopesResult) -> dict[str, float]:
+    return {
+        "scopes_written": scoped.written,
+        "scopes_reused": scoped.reused,
+        "scopes_seconds": round(scoped.seconds, 2),
+    }
 
 
 def rollback(settings: Settings, to_version: int | None = None) -> PublishResult:
@@ -518,6 +569,9 @@ def rollback(settings: Settings, to_version: int | None = None) -> PublishResult
                 "source_version": to_version,
                 "duration_seconds": (finished - started).total_seconds(),
             }
-            _seal_and_commit(settings, version, database, history, row)
+            scoped = _seal_and_commit(
+                settings, version, database, history, row, published_tables(settings)
+            )
         _prune(settings, settings.keep_versions, version)
-    return PublishResult(version, settings.published_path, json.loads(row["row_counts"]))
+    counts = json.loads(row["row_counts"])
+    return PublishResult(version, settings.published_path, counts, _scope_timing(scoped))

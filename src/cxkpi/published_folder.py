@@ -105,6 +105,8 @@ def verify_version(settings: Settings, version: int) -> dict:
     expected.update({meta["file"]: meta["sha256"] for meta in manifest["tables"].values()})
     outbox = manifest.get("outbox") or {}
     expected.update({meta["file"]: meta["sha256"] for meta in outbox.get("files", {}).values()})
+    for unit, scope in (manifest.get("scopes") or {}).items():  # the role views' extracts
+        expected.update({f"scopes/{unit}/{name}": sha for name, sha in scope["files"].items()})
     for name, sha in expected.items():
         file = folder / name
         if not file.is_file():

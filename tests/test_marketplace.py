@@ -6,6 +6,7 @@ reading of the same files (tests/marketplace_oracle.py).
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -176,3 +177,25 @@ def test_months_are_sao_paulo_months(night: Night) -> None:
         if order["order_purchase_timestamp"].startswith("2026-10")
     )
     assert months[-1][1] == october
+
+
+def test_every_seller_gets_its_own_extract_and_report(night: Night) -> None:
+    """A company unlike the demo (levels hq / state / seller, no factors, no tickets, no
+    cases): its access file gives every state and every seller a scope; a seller's extract
+    holds its own rows and its state's and the marketplace's aggregates, no other seller's."""
+    manifest = json.loads((night.settings.published_dir / "latest.json").read_text())
+    assert manifest["scope_problems"] == []
+    sellers = night.market.state  # seller -> its state
+    hq = night.published("select org_unit_id from dim_org_units where org_level = 'hq'")[0][0]
+    levels = [entry["level"] for entry in manifest["scopes"].values()]
+    assert sorted(set(levels)) == ["hq", "seller", "state"]
+    assert levels.count("seller") == len(sellers) and levels.count("state") == 4
+    for seller, state in sellers.items():
+        extract = night.settings.published_dir / "scopes" / seller / "cx.duckdb"
+        units = {u for (u,) in query(extract, "select distinct org_unit_id from kpi_values")}
+        assert seller in units and units <= {seller, state, hq}, seller
+        owners = query(extract, "select distinct org_unit_id from fct_verbatims")
+        assert owners in ([], [(seller,)]), seller
+    page = (night.settings.published_dir / "scopes" / "SP" / "report.html").read_text()
+    assert 'data-kpi-id="csat"' in page and "No factor ratings in this scope." in page
+    assert page.count('href="../') == 1 + sum(1 for s in sellers.values() if s == "SP")

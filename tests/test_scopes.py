@@ -16,10 +16,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, copy_tree, make_settings
+import yaml
+from conftest import REPO, copy_tree, make_settings, repository_read_paths
 
 from cxkpi import publish, scopes
 from cxkpi.access import load_access
+from cxkpi.cli import main
 from cxkpi.errors import PublishError
 from cxkpi.report import format_value
 
@@ -69,15 +71,24 @@ def test_one_extract_and_report_per_scope_in_the_version(scoped) -> None:
     assert result.scope_timing["scopes_written"] == 24
     archive = settings.published_dir / manifest["path"]
     for unit, entry in manifest["scopes"].items():
+        # the archive: a Parquet file per table (and the scope's own row) and the report
         files = set(entry["files"])
-        expected_tables = {f"{t}.parquet" for t in entry["rows"]}
-        assert {"cx.duckdb", "report.html"} | expected_tables == files
+        expected_tables = {f"{t}.parquet" for t in [*entry["rows"], "extract_scope"]}
+        assert {"report.html"} | expected_tables == files
         for name, checksum in entry["files"].items():
             assert sha256(archive / "scopes" / unit / name) == checksum
-        # the live copy readers open, through the published/scopes link
+        # what readers open, through the published/scopes link: the DuckDB extract holding
+        # exactly the archived rows, and the report
         live = settings.published_dir / "scopes" / unit
-        assert (live / "report.html").read_bytes() == (archive / "scopes" / unit / "report.html").read_bytes()
+        assert sorted(p.name for p in live.iterdir()) == ["cx.duckdb", "report.html"]
+        assert (live / "report.html").read_bytes() == (
+            archive / "scopes" / unit / "report.html"
+        ).read_bytes()
         assert rows(live / "cx.duckdb", "select scope_unit_id from extract_scope") == [(unit,)]
+        for table, count in entry["rows"].items():
+            parquet = archive / "scopes" / unit / f"{table}.parquet"
+            assert rows(live / "cx.duckdb", f"select count(*) from {table}")[0][0] == count
+            assert rows(live / "cx.duckdb", f"select count(*) from '{parquet}'")[0][0] == count
     publish.verify_version(settings, manifest["version"])
 
 
@@ -86,7 +97,10 @@ def _sql_list(units: set[str]) -> str:
 
 
 def _subtree(main: Path, unit: str, level: str) -> set[str]:
-    return {u for (u,) in rows(main, f"select org_unit_id from dim_org_units where {level}_id = '{unit}'")}
+    return {
+        u
+        for (u,) in rows(main, f"select org_unit_id from dim_org_units where {level}_id = '{unit}'")
+    }
 
 
 def test_no_scope_holds_a_row_of_another_scope(scoped) -> None:
@@ -100,21 +114,21 @@ def test_no_scope_holds_a_row_of_another_scope(scoped) -> None:
     models = {m["name"]: m for m in publish.published_tables(settings)}
     rules = scopes.table_rules(list(models.values()))
     main_counts = {t: rows(main, f"select count(*) from {t}")[0][0] for t in rules}
-    archive = settings.published_dir / manifest["path"]
     for unit, entry in manifest["scopes"].items():
         level = entry["level"]
         own = _subtree(main, unit, level)
-        path = rows(main, f"select {', '.join(f'{lv}_id' for lv in settings.org_levels)} from dim_org_units where org_unit_id = '{unit}'")[0]
+        path = rows(
+            main,
+            f"select {', '.join(f'{lv}_id' for lv in settings.org_levels)} "
+            f"from dim_org_units where org_unit_id = '{unit}'",
+        )[0]
         granted = {
-            path[settings.org_levels.index(above)]
-            for above in access.level(level).sees_above
+            path[settings.org_levels.index(above)] for above in access.level(level).sees_above
         }
         sees_company = level == "hq" or "hq" in access.level(level).sees_above
-        extract = archive / "scopes" / unit / "cx.duckdb"
+        extract = settings.published_dir / "scopes" / unit / "cx.duckdb"
         for table, rule in rules.items():
             count = rows(extract, f"select count(*) from {table}")[0][0]
-            parquet = archive / "scopes" / unit / f"{table}.parquet"
-            assert rows(main, f"select count(*) from '{parquet}'")[0][0] == count
             if rule.rows in ("unit_values", "unit_records"):
                 found = {u for (u,) in rows(extract, f"select distinct {rule.column} from {table}")}
                 allowed = own | granted if rule.rows == "unit_values" else own
@@ -144,11 +158,14 @@ def test_a_manager_of_two_stores_sees_both_and_nothing_between(scoped) -> None:
     assert access.units_of("group:manager-hamburg-kiel") == ["S001", "S003"]
     main = settings.published_path
     between = _subtree(main, "S002", "store")
-    archive = settings.published_dir / manifest_of(settings)["path"]
     for unit in ("S001", "S003"):
-        extract = archive / "scopes" / unit / "cx.duckdb"
-        for table, column in [("kpi_values", "org_unit_id"), ("fct_verbatims", "org_unit_id"),
-                              ("fct_cases", "owner_unit_id"), ("dim_org_units", "org_unit_id")]:
+        extract = settings.published_dir / "scopes" / unit / "cx.duckdb"
+        for table, column in [
+            ("kpi_values", "org_unit_id"),
+            ("fct_verbatims", "org_unit_id"),
+            ("fct_cases", "owner_unit_id"),
+            ("dim_org_units", "org_unit_id"),
+        ]:
             found = {u for (u,) in rows(extract, f"select distinct {column} from {table}")}
             assert not found & between, (unit, table)
             assert not found & _subtree(main, "S003" if unit == "S001" else "S001", "store")
@@ -170,10 +187,14 @@ def test_unchanged_scopes_are_reused_and_rollback_restores_them(demo_night, tmp_
     assert v1.stat().st_ino == v2.stat().st_ino
     # a night that changes one store's values rewrites that store and the scopes above it
     con = duckdb.connect(str(settings.warehouse_path))
-    con.execute("delete from main.kpi_values where org_unit_id = 'A0001'")
+    con.execute("delete from marts.kpi_values where org_unit_id = 'A0001'")
     con.close()
     changed = publish_now(settings, "scoped-3")
-    written = {u for u, e in manifest_of(settings)["scopes"].items() if e["written_in_version"] == changed.version}
+    written = {
+        u
+        for u, e in manifest_of(settings)["scopes"].items()
+        if e["written_in_version"] == changed.version
+    }
     assert written == {"HQ", "R01", "S001"}
     assert changed.scope_timing["scopes_reused"] == 21
     restored = publish.rollback(settings, first.version)
@@ -187,12 +208,24 @@ def test_unchanged_scopes_are_reused_and_rollback_restores_them(demo_night, tmp_
 
 def test_a_published_table_without_a_scope_rule_stops_the_publish() -> None:
     models = [
-        {"name": "kpi_values", "columns": ["org_unit_id"], "scope": {"rows": "unit_values", "column": "org_unit_id"}},
+        {
+            "name": "kpi_values",
+            "columns": ["org_unit_id"],
+            "scope": {"rows": "unit_values", "column": "org_unit_id"},
+        },
         {"name": "my_new_mart", "columns": ["x"], "scope": None},
         {"name": "typo", "columns": ["x"], "scope": {"rows": "unit_values", "column": "unit"}},
         {"name": "odd", "columns": ["x"], "scope": {"rows": "company", "column": "x"}},
-        {"name": "chain", "columns": ["k"], "scope": {"rows": "follows", "table": "chained", "column": "k"}},
-        {"name": "chained", "columns": ["k"], "scope": {"rows": "follows", "table": "kpi_values", "column": "k"}},
+        {
+            "name": "chain",
+            "columns": ["k"],
+            "scope": {"rows": "follows", "table": "chained", "column": "k"},
+        },
+        {
+            "name": "chained",
+            "columns": ["k"],
+            "scope": {"rows": "follows", "table": "kpi_values", "column": "k"},
+        },
     ]
     with pytest.raises(PublishError) as raised:
         scopes.table_rules(models)
@@ -207,12 +240,21 @@ def test_a_published_table_without_a_scope_rule_stops_the_publish() -> None:
 # -- the report, in a real browser ---------------------------------------------------------
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-default-apps",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
     # no network at all: every host name fails to resolve, and no proxy is reachable
-    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-    "--enable-logging=stderr", "--v=0",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--enable-logging=stderr",
+    "--v=0",
 ]
 
 
@@ -221,7 +263,10 @@ def chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess:
     assert binary, "Debian's chromium is missing: `make test` installs it (the browser target)"
     return subprocess.run(
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -242,8 +287,10 @@ class _Figures(HTMLParser):
             self._figure = {"name": attributes.get("data-chart"), "svg": 0, "marks": 0}
         elif self._figure is not None and tag == "svg":
             self._figure["svg"] += 1
-        elif self._figure is not None and tag in ("path", "rect", "line") and (
-            attributes.get("d") or attributes.get("width") or attributes.get("x2")
+        elif (
+            self._figure is not None
+            and tag in ("path", "rect", "line")
+            and (attributes.get("d") or attributes.get("width") or attributes.get("x2"))
         ):
             self._figure["marks"] += 1
         if attributes.get("data-kpi-id"):
@@ -297,20 +344,56 @@ def test_the_report_opens_in_a_browser_with_no_network(scoped, unit, tmp_path) -
         shot = ARTIFACTS / f"report-{unit}-{name}.png"
         shot.unlink(missing_ok=True)
         taken = chromium(
-            f"--screenshot={shot}", f"--window-size={size}", "--hide-scrollbars", page.as_uri(),
+            f"--screenshot={shot}",
+            f"--window-size={size}",
+            "--hide-scrollbars",
+            page.as_uri(),
             profile=tmp_path / f"profile-{name}",
         )
         assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
 
 
 def test_cxkpi_report_regenerates_a_scope_from_a_published_version(scoped, tmp_path) -> None:
+    """``cxkpi report`` draws a version's report again from its archived Parquet files: the
+    same bytes as the night drew."""
     settings, result = scoped
-    out = tmp_path / "reports"
-    subprocess.run(
-        [str(REPO / ".venv" / "bin" / "cxkpi"), "report", "--scope", "R01", "--version",
-         str(result.version), "--out", str(out)],
-        check=True, cwd=settings.root, env={**__import__("os").environ,
-                                            "CXKPI_CONFIG": str(settings.root / "cxkpi.yml")},
+    config = yaml.safe_load((REPO / "cxkpi.yml").read_text(encoding="utf-8"))
+    config.update(repository_read_paths())
+    config.update(
+        published_dir=str(settings.published_dir),
+        access_file=str(ACCESS),
+        warehouse_path=str(tmp_path / "warehouse.duckdb"),
+        runs_dir=str(tmp_path / "runs"),
     )
+    (tmp_path / "cxkpi.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "reports"
+    code = main(
+        [
+            "--config",
+            str(tmp_path / "cxkpi.yml"),
+            "report",
+            "--scope",
+            "R01",
+            "--version",
+            str(result.version),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
     archive = settings.published_dir / manifest_of(settings)["path"] / "scopes" / "R01"
     assert (out / "R01" / "report.html").read_bytes() == (archive / "report.html").read_bytes()
+    assert (
+        main(
+            [
+                "--config",
+                str(tmp_path / "cxkpi.yml"),
+                "report",
+                "--scope",
+                "S999",
+                "--out",
+                str(out),
+            ]
+        )
+        != 0
+    )

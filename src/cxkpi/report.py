@@ -1,7 +1,8 @@
 """The nightly report of one scope (issue 13): a static HTML page a store manager, a
 regional manager or HQ opens from disk.
 
-It reads only the scope's own extract (``scopes/<unit>/cx.duckdb``), so it can show nothing
+It reads only the scope's own extract (``scopes/<unit>/cx.duckdb``, or one built from the
+archived Parquet files), so it can show nothing
 the extract does not hold. The page is self-contained: styles inline, charts as static SVG
 (``report_charts``), no script, no font or image from anywhere, and a Content-Security-Policy
 that forbids the browser to load anything, so it opens the same on a laptop, on a phone and
@@ -16,13 +17,14 @@ and links down to the scopes inside this one (and up to the one above).
 from __future__ import annotations
 
 import json
+import tempfile
 from html import escape
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from cxkpi import report_charts
+from cxkpi import report_charts, scopes
 
 STATUS = {  # status -> (symbol, words): never colour alone
     "on_track": ("✓", "on track"),
@@ -221,13 +223,22 @@ def _factors(page: _Page, con, unit: str) -> None:
         experience=factors["experience"].map("{:.2f}".format),
         satisfaction_gap=factors["satisfaction_gap"].map("{:+.2f}".format),
         key=factors["is_key_experience"].map({True: "key experience", False: ""}),
-        sample=[f"{n}" + ("" if _true(ok) else " (low n)") for n, ok in zip(factors["n"], factors["is_reliable"], strict=True)],
+        sample=[
+            f"{n}" + ("" if _true(ok) else " (low n)")
+            for n, ok in zip(factors["n"], factors["is_reliable"], strict=True)
+        ],
     )
     page.add(
         _table(
             shown,
-            {"factor": "factor", "experience": "experience", "satisfaction_gap": "gap to expectation",
-             "quadrant": "quadrant", "key": "", "sample": "n"},
+            {
+                "factor": "factor",
+                "experience": "experience",
+                "satisfaction_gap": "gap to expectation",
+                "quadrant": "quadrant",
+                "key": "",
+                "sample": "n",
+            },
         )
     )
 
@@ -301,8 +312,17 @@ def _topics(page: _Page, con, unit: str) -> None:
             for g, ok in zip(topics["nps_gap"], topics["is_reliable"], strict=True)
         ],
     )
-    page.add(_table(shown, {"topic_label": "topic", "share": "share of comments",
-                            "topic_verbatims": "comments", "gap": "NPS gap"}))
+    page.add(
+        _table(
+            shown,
+            {
+                "topic_label": "topic",
+                "share": "share of comments",
+                "topic_verbatims": "comments",
+                "gap": "NPS gap",
+            },
+        )
+    )
 
 
 def _cases(page: _Page, con, unit: str) -> None:
@@ -325,7 +345,9 @@ def _cases(page: _Page, con, unit: str) -> None:
         f'<div class="label">Overdue cases</div><div class="value">{latest.overdue_cases:,}</div>'
         f'<div class="meta">past their SLA, still open</div></div></div>'
     )
-    page.figure("backlog", "Open and overdue cases at each month's end", report_charts.backlog(months))
+    page.figure(
+        "backlog", "Open and overdue cases at each month's end", report_charts.backlog(months)
+    )
 
 
 def _links(page: _Page, con, scope: dict) -> None:
@@ -334,7 +356,8 @@ def _links(page: _Page, con, scope: dict) -> None:
     links = []
     if scope["parent_scope_id"]:
         parent = scope["parent_scope_id"]
-        links.append(f'<a class="up" href="../{escape(parent)}/report.html">▲ up: {escape(names.get(parent, parent))}</a>')
+        name = escape(names.get(parent, parent))
+        links.append(f'<a class="up" href="../{escape(parent)}/report.html">▲ up: {name}</a>')
     if children:
         items = "".join(
             f'<li><a href="../{escape(c)}/report.html">{escape(names.get(c, c))}</a></li>'
@@ -358,13 +381,22 @@ def build_report(extract: Path) -> str:
         ).fetchone()
         title = f"{scope['scope_unit_name']} ({scope['scope_level']})"
         page = _Page(f"CX report: {title}")
-        seen = "its own units" + (
-            f"; aggregates of {scope['aggregate_unit_ids']}" if scope["aggregate_unit_ids"] else ""
+        ancestors = [a for a in (scope["aggregate_unit_ids"] or "").split(",") if a]
+        names = dict(
+            con.execute(
+                "select org_unit_id, org_unit_name || ' (' || org_level || ')' from dim_org_units"
+            ).fetchall()
+        )
+        compared = (
+            "; to compare with, the aggregates of "
+            + ", ".join(names.get(a) or a for a in ancestors)
+            if ancestors
+            else ""
         )
         page.add(
             f"<header><h1>{escape(title)}</h1><p>Data through "
             f"<b>{through[0] if through and through[0] else '–'}</b> · "
-            f"{scope['subtree_units']} units in this scope · this report shows {escape(seen)}."
+            f"{scope['subtree_units']} units in this scope{escape(compared)}."
             "</p></header>"
         )
         latest = _latest(con, unit)
@@ -406,13 +438,16 @@ def regenerate(settings, version: int | None, scope: str | None, out: Path) -> l
         )
     if scope is not None and scope not in units:
         raise CxkpiError(f"version {version} has no scope {scope!r}; its scopes: {units}")
-    archive = settings.published_dir / "versions" / f"v{version:06d}" / "scopes"
+    archive = settings.published_dir / "versions" / f"v{version:06d}" / scopes.SCOPES
     written = []
-    for unit in [scope] if scope else units:
-        target = out / unit / "report.html"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        render_report(archive / unit / "cx.duckdb", target)
-        written.append(target)
+    with tempfile.TemporaryDirectory(prefix="cxkpi-report-") as scratch:
+        for unit in [scope] if scope else units:
+            extract = Path(scratch) / f"{unit}.duckdb"
+            scopes.extract_from_parquet(archive / unit, extract)
+            target = out / unit / scopes.REPORT_FILE
+            target.parent.mkdir(parents=True, exist_ok=True)
+            render_report(extract, target)
+            written.append(target)
     return written
 
 
@@ -430,7 +465,8 @@ h1 {{ font-size: 1.6rem; margin-bottom: 4px; }} h2 {{ margin-top: 2rem; font-siz
 .cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 12px; }}
 .card {{ border: 1px solid #ccc; border-radius: 8px; padding: 10px 12px; }}
 .card.unreliable {{ border-style: dashed; background: #f6f6f6; }}
-.card .label {{ font-size: .9rem; color: #444; }} .card .value {{ font-size: 1.6rem; font-weight: 600; }}
+.card .label {{ font-size: .9rem; color: #444; }}
+.card .value {{ font-size: 1.6rem; font-weight: 600; }}
 .meta {{ font-size: .8rem; color: #555; }}
 .status {{ font-size: .85rem; padding: 1px 6px; border-radius: 4px; white-space: nowrap; }}
 .status.on_track {{ background: #dff0d8; }} .status.at_risk {{ background: #fcf0cf; }}

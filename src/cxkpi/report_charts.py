@@ -17,6 +17,7 @@ _MONTH_AXIS = alt.Axis(format="%b %y", labelAngle=0, labelOverlap=True, title=No
 def plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Values the chart's JSON can hold: days as ISO text (read by Vega as UTC days),
     numbers as floats."""
+
     def value(v):
         if v is None:
             return None
@@ -47,7 +48,10 @@ def kpi_trend(months: pd.DataFrame, target: float | None, unit_label: str) -> st
         y=alt.Y("ci_low:Q", title=unit_label, scale=alt.Scale(zero=False)), y2="ci_high:Q"
     )
     line = base.mark_line(color="#4c78a8").encode(y="value:Q")
-    points = base.mark_point(size=45, filled=True, color="#4c78a8").encode(
+    # hollow, not invisible: a month below the minimum keeps its outline
+    points = base.mark_point(
+        size=45, filled=True, color="#4c78a8", stroke="#4c78a8", strokeWidth=1.5
+    ).encode(
         y="value:Q",
         shape=alt.Shape(
             "reliability:N",
@@ -56,7 +60,7 @@ def kpi_trend(months: pd.DataFrame, target: float | None, unit_label: str) -> st
         ),
         fillOpacity=alt.FillOpacity(
             "reliability:N",
-            scale=alt.Scale(domain=["reliable", "n below minimum"], range=[1, 0]),
+            scale=alt.Scale(domain=["reliable", "n below minimum"], range=[1, 0.1]),
             legend=None,
         ),
     )
@@ -64,9 +68,7 @@ def kpi_trend(months: pd.DataFrame, target: float | None, unit_label: str) -> st
     if target is not None:
         rule = pd.DataFrame({"target": [target], "label": [f"target {target:g}"]})
         layers.append(
-            alt.Chart(rule)
-            .mark_rule(strokeDash=[6, 4], color="#b85c00")
-            .encode(y="target:Q")
+            alt.Chart(rule).mark_rule(strokeDash=[6, 4], color="#b85c00").encode(y="target:Q")
         )
     return svg(alt.layer(*layers).properties(width=WIDTH, height=HEIGHT))
 
@@ -76,8 +78,7 @@ def factor_quadrant(factors: pd.DataFrame) -> str:
     factor whose improvement is worth most) drawn as a large diamond and named."""
     data = plain(factors).assign(
         marker=[
-            "key experience" if flag is True else "factor"
-            for flag in factors["is_key_experience"]
+            "key experience" if flag is True else "factor" for flag in factors["is_key_experience"]
         ]
     )
     base = alt.Chart(data).encode(
@@ -91,7 +92,8 @@ def factor_quadrant(factors: pd.DataFrame) -> str:
             legend=alt.Legend(title=None, orient="bottom"),
         ),
         size=alt.Size(
-            "marker:N", scale=alt.Scale(domain=["factor", "key experience"], range=[60, 220]),
+            "marker:N",
+            scale=alt.Scale(domain=["factor", "key experience"], range=[60, 220]),
             legend=None,
         ),
     )

@@ -23,6 +23,11 @@ and the content of every table it holds (row count and an order-independent sum 
 hashes, computed in DuckDB without writing anything). A version whose scope has the same
 fingerprint lends its files by hard link, which is also how a rollback restores the
 extracts and reports of the version it restores.
+
+A version archives a scope's Parquet files and report (checksummed, read-only); the DuckDB
+file readers open lives beside the current main extract and is built from the same rows -
+written directly for a new scope, loaded from the archived Parquet for a reused one - so
+each version pays for the scope's rows once, not twice.
 """
 
 from __future__ import annotations
@@ -241,14 +246,15 @@ def _scope_row(scope: Scope) -> dict:
 
 
 def _fingerprint(con, scope: Scope, rules: dict[str, TableRule], tables: list[str]) -> str:
-    digest = {"scope": _scope_row(scope), "subtree": scope.subtree, "tables": {}}
+    contents: dict[str, list] = {}
     for table in tables:
         selection = _selection(rules[table], rules, scope)
         count, total = con.execute(
             f"select count(*), coalesce(sum(hash(x)::hugeint), 0)::varchar from ({selection}) x"
         ).fetchone()
         columns = con.execute(f"describe {selection}").fetchall()
-        digest["tables"][table] = [count, total, [(c[0], c[1]) for c in columns]]
+        contents[table] = [count, total, [(c[0], c[1]) for c in columns]]
+    digest = {"scope": _scope_row(scope), "subtree": scope.subtree, "tables": contents}
     return hashlib.sha256(json.dumps(digest, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -264,22 +270,19 @@ def _set_units(con, scope: Scope) -> None:
 
 
 def _write_extract(
-    con, folder: Path, scope: Scope, rules: dict[str, TableRule], tables: list[str], fsync
+    con, live: Path, archive: Path, scope: Scope, rules: dict[str, TableRule], tables: list[str]
 ) -> dict[str, int]:
-    database = folder / EXTRACT_FILE
-    con.execute(f"attach {quote_literal(database)} as scope")
+    """The scope's tables into the live DuckDB file readers open, and each as a Parquet file
+    into the archive (the version's record, checksummed and kept)."""
+    con.execute(f"attach {quote_literal(live / EXTRACT_FILE)} as scope")
     rows = {}
     try:
         con.execute("begin transaction")  # one commit for the file, not one per table
         for table in tables:
-            target = f"scope.main.{quote_ident(table)}"
-            con.execute(f"create table {target} as {_selection(rules[table], rules, scope)}")
-            file = folder / f"{table}.parquet"
             con.execute(
-                f"copy {target} to {quote_literal(file)} (format parquet, compression zstd)"
+                f"create table scope.main.{quote_ident(table)} as "
+                + _selection(rules[table], rules, scope)
             )
-            count = con.execute(f"select count(*) from {target}").fetchone()
-            rows[table] = int(count[0]) if count else 0
         described = _scope_row(scope)
         con.execute(
             f"create table scope.main.{SCOPE_TABLE} as select "
@@ -290,12 +293,35 @@ def _write_extract(
             list(described.values()),
         )
         con.execute("commit")
+        for table in [*tables, SCOPE_TABLE]:
+            target = f"scope.main.{quote_ident(table)}"
+            file = archive / f"{table}.parquet"
+            con.execute(
+                f"copy {target} to {quote_literal(file)} (format parquet, compression zstd)"
+            )
+            count = con.execute(f"select count(*) from {target}").fetchone()
+            rows[table] = int(count[0]) if count else 0
         con.execute("checkpoint scope")
     finally:
         con.execute("detach scope")
-    for file in folder.iterdir():
-        fsync(file)
+    del rows[SCOPE_TABLE]
     return rows
+
+
+def extract_from_parquet(archive: Path, database: Path) -> None:
+    """A scope's DuckDB extract built from its archived Parquet files: how a reused scope, a
+    rollback and ``cxkpi report`` get the file without archiving it twice."""
+    con = duckdb.connect(str(database))
+    try:
+        con.execute("begin transaction")
+        for file in sorted(archive.glob("*.parquet")):
+            con.execute(
+                f"create table {quote_ident(file.stem)} as "
+                f"select * from read_parquet({quote_literal(file)})"
+            )
+        con.execute("commit")
+    finally:
+        con.close()
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -329,8 +355,9 @@ def write_scopes(
     render_report: Callable[[Path, Path], None],
 ) -> ScopesResult:
     """Write every scope of the access file into the staged version: ``staging/scopes/<unit>/``
-    (archive: extract, Parquet, report) and ``live_staging/scopes/<unit>/`` (the writable
-    copies readers open). ``previous``: kept versions' folders and manifests to reuse from."""
+    (the archive: one Parquet file per table and the report, checksummed) and
+    ``live_staging/scopes/<unit>/`` (what readers open: the DuckDB extract and the report).
+    ``previous``: kept versions' folders and manifests to reuse from."""
     started = time.perf_counter()
     result = ScopesResult()
     (live_staging / SCOPES).mkdir()
@@ -351,16 +378,19 @@ def write_scopes(
             _set_units(con, scope)
             fingerprint = _fingerprint(con, scope, rules, tables)
             archive = staging / SCOPES / scope.unit
+            live = live_staging / SCOPES / scope.unit
             archive.mkdir(parents=True)
+            live.mkdir()
             found = _reusable(previous, scope.unit, fingerprint)
             if found:
                 source, entry = found
                 for name in entry["files"]:
                     _link_or_copy(source / name, archive / name)
+                extract_from_parquet(archive, live / EXTRACT_FILE)
                 result.entries[scope.unit] = entry
                 result.reused += 1
             else:
-                rows = _write_extract(con, archive, scope, rules, tables, fsync)
+                rows = _write_extract(con, live, archive, scope, rules, tables)
                 written[scope.unit] = {
                     **asdict(scope),
                     "fingerprint": fingerprint,
@@ -369,29 +399,31 @@ def write_scopes(
                 }
     finally:
         con.close()
-    _render_all(render_report, [staging / SCOPES / unit for unit in written])
+    _render_all(
+        render_report,
+        [
+            (live_staging / SCOPES / u / EXTRACT_FILE, staging / SCOPES / u / REPORT_FILE)
+            for u in written
+        ],
+    )
     for unit, entry in written.items():
         archive = staging / SCOPES / unit
-        fsync(archive / REPORT_FILE)
-        files = sorted(p.name for p in archive.iterdir())
-        entry["files"] = {name: file_sha256(archive / name) for name in files}
+        entry["files"] = {p.name: file_sha256(p) for p in sorted(archive.iterdir())}
         result.entries[unit] = entry
         result.written += 1
     for unit in result.entries:
-        live = live_staging / SCOPES / unit
-        live.mkdir()
-        for name in (EXTRACT_FILE, REPORT_FILE):
-            shutil.copyfile(staging / SCOPES / unit / name, live / name)
-            fsync(live / name)
+        archive, live = staging / SCOPES / unit, live_staging / SCOPES / unit
+        shutil.copyfile(archive / REPORT_FILE, live / REPORT_FILE)
+        for file in [*archive.iterdir(), *live.iterdir()]:
+            fsync(file)
     result.entries = dict(sorted(result.entries.items()))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _render_all(render_report: Callable[[Path, Path], None], folders: list[Path]) -> None:
-    """Each folder's report from its extract. Drawing charts is single-threaded Python and
-    Vega: more than a few reports are drawn by one process per core."""
-    jobs = [(folder / EXTRACT_FILE, folder / REPORT_FILE) for folder in folders]
+def _render_all(render_report: Callable[[Path, Path], None], jobs: list[tuple[Path, Path]]) -> None:
+    """Each (extract, report) pair's report drawn. Drawing charts is single-threaded Python
+    and Vega: more than a few reports are drawn by one process per core."""
     workers = min(os.cpu_count() or 1, 4, len(jobs) // PER_WORKER)
     if multiprocessing.current_process().daemon:  # (a daemon may not start processes)
         workers = 1
@@ -403,4 +435,3 @@ def _render_all(render_report: Callable[[Path, Path], None], folders: list[Path]
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         for done in [pool.submit(render_report, extract, out) for extract, out in jobs]:
             done.result()
-

@@ -40,6 +40,12 @@ def bench(scale: float, workdir: Path) -> None:
                 read = result.stages[stage]["rows_read"]
                 extra = f"  {read:>10,} rows  {read / seconds:>12,.0f} rows/s"
             print(f"    {stage:<10} {seconds:7.2f}s{extra}")
+            if stage == "publish" and result.stages[stage].get("scopes_written") is not None:
+                publish = result.stages[stage]
+                print(
+                    f"      of which scopes {publish['scopes_seconds']:7.2f}s  "
+                    f"({publish['scopes_written']} written, {publish['scopes_reused']} reused)"
+                )
         if label == "cold":
             print(
                 f"    => load {loaded / (result.seconds['load_x'] + result.seconds['load_o']):,.0f}"

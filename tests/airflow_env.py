@@ -14,9 +14,10 @@ from conftest import REPO, repository_read_paths
 BIN = Path(sys.executable).parent
 
 
-def write_project_config(tmp: Path) -> Path:
+def write_project_config(tmp: Path, **extra: str) -> Path:
     """The demo project's cxkpi.yml (its company settings: org levels, time zone...) with
-    every path a night writes under ``tmp`` and every path it reads in the repository."""
+    every path a night writes under ``tmp`` and every path it reads in the repository, and
+    the ``extra`` settings (e.g. an ``access_file``, opted in)."""
     settings = yaml.safe_load((REPO / "cxkpi.yml").read_text(encoding="utf-8"))
     settings.update(
         {
@@ -26,6 +27,7 @@ def write_project_config(tmp: Path) -> Path:
             "runs_dir": str(tmp / "runs"),
             "dbt_target_dir": str(tmp / "dbt_target"),
             **repository_read_paths(),
+            **extra,
         }
     )
     config = tmp / "cxkpi.yml"

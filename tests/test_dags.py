@@ -4,6 +4,7 @@ one that publishes, a bad one that is blocked)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from conftest import REPO, inject_out_of_range_nps, make_settings
 from cxkpi.config import Settings
 
 pytestmark = pytest.mark.e2e
+ACCESS = REPO / "access" / "access.yml"
 
 MODELS = (
     "stg_surveys__responses",
@@ -43,12 +45,12 @@ MODELS = (
 )
 
 
-def migrated_airflow(tmp: Path) -> dict[str, str]:
+def migrated_airflow(tmp: Path, **settings: str) -> dict[str, str]:
     """The environment of a fresh Airflow home (metadata DB migrated) for the project in
-    ``tmp``."""
+    ``tmp`` (with these extra ``settings``)."""
     # `airflow dags test` runs no triggerer: the dbt group in cosmos' local mode
     env = {
-        **airflow_environment(tmp, write_project_config(tmp)),
+        **airflow_environment(tmp, write_project_config(tmp, **settings)),
         "CXKPI_AIRFLOW_DBT_TASKS": "local",
     }
     migrate = run([str(BIN / "airflow"), "db", "migrate"], env, tmp)
@@ -68,10 +70,12 @@ class TestAGoodNight:
     def test_airflow_runs_a_good_night_and_publishes_it(self, tmp_path: Path) -> None:
         from cxkpi import dbt_runner, demo
 
-        settings = make_settings(tmp_path)
+        settings = make_settings(tmp_path, access_file=ACCESS)
         demo.generate(settings.landing_dir, scale=0.2)
         dbt_runner.parse(settings)
-        env = migrated_airflow(tmp_path)
+        # with the demo's access file: the publish task writes every scope's extract and
+        # report too, drawing reports in the Airflow task's process
+        env = migrated_airflow(tmp_path, access_file=str(ACCESS))
         returncode, output = airflow_night(env, tmp_path, "2026-10-31")
         assert returncode == 0, output[-5000:]
         assert "state=success" in output, output[-5000:]
@@ -90,6 +94,10 @@ class TestAGoodNight:
         [(version, run_id, logical_date, audit)] = log
         assert version == 1 and run_id.startswith("manual__") and logical_date == "2026-10-31"
         assert '"failed": 0' in audit
+        manifest = json.loads((settings.published_dir / "latest.json").read_text())
+        assert len(manifest["scopes"]) == 24
+        for unit in manifest["scopes"]:
+            assert (settings.published_dir / "scopes" / unit / "report.html").stat().st_size > 0
 
 
 class TestABadNight:

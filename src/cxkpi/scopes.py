@@ -58,7 +58,7 @@ EXTRACT_FILE = "cx.duckdb"
 REPORT_FILE = "report.html"
 SCOPE_TABLE = "extract_scope"
 # Bump when what an extract or report holds changes: every scope is then written afresh.
-EXTRACT_FORMAT = 1
+EXTRACT_FORMAT = 2
 PER_WORKER = 4  # reports per drawing process below which one process draws them all
 ROW_RULES = {
     "unit_values": "aggregates per unit: the subtree and the ancestors its level may see",

@@ -38,10 +38,11 @@ def call(name: str, expression: str, **context: object) -> str:
     return render_call(source(name), expression, **context)
 
 
-def headline_slice() -> str:
-    """The where-clause of kpi_values' headline slice (HQ, month, no breakdown) exactly as
-    the marts' ``headline_slice()`` renders it: for Python that reads kpi_values."""
-    return call("headline_slice.sql", "headline_slice()")
+def headline_slice(org_level: str | None = None) -> str:
+    """The where-clause of kpi_values' headline slice (HQ, or the units of ``org_level``;
+    month, no breakdown) exactly as the marts' ``headline_slice()`` renders it: for Python
+    that reads kpi_values."""
+    return call("headline_slice.sql", "headline_slice(org_level=level)", level=org_level)
 
 
 def render() -> dict[str, str]:

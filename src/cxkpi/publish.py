@@ -183,6 +183,8 @@ def _symlink(target: str, link: Path) -> None:
 def _ensure_reader_links(settings: Settings) -> None:
     for name in ("cx.duckdb", "latest.json", scopes.SCOPES):
         link = settings.published_dir / name
+        if link.is_dir() and not link.is_symlink():  # a copy of the folder followed the link
+            shutil.rmtree(link)
         if not link.is_symlink() or os.readlink(link) != f"{CURRENT}/{name}":
             _symlink(f"{CURRENT}/{name}", link)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from cxkpi import report_charts, scopes
+from cxkpi import package_macros, report_charts, scopes
 
 STATUS = {  # status -> (symbol, words): never colour alone
     "on_track": ("✓", "on track"),
@@ -37,10 +37,6 @@ UNIT_SUFFIX = {"percent": " %", "points": " pts", "days": " days", "hours": " h"
 TREND_MONTHS = 12
 _LOW_N = ' <abbr title="fewer answers than the minimum sample">low n</abbr>'
 TOP_TOPICS = 5
-_HEADLINE = (
-    "period_grain = 'month' and channel = 'all' and segment = 'all' "
-    "and touchpoint = 'all' and topic = 'all' and org_unit_id = ?"
-)
 
 
 def format_value(value, unit: str | None) -> str:
@@ -100,7 +96,12 @@ def _change(change, significant) -> str:
     return f'<span class="change">{arrow} {change:+.1f}{note}</span>'
 
 
-def _latest(con, unit: str) -> pd.DataFrame:
+def _headline(level: str) -> str:
+    """kpi_values' headline slice (month, no breakdown) at one unit of ``level``."""
+    return package_macros.headline_slice(level) + " and org_unit_id = ?"
+
+
+def _latest(con, unit: str, level: str) -> pd.DataFrame:
     return _frame(
         con,
         f"""
@@ -109,7 +110,7 @@ def _latest(con, unit: str) -> pd.DataFrame:
                v.change, v.change_is_significant
         from kpi_catalog c
         left join (
-            select * from kpi_values where {_HEADLINE}
+            select * from kpi_values where {_headline(level)}
             qualify row_number() over (partition by kpi_id order by period_start desc) = 1
         ) v using (kpi_id)
         where c.kind in ('goal', 'kpi')
@@ -143,13 +144,14 @@ def _headlines(page: _Page, latest: pd.DataFrame) -> pd.DataFrame:
     return outcomes
 
 
-def _trends(page: _Page, con, unit: str, outcomes: pd.DataFrame) -> None:
+def _trends(page: _Page, con, unit: str, level: str, outcomes: pd.DataFrame) -> None:
     page.add('<h2 id="trends">Monthly trends</h2><div class="grid">')
     for kpi in outcomes.itertuples():
         months = _frame(
             con,
             f"""select period_start, value, ci_low, ci_high, is_reliable from kpi_values
-            where {_HEADLINE} and kpi_id = ? order by period_start desc limit {TREND_MONTHS}""",
+            where {_headline(level)} and kpi_id = ?
+            order by period_start desc limit {TREND_MONTHS}""",
             unit,
             kpi.kpi_id,
         )
@@ -399,9 +401,9 @@ def build_report(extract: Path) -> str:
             f"{scope['subtree_units']} units in this scope{escape(compared)}."
             "</p></header>"
         )
-        latest = _latest(con, unit)
+        latest = _latest(con, unit, scope["scope_level"])
         outcomes = _headlines(page, latest)
-        _trends(page, con, unit, outcomes)
+        _trends(page, con, unit, scope["scope_level"], outcomes)
         _tree(page, latest)
         _factors(page, con, unit)
         _effects(page, con, unit)

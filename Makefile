@@ -24,7 +24,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 
-.PHONY: install run demo-data test test-fast lint bench clean browser
+.PHONY: install run demo-data test test-fast lint bench clean browser postgres
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(UV):
 # otherwise compile every imported module from source in every process: Great Expectations
 # took 11 s to import instead of 4, and each Airflow task paid the same for its imports.
 $(STAMP): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --compile-bytecode --all-extras
 	touch $(STAMP)
 
 demo-data: install
@@ -49,7 +49,7 @@ run: install demo-data
 # one worker, so module fixtures run once; in the order tests/conftest.py sorts them
 # (longest first), not xdist's by test count. Session-wide nights are built once and
 # shared by both workers (conftest.shared_folder). Lint first: CI keeps ruff and mypy clean.
-test: install lint browser
+test: install lint browser postgres
 	$(BIN)/pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # The role reports are opened in a real browser by the tests: Debian's headless Chromium,
@@ -60,6 +60,15 @@ browser:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $$SUDO apt-get install -y --no-install-recommends chromium \
 	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; }
+
+# The PostgreSQL tests start a private server (tests/pg_server.py): Debian's server
+# package, installed when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends postgresql \
+	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql; }; }
 
 # Everything not marked integration (real DuckDB/dbt/GX nights) or e2e (real Airflow).
 test-fast: install

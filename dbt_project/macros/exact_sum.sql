@@ -31,8 +31,9 @@ cast(
 {%- endmacro %}
 
 {# A statistic (correlation, regression slope) rounded to ``places`` decimals, free of the
-   aggregation's float noise. PostgreSQL rounds numeric only; DuckDB rounds doubles (and
-   keeps NaN, which no numeric holds). #}
+   aggregation's float noise; NULL where it is undefined (a series that never moves).
+   PostgreSQL rounds numeric only and returns NULL there; DuckDB rounds doubles and returns
+   NaN, made NULL here so both engines publish the same. #}
 {% macro round_statistic(expression, places=9) -%}
     {{ return(adapter.dispatch('round_statistic')(expression, places)) }}
 {%- endmacro %}
@@ -42,5 +43,5 @@ cast(round(cast({{ expression }} as numeric), {{ places }}) as double precision)
 {%- endmacro %}
 
 {% macro duckdb__round_statistic(expression, places) -%}
-round({{ expression }}, {{ places }})
+nullif(round({{ expression }}, {{ places }}), cast('NaN' as double))
 {%- endmacro %}

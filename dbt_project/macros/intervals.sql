@@ -24,6 +24,6 @@
 #}
 {% macro nps_points_lost(rated_with, net_with, rated_without, net_without) -%}
     cast({{ rated_with }} as double precision) / nullif({{ rated_with }} + {{ rated_without }}, 0)
-        * (100.0 * {{ net_without }} / nullif({{ rated_without }}, 0)
-           - 100.0 * {{ net_with }} / nullif({{ rated_with }}, 0))
+        * (100 * cast({{ net_without }} as double precision) / nullif({{ rated_without }}, 0)
+           - 100 * cast({{ net_with }} as double precision) / nullif({{ rated_with }}, 0))
 {%- endmacro %}

@@ -18,6 +18,24 @@ trim(regexp_replace(
 ))
 {%- endmacro %}
 
+{# PostgreSQL: the same steps with its functions - NFD, then the combining-mark blocks
+   dropped (no Unicode property classes in its regular expressions), NFC; letters and
+   digits as the database's UTF-8 character classes know them. #}
+{% macro postgres__cxkpi_normalize_text(text) %}
+{%- set full_width = "！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　" -%}
+{%- set half_width = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~ " -%}
+trim(regexp_replace(
+    normalize(regexp_replace(
+        normalize(translate(
+            lower(translate({{ text }}, '{{ full_width }}', '{{ half_width | replace("'", "''") }}')),
+            'ς', 'σ'
+        ), nfd),
+        '[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u0610-\u061a\u064b-\u065f\u0900-\u0903\u093a-\u094f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099-\u309a\ufe20-\ufe2f]', '', 'g'
+    ), nfc),
+    '[^[:alpha:][:digit:]]+', ' ', 'g'
+))
+{%- endmacro %}
+
 {# Whether the keyword row ``keyword`` (of int_topic__keywords) occurs in ``text``, already
    normalised: as cxkpi.topics.Keyword.matches decides. Literal text, never a pattern. #}
 {% macro keyword_occurs(keyword, text) -%}

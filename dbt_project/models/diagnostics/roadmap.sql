@@ -87,7 +87,9 @@ kpi_items as (
         values_now.period_start,
         'Bring ' || values_now.kpi_label || ' to target: '
             || cast(round(cast(values_now.value as numeric), 1) as {{ dbt.type_string() }})
-            || ' against ' || cast(values_now.target as {{ dbt.type_string() }})
+            -- rounded as numeric: a double's text differs by engine (55.0 or 55)
+            || ' against '
+            || cast(round(cast(values_now.target as numeric), 1) as {{ dbt.type_string() }})
             || ' (' || values_now.status || ')' as recommendation,
         100 * least(abs(values_now.target - values_now.value)
                     / nullif(abs(values_now.target), 0), 1)

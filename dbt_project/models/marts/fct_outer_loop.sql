@@ -181,8 +181,8 @@ select
     cast(net_with as bigint) as net_with,
     cast(rated_without as bigint) as rated_without,
     cast(net_without as bigint) as net_without,
-    100.0 * net_with / nullif(rated_with, 0) as nps_with,
-    100.0 * net_without / nullif(rated_without, 0) as nps_without,
+    100 * cast(net_with as double precision) / nullif(rated_with, 0) as nps_with,
+    100 * cast(net_without as double precision) / nullif(rated_without, 0) as nps_without,
     {{ nps_points_lost('rated_with', 'net_with', 'rated_without', 'net_without') }}
         as nps_points_lost,
     rated_with >= {{ var('min_sample') }} and rated_without >= {{ var('min_sample') }}

@@ -94,9 +94,11 @@ scored as (
     select
         *,
         cast(topic_verbatims as double precision) / verbatims as topic_share,
-        100.0 * (promoters_with - detractors_with) / nullif(rated_with, 0) as nps_with_topic,
-        100.0 * (promoters_without - detractors_without) / nullif(rated_without, 0)
-            as nps_without_topic,
+        -- a double on every engine (PostgreSQL keeps 100.0 * an integer numeric)
+        100 * cast(promoters_with - detractors_with as double precision)
+            / nullif(rated_with, 0) as nps_with_topic,
+        100 * cast(promoters_without - detractors_without as double precision)
+            / nullif(rated_without, 0) as nps_without_topic,
         -- variance of one respondent's score (+1/0/-1) in each group, times 100^2
         10000.0 * (
             cast(promoters_with + detractors_with as double precision) / nullif(rated_with, 0)

@@ -189,3 +189,35 @@ def _plain(value):
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(tz=None).timestamp()
     return value
+
+
+def test_postgres_normalises_topic_text_as_python_does(server) -> None:
+    """The PostgreSQL twin of cxkpi_normalize_text gives what cxkpi.topics.normalize gives
+    on the multi-script corpus of the DuckDB parity test."""
+    import random
+
+    from test_topics import ALPHABET
+
+    from cxkpi.package_macros import render_call
+    from cxkpi.topics import normalize
+
+    rng = random.Random(11)
+    corpus = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    corpus += ["Verspätet!", "ＤＨＬ　Express", "这次送货慢了两天", "İstanbul ΣΟΦΊΑ"]
+    macros = (REPO / "dbt_project" / "macros" / "topics.sql").read_text(encoding="utf-8")
+    expression = render_call(macros, "postgres__cxkpi_normalize_text('text')")
+    con = psycopg2.connect(server.dsn)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute("create temporary table corpus (i integer, text text)")
+            cur.executemany("insert into corpus values (%s, %s)", list(enumerate(corpus)))
+            cur.execute(f"select i, {expression} from corpus")
+            in_sql = dict(cur.fetchall())
+    finally:
+        con.close()
+    differences = [
+        (text, in_sql[i], normalize(text))
+        for i, text in enumerate(corpus)
+        if in_sql[i] != normalize(text)
+    ]
+    assert not differences, differences[:5]

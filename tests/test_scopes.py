@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import REPO, copy_tree, make_settings, repository_read_paths
+from conftest import REPO, copy_tree, make_settings, query, repository_read_paths
 
 from cxkpi import publish, scopes
 from cxkpi.access import load_access
@@ -51,18 +51,10 @@ def manifest_of(settings) -> dict:
     return json.loads((settings.published_dir / "latest.json").read_text())
 
 
-def rows(database: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_one_extract_and_report_per_scope_in_the_version(scoped) -> None:
     settings, result = scoped
     manifest = manifest_of(settings)
-    units = rows(
+    units = query(
         settings.published_path,
         "select org_unit_id from dim_org_units where org_level in ('hq', 'region', 'store')",
     )
@@ -84,11 +76,11 @@ def test_one_extract_and_report_per_scope_in_the_version(scoped) -> None:
         assert (live / "report.html").read_bytes() == (
             archive / "scopes" / unit / "report.html"
         ).read_bytes()
-        assert rows(live / "cx.duckdb", "select scope_unit_id from extract_scope") == [(unit,)]
+        assert query(live / "cx.duckdb", "select scope_unit_id from extract_scope") == [(unit,)]
         for table, count in entry["rows"].items():
             parquet = archive / "scopes" / unit / f"{table}.parquet"
-            assert rows(live / "cx.duckdb", f"select count(*) from {table}")[0][0] == count
-            assert rows(live / "cx.duckdb", f"select count(*) from '{parquet}'")[0][0] == count
+            assert query(live / "cx.duckdb", f"select count(*) from {table}")[0][0] == count
+            assert query(live / "cx.duckdb", f"select count(*) from '{parquet}'")[0][0] == count
     publish.verify_version(settings, manifest["version"])
 
 
@@ -99,7 +91,9 @@ def _sql_list(units: set[str]) -> str:
 def _subtree(main: Path, unit: str, level: str) -> set[str]:
     return {
         u
-        for (u,) in rows(main, f"select org_unit_id from dim_org_units where {level}_id = '{unit}'")
+        for (u,) in query(
+            main, f"select org_unit_id from dim_org_units where {level}_id = '{unit}'"
+        )
     }
 
 
@@ -113,11 +107,11 @@ def test_no_scope_holds_a_row_of_another_scope(scoped) -> None:
     access = load_access(ACCESS, settings.org_levels)
     models = {m["name"]: m for m in publish.published_tables(settings)}
     rules = scopes.table_rules(list(models.values()))
-    main_counts = {t: rows(main, f"select count(*) from {t}")[0][0] for t in rules}
+    main_counts = {t: query(main, f"select count(*) from {t}")[0][0] for t in rules}
     for unit, entry in manifest["scopes"].items():
         level = entry["level"]
         own = _subtree(main, unit, level)
-        path = rows(
+        path = query(
             main,
             f"select {', '.join(f'{lv}_id' for lv in settings.org_levels)} "
             f"from dim_org_units where org_unit_id = '{unit}'",
@@ -128,14 +122,16 @@ def test_no_scope_holds_a_row_of_another_scope(scoped) -> None:
         sees_company = level == "hq" or "hq" in access.level(level).sees_above
         extract = settings.published_dir / "scopes" / unit / "cx.duckdb"
         for table, rule in rules.items():
-            count = rows(extract, f"select count(*) from {table}")[0][0]
+            count = query(extract, f"select count(*) from {table}")[0][0]
             if rule.rows in ("unit_values", "unit_records"):
-                found = {u for (u,) in rows(extract, f"select distinct {rule.column} from {table}")}
+                found = {
+                    u for (u,) in query(extract, f"select distinct {rule.column} from {table}")
+                }
                 allowed = own | granted if rule.rows == "unit_values" else own
                 assert found <= allowed, (unit, table, found - allowed)
                 # and nothing of its own is missing
                 ancestors = granted if rule.rows == "unit_values" else set()
-                expected = rows(
+                expected = query(
                     main,
                     f"select count(*) from {table} where {rule.column} in ({_sql_list(own)})"
                     f" or ({rule.column} in ({_sql_list(ancestors)})"
@@ -143,8 +139,8 @@ def test_no_scope_holds_a_row_of_another_scope(scoped) -> None:
                 )[0][0]
                 assert count == expected, (unit, table)
             elif rule.rows == "follows":
-                keys = {k for (k,) in rows(extract, f"select {rule.column} from {table}")}
-                parent = {k for (k,) in rows(extract, f"select {rule.column} from {rule.parent}")}
+                keys = {k for (k,) in query(extract, f"select {rule.column} from {table}")}
+                parent = {k for (k,) in query(extract, f"select {rule.column} from {rule.parent}")}
                 assert keys <= parent, (unit, table)
             elif rule.rows == "company":
                 assert count == (main_counts[table] if sees_company else 0), (unit, table)
@@ -166,11 +162,11 @@ def test_a_manager_of_two_stores_sees_both_and_nothing_between(scoped) -> None:
             ("fct_cases", "owner_unit_id"),
             ("dim_org_units", "org_unit_id"),
         ]:
-            found = {u for (u,) in rows(extract, f"select distinct {column} from {table}")}
+            found = {u for (u,) in query(extract, f"select distinct {column} from {table}")}
             assert not found & between, (unit, table)
             assert not found & _subtree(main, "S003" if unit == "S001" else "S001", "store")
         # the region's and HQ's aggregates, as the access file grants a store
-        levels = {lv for (lv,) in rows(extract, "select distinct org_level from kpi_values")}
+        levels = {lv for (lv,) in query(extract, "select distinct org_level from kpi_values")}
         assert levels == {"hq", "region", "store", "advisor"}
 
 
@@ -203,7 +199,7 @@ def test_unchanged_scopes_are_reused_and_rollback_restores_them(demo_night, tmp_
     for unit, entry in manifest["scopes"].items():
         assert entry["files"] == first_manifest["scopes"][unit]["files"], unit
     live = settings.published_dir / "scopes" / "S001" / "cx.duckdb"
-    assert rows(live, "select count(*) from kpi_values where org_unit_id = 'A0001'")[0][0] > 0
+    assert query(live, "select count(*) from kpi_values where org_unit_id = 'A0001'")[0][0] > 0
 
 
 def test_a_published_table_without_a_scope_rule_stops_the_publish() -> None:
@@ -327,7 +323,7 @@ def test_the_report_opens_in_a_browser_with_no_network(scoped, unit, tmp_path) -
     for figure in parsed.figures:
         assert figure["svg"] == 1 and figure["marks"] >= 3, figure
     # the headline numbers are the extract's latest monthly values at the unit
-    headline = rows(
+    headline = query(
         folder / "cx.duckdb",
         f"""select c.kpi_id, v.value, c.unit from kpi_catalog c join kpi_values v using (kpi_id)
         where c.kind = 'kpi' and c.kpi_level = 'outcome' and v.org_unit_id = '{unit}'

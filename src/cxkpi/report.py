@@ -245,16 +245,23 @@ def _factors(page: _Page, con, unit: str) -> None:
     )
 
 
-def _effects(page: _Page, con, unit: str) -> None:
-    page.add('<h2 id="effects">Deliveries and tickets</h2><div class="grid">')
-    delivery = _frame(
+def _last_months(con, unit: str, table: str, group: str, measure: str) -> pd.DataFrame:
+    """A monthly mart's ``measure`` per ``group`` at the unit, its last TREND_MONTHS months."""
+    return _frame(
         con,
-        f"""select month_start, delivery_punctuality, nps_points from fct_experience_by_delivery
-        where org_unit_id = ? and month_start >= (select max(month_start) from
-          fct_experience_by_delivery where org_unit_id = ?) - interval {TREND_MONTHS - 1} month
+        f"""select month_start, {group}, {measure} from {table}
+        where org_unit_id = ? and month_start >= (select max(month_start) from {table}
+          where org_unit_id = ?) - interval {TREND_MONTHS - 1} month
         order by month_start""",
         unit,
         unit,
+    )
+
+
+def _effects(page: _Page, con, unit: str) -> None:
+    page.add('<h2 id="effects">Deliveries and tickets</h2><div class="grid">')
+    delivery = _last_months(
+        con, unit, "fct_experience_by_delivery", "delivery_punctuality", "nps_points"
     )
     if not delivery.empty:
         page.figure(
@@ -262,15 +269,7 @@ def _effects(page: _Page, con, unit: str) -> None:
             "NPS after late and after on-time deliveries, by month",
             report_charts.group_lines(delivery, "nps_points", "delivery_punctuality", "NPS"),
         )
-    tickets = _frame(
-        con,
-        f"""select month_start, ticket_group, csat_top2_box from fct_ticket_experience
-        where org_unit_id = ? and month_start >= (select max(month_start) from
-          fct_ticket_experience where org_unit_id = ?) - interval {TREND_MONTHS - 1} month
-        order by month_start""",
-        unit,
-        unit,
-    )
+    tickets = _last_months(con, unit, "fct_ticket_experience", "ticket_group", "csat_top2_box")
     if not tickets.empty:
         page.figure(
             "tickets",

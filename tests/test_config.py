@@ -1,9 +1,11 @@
+import re
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from cxkpi.config import load_settings
+from cxkpi.dbt_runner import dbt_env
 from cxkpi.errors import ConfigError
 
 
@@ -41,14 +43,79 @@ def test_repository_config_loads() -> None:
 
 @pytest.mark.parametrize("how", ["file", "override"])
 def test_a_dbt_target_the_pipeline_does_not_use_is_refused(tmp_path: Path, how: str) -> None:
-    """A night with dbt_target: postgres published the DuckDB warehouse's old marts."""
+    """A night with dbt_target: postgres published the DuckDB warehouse's old marts: dbt's
+    target follows the warehouse, and an adapter no stage runs on is refused outright."""
     config = tmp_path / "cxkpi.yml"
     config.write_text("dbt_target: postgres\n" if how == "file" else "")
-    with pytest.raises(ConfigError, match="dbt_target 'postgres' is not supported"):
+    with pytest.raises(ConfigError, match="dbt_target 'postgres' is not supported with ware"):
         if how == "file":
             load_settings(config)
         else:
             load_settings(config).with_overrides(dbt_target="postgres")
+    config.write_text("dbt_target: snowflake\n" if how == "file" else "")
+    with pytest.raises(ConfigError, match="dbt_target 'snowflake' is not supported: the"):
+        if how == "file":
+            load_settings(config)
+        else:
+            load_settings(config).with_overrides(dbt_target="snowflake")
+
+
+def test_the_warehouse_setting_moves_the_whole_night_and_dbt_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cxkpi.yml"
+    config.write_text("warehouse: {type: postgres, host: db.example, port: 6543, user: etl}\n")
+    settings = load_settings(config)
+    assert (settings.warehouse_type, settings.dbt_target) == ("postgres", "postgres")
+    assert settings.warehouse.is_postgres and str(settings.warehouse) == (
+        "postgresql://etl@db.example:6543/cx"
+    )
+    env = dbt_env(settings)
+    assert (env["CXKPI_DBT_TARGET"], env["CXKPI_PG_HOST"], env["CXKPI_PG_PORT"]) == (
+        "postgres",
+        "db.example",
+        "6543",
+    )
+    assert "CXKPI_PG_PASSWORD" not in env  # dbt's profile reads it from the environment
+    # CXKPI_WAREHOUSE=postgres keeps cxkpi.yml's server; a URL replaces it
+    monkeypatch.setenv("CXKPI_WAREHOUSE", "postgres")
+    assert load_settings(config).postgres == settings.postgres
+    monkeypatch.setenv("CXKPI_WAREHOUSE", "postgresql://bi%40x@10.0.0.5:5433/cx_prod")
+    server = load_settings(config).postgres
+    assert server is not None
+    assert (server.host, server.port, server.user, server.database) == (
+        "10.0.0.5",
+        5433,
+        "bi@x",
+        "cx_prod",
+    )
+    monkeypatch.setenv("CXKPI_WAREHOUSE", "duckdb:elsewhere.duckdb")
+    back = load_settings(config)
+    assert (back.warehouse_type, back.dbt_target) == ("duckdb", "duckdb")
+    assert back.warehouse_path == tmp_path / "elsewhere.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("postgresql://etl:secret@db/cx", "holds a password; put it in CXKPI_PG_PASSWORD"),
+        ("mysql://db/cx", "is not a warehouse"),
+        ("{type: postgres, password: x}", "the password comes from CXKPI_PG_PASSWORD only"),
+        ("{type: postgres, port: many}", "warehouse port must be a number"),
+        ("{type: oracle}", "warehouse must be {type: duckdb"),
+    ],
+)
+def test_a_wrong_warehouse_is_refused_with_the_way_to_write_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    config = tmp_path / "cxkpi.yml"
+    if value.startswith("{"):
+        config.write_text(f"warehouse: {value}\n")
+    else:
+        config.write_text("")
+        monkeypatch.setenv("CXKPI_WAREHOUSE", value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config)
 
 
 def test_keep_runs_defaults_to_30(tmp_path: Path) -> None:

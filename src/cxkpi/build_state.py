@@ -28,7 +28,7 @@ import cxkpi
 from cxkpi import dbt_runner
 from cxkpi.config import Settings
 from cxkpi.loader import RAW_SCHEMA
-from cxkpi.warehouse import connect, quote_ident, writer_lock
+from cxkpi.warehouse import quote_ident
 
 STATE_SCHEMA = "cxkpi_state"
 BUILDS_TABLE = f"{STATE_SCHEMA}.dbt_builds"
@@ -95,7 +95,7 @@ def fingerprint(settings: Settings) -> str:
 
 def watermark(settings: Settings) -> str:
     """Row count and a digest of every row of each ``raw`` table, as JSON text."""
-    con = connect(settings.warehouse_path, read_only=True)
+    con = settings.warehouse.connect(read_only=True)
     try:
         tables = [
             row[0]
@@ -148,9 +148,9 @@ def _utc_now() -> datetime:
 
 
 def _records(settings: Settings, where: str = "") -> list[BuildRecord]:
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse.exists():
         return []
-    con = connect(settings.warehouse_path, read_only=True)
+    con = settings.warehouse.connect(read_only=True)
     try:
         known = con.execute(
             "select count(*) from information_schema.tables "
@@ -182,8 +182,8 @@ def latest_succeeded(settings: Settings) -> BuildRecord | None:
 
 def start(settings: Settings, run_id: str, inputs: BuildInputs, full_refresh: bool) -> int:
     """Record a build attempt as running; its id."""
-    with writer_lock(settings.warehouse_path):
-        con = connect(settings.warehouse_path)
+    with settings.warehouse.writer_lock():
+        con = settings.warehouse.connect()
         try:
             _ensure_table(con)
             row = con.execute(f"select coalesce(max(build_id), 0) + 1 from {BUILDS_TABLE}")
@@ -208,8 +208,8 @@ def start(settings: Settings, run_id: str, inputs: BuildInputs, full_refresh: bo
 
 def _update(settings: Settings, build_id: int, assignments: str, value: object = None) -> None:
     """Set ``assignments`` (one ``?``: ``value``, by default now) on a build."""
-    with writer_lock(settings.warehouse_path):
-        con = connect(settings.warehouse_path)
+    with settings.warehouse.writer_lock():
+        con = settings.warehouse.connect()
         try:
             _ensure_table(con)
             con.execute(

@@ -20,6 +20,7 @@ import yaml
 from cxkpi import org
 from cxkpi.canonical import CHANNELS, Column
 from cxkpi.errors import ConfigError
+from cxkpi.warehouse import PASSWORD_ENV, WAREHOUSE_TYPES, PostgresTarget, Warehouse
 
 CONFIG_FILE_NAME = "cxkpi.yml"
 # Below this many observations a value is not reliable: the one default for the KPI
@@ -58,6 +59,10 @@ class Settings:
     dbt_project_dir: Path
     dbt_target_dir: Path
     dbt_target: str = "duckdb"
+    # where the night runs: the embedded DuckDB file (warehouse_path) or a PostgreSQL
+    # server (postgres); cxkpi.yml's ``warehouse:`` or CXKPI_WAREHOUSE sets both
+    warehouse_type: str = "duckdb"
+    postgres: PostgresTarget | None = None
     min_sample: int = DEFAULT_MIN_SAMPLE
     keep_versions: int = 5
     keep_runs: int = 30
@@ -83,11 +88,24 @@ class Settings:
     effectiveness_org_level: str = ""
 
     def __post_init__(self) -> None:
+        if self.dbt_target != self.warehouse_type:
+            raise ConfigError(
+                f"dbt_target {self.dbt_target!r} is not supported with warehouse type "
+                f"{self.warehouse_type!r}: the loader, analyze stage, gate and publisher use "
+                f"the warehouse, so dbt must build there too; set the warehouse instead "
+                f"(warehouse: {{type: {' | '.join(SUPPORTED_DBT_TARGETS)}}} in cxkpi.yml, or "
+                "CXKPI_WAREHOUSE), which picks dbt's target"
+            )
         if self.effectiveness_org_level and self.effectiveness_org_level not in self.org_levels:
             raise ConfigError(
                 f"effectiveness_org_level {self.effectiveness_org_level!r} is not one of the "
                 f"org_levels {list(self.org_levels)}"
             )
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """The warehouse every stage opens (cxkpi.warehouse.Warehouse)."""
+        return Warehouse(self.warehouse_path, self.warehouse_type, self.postgres)
 
     @property
     def effectiveness_level(self) -> str:
@@ -134,7 +152,7 @@ _NAME_LIST_FIELDS = {"org_levels"}
 _VOCABULARY_FIELDS = set(VOCABULARY_SETTINGS.values())
 # dbt targets whose warehouse the whole pipeline (load, analyze, gate, publish) uses: a
 # target dbt builds elsewhere would publish the embedded warehouse's stale marts.
-SUPPORTED_DBT_TARGETS = ("duckdb",)
+SUPPORTED_DBT_TARGETS = WAREHOUSE_TYPES
 _DEFAULTS: dict[str, Any] = {
     "landing_dir": "landing",
     "warehouse_path": "warehouse/cx.duckdb",
@@ -158,7 +176,10 @@ _DEFAULTS: dict[str, Any] = {
     "multi_unit_orders": "largest_line",
     "effectiveness_org_level": "",
 }
-KNOWN_KEYS = tuple(f.name for f in fields(Settings) if f.name != "root")
+# warehouse_type and postgres are set through ``warehouse`` (one setting, not three)
+KNOWN_KEYS = tuple(
+    f.name for f in fields(Settings) if f.name not in ("root", "warehouse_type", "postgres")
+)
 
 
 def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +203,8 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise ConfigError(f"{key} must be a list of names, got {value!r}")
             out[key] = tuple(i.strip() for i in items if i.strip())
+        elif key == "postgres":
+            out[key] = value  # a PostgresTarget, made by _warehouse
         elif key in _VOCABULARY_FIELDS:
             if value is not None:  # an empty key in cxkpi.yml keeps the default
                 out[key] = _vocabulary(key, value)
@@ -203,11 +226,85 @@ def _coerce(root: Path, values: dict[str, Any]) -> dict[str, Any]:
     if target is not None and target not in SUPPORTED_DBT_TARGETS:
         raise ConfigError(
             f"dbt_target {target!r} is not supported: the loader, analyze stage, gate and "
-            f"publisher all use the embedded DuckDB warehouse (warehouse_path), so dbt must "
-            f"build there too; use dbt_target: {' or '.join(SUPPORTED_DBT_TARGETS)} "
-            "(PostgreSQL for the whole pipeline comes with a later release)"
+            f"publisher run in the warehouse, which is {' or '.join(SUPPORTED_DBT_TARGETS)} "
+            "(the warehouse setting); docs/data-engineer.md says what another engine needs"
         )
     return out
+
+
+_POSTGRES_KEYS = {
+    "host": str,
+    "port": int,
+    "database": str,
+    "user": str,
+    "published_schema": str,
+    "role_prefix": str,
+}
+WAREHOUSE_ENV = "CXKPI_WAREHOUSE"
+
+
+def _warehouse(value: Any, where: str) -> dict[str, Any]:
+    """``warehouse:`` of cxkpi.yml (a mapping) or CXKPI_WAREHOUSE (``duckdb``,
+    ``duckdb:<path>``, ``postgres`` or ``postgresql://user@host:port/database``) as the
+    settings warehouse_type, warehouse_path, postgres and dbt_target."""
+    if isinstance(value, str):
+        value = _warehouse_text(value.strip(), where)
+    if not isinstance(value, dict) or value.get("type") not in WAREHOUSE_TYPES:
+        raise ConfigError(
+            f"{where}: warehouse must be {{type: duckdb, path: ...}} or {{type: postgres, "
+            f"host, port, database, user}} (the password: the environment variable "
+            f"{PASSWORD_ENV}), got {value!r}"
+        )
+    kind = value["type"]
+    allowed = {"type", "path"} if kind == "duckdb" else {"type", "path", *_POSTGRES_KEYS}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        hint = f"; the password comes from {PASSWORD_ENV} only" if "password" in unknown else ""
+        raise ConfigError(
+            f"{where}: unknown warehouse key(s) {unknown} for type {kind}; known: "
+            f"{sorted(allowed)}{hint}"
+        )
+    out: dict[str, Any] = {"warehouse_type": kind, "dbt_target": kind}
+    if value.get("path"):
+        out["warehouse_path"] = value["path"]
+    if kind == "postgres":
+        parts = {}
+        for key, kind_of in _POSTGRES_KEYS.items():
+            if value.get(key) is None:
+                continue
+            try:
+                parts[key] = kind_of(value[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: warehouse {key} must be a number") from None
+        out["postgres"] = PostgresTarget(**parts)
+    return out
+
+
+def _warehouse_text(text: str, where: str) -> dict[str, Any]:
+    from urllib.parse import unquote, urlsplit
+
+    if text in WAREHOUSE_TYPES:
+        return {"type": text}
+    if text.startswith("duckdb:"):
+        return {"type": "duckdb", "path": text.removeprefix("duckdb:")}
+    url = urlsplit(text)
+    if url.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"{where}: {text!r} is not a warehouse: use duckdb, duckdb:<path>, postgres or "
+            "postgresql://user@host:port/database"
+        )
+    if url.password is not None:
+        raise ConfigError(
+            f"{where}: the warehouse URL holds a password; put it in {PASSWORD_ENV} instead, "
+            "so no config or log holds it"
+        )
+    found: dict[str, Any] = {"type": "postgres"}
+    for key, part in (("host", url.hostname), ("port", url.port), ("user", url.username)):
+        if part:
+            found[key] = unquote(str(part))
+    if url.path.strip("/"):
+        found["database"] = unquote(url.path.strip("/"))
+    return found
 
 
 def _vocabulary(key: str, value: Any) -> tuple[str, ...]:
@@ -258,15 +355,22 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
-    unknown = sorted(set(data) - set(KNOWN_KEYS))
+    unknown = sorted(set(data) - {*KNOWN_KEYS, "warehouse"})
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {list(KNOWN_KEYS)}")
     merged: dict[str, Any] = dict(_DEFAULTS)
+    if "warehouse" in data:
+        merged.update(_warehouse(data.pop("warehouse"), str(path)))
     merged.update(data)
     for key in KNOWN_KEYS:
         env_value = os.environ.get(f"CXKPI_{key.upper()}")
         if env_value:
             merged[key] = env_value
+    if os.environ.get(WAREHOUSE_ENV):
+        chosen = _warehouse(os.environ[WAREHOUSE_ENV], WAREHOUSE_ENV)
+        if os.environ[WAREHOUSE_ENV].strip() == "postgres" and merged.get("postgres"):
+            del chosen["postgres"]  # the type alone: cxkpi.yml's server stays
+        merged.update(chosen)
     merged.update({k: v for k, v in overrides.items() if v is not None})
     root = path.parent
     return Settings(root=root, **_coerce(root, merged))

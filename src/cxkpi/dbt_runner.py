@@ -46,11 +46,23 @@ def dbt_vars(settings: Settings) -> dict[str, object]:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment variables dbt's profile reads, plus telemetry switches."""
+    """Environment variables dbt's profile reads, plus telemetry switches. The PostgreSQL
+    password is not among them: the profile reads CXKPI_PG_PASSWORD itself."""
+    server = settings.postgres if settings.warehouse_type == "postgres" else None
     return {
         "CXKPI_WAREHOUSE_PATH": str(settings.warehouse_path),
         "CXKPI_DBT_TARGET": settings.dbt_target,
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        **(
+            {
+                "CXKPI_PG_HOST": server.host,
+                "CXKPI_PG_PORT": str(server.port),
+                "CXKPI_PG_DATABASE": server.database,
+                "CXKPI_PG_USER": server.user,
+            }
+            if server is not None
+            else {}
+        ),
         **TELEMETRY_OFF,
     }
 

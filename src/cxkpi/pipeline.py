@@ -208,7 +208,7 @@ def load(settings: Settings, ctx: RunContext, kind: str | None = None) -> dict[s
     ]
     with pii.phone_regions(settings.pii_phone_regions):
         report = loader.load(
-            settings.warehouse_path,
+            settings.warehouse,
             settings.landing_dir,
             specs,
             ctx.run_id,
@@ -298,8 +298,8 @@ def analyze(settings: Settings, ctx: RunContext) -> dict[str, Any]:
             "factor_importance": f"skipped: its inputs are unchanged since build "
             f"{built.build_id}, analyzed at {built.analyzed_at:%Y-%m-%d %H:%M:%S} UTC"
         }
-    rows = factor_importance.compute(settings.warehouse_path)
-    factor_importance.write(settings.warehouse_path, rows)
+    rows = factor_importance.compute(settings.warehouse)
+    factor_importance.write(settings.warehouse, rows)
     if built is not None:
         build_state.mark_analyzed(settings, built.build_id)
     return {"factor_importance_rows": len(rows)}
@@ -346,7 +346,7 @@ def audit(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     try:
         with pii.phone_regions(settings.pii_phone_regions):
             report = gate.run_gate(
-                settings.warehouse_path,
+                settings.warehouse,
                 settings.expectations_dir,
                 ctx.run_dir(settings) / "gate",
                 published_path=settings.published_path,
@@ -377,7 +377,7 @@ def audit_load(settings: Settings, ctx: RunContext) -> dict[str, Any]:
     a night whose load rejected more than the suites allow stops here, before dbt."""
     try:
         report = gate.run_gate(
-            settings.warehouse_path,
+            settings.warehouse,
             settings.expectations_dir,
             ctx.run_dir(settings) / "load_gate",
             run_id=ctx.run_id,

@@ -56,7 +56,7 @@ from cxkpi.published_folder import (
     version_folder,
     versions_dir,
 )
-from cxkpi.warehouse import connect, process_lock, quote_ident, quote_literal, writer_lock
+from cxkpi.warehouse import connect, process_lock, quote_ident, quote_literal
 
 # The readers of the published folder stay reachable as ``publish.<name>`` for the CLI,
 # the pipeline and the gate.
@@ -417,7 +417,7 @@ def _night_outbox(settings: Settings, logical_date: str | None) -> outbox.Outbox
     Run under the warehouse's writer lock."""
     if logical_date is None:
         return None
-    con = connect(settings.warehouse_path)
+    con = settings.warehouse.connect()
     try:
         outbox.ensure_ledger(con)
         manifest = current_manifest(settings.published_dir)
@@ -429,8 +429,8 @@ def _night_outbox(settings: Settings, logical_date: str | None) -> outbox.Outbox
 
 
 def _record_outbox(settings: Settings, night_outbox: outbox.Outbox, run_id: str, version: int):
-    with writer_lock(settings.warehouse_path):
-        con = connect(settings.warehouse_path)
+    with settings.warehouse.writer_lock():
+        con = settings.warehouse.connect()
         try:
             outbox.record(con, night_outbox, run_id, version)
         finally:
@@ -474,13 +474,11 @@ def publish(
         row_counts: dict[str, int] = {}
         night_outbox = None
         with _staged_version(settings, version, f"publishing version {version}") as database:
-            with writer_lock(settings.warehouse_path):
+            with settings.warehouse.writer_lock():
                 night_outbox = _night_outbox(settings, logical_date)
                 con = connect(database)
                 try:
-                    con.execute(
-                        f"attach {quote_literal(settings.warehouse_path)} as wh (read_only)"
-                    )
+                    settings.warehouse.attach(con, "wh", read_only=True)
                     for model in models:
                         name = quote_ident(model["name"])
                         source = f"wh.{quote_ident(model['schema'])}.{name}"

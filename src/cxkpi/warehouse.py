@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -170,3 +171,155 @@ def quote_literal(value: object) -> str:
     """``value`` as a single-quoted SQL string: the one way a text value reaches SQL when it
     cannot be a bound parameter (options of table functions, struct keys)."""
     return "'" + _sql_text(value, "string").replace("'", "''") + "'"
+
+
+# -- where the warehouse lives: the embedded DuckDB file or a PostgreSQL server ----------
+
+WAREHOUSE_TYPES = ("duckdb", "postgres")
+# The one place a PostgreSQL password comes from (dbt's profile reads the same variable):
+# never a file, never a URL, so no config, log or run record holds it.
+PASSWORD_ENV = "CXKPI_PG_PASSWORD"
+POSTGRES_ALIAS = "wh"
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    """A PostgreSQL database the whole night runs in (docs/data-engineer.md, PostgreSQL)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "cx"
+    user: str = "cxkpi"
+    # the schema BI readers query: the current version; kept ones are <schema>_v<version>
+    published_schema: str = "cx"
+    # prefix of the roles made from the access file (roles are shared by a whole server)
+    role_prefix: str = "cxkpi_"
+
+    def libpq(self, with_password: bool = False) -> str:
+        """The libpq connection string (the password only when asked, from the env)."""
+        parts = {"host": self.host, "port": str(self.port), "dbname": self.database}
+        parts["user"] = self.user
+        password = os.environ.get(PASSWORD_ENV)
+        if with_password and password:
+            parts["password"] = password
+        return " ".join(f"{key}={_libpq_value(value)}" for key, value in parts.items())
+
+    def describe(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def connect(self):
+        """A psycopg2 connection (the postgres extra), autocommit off."""
+        try:
+            import psycopg2  # type: ignore[import-untyped]
+        except ImportError:
+            raise CxkpiError(_EXTRA_MISSING) from None
+        try:
+            return psycopg2.connect(self.libpq(with_password=True))
+        except psycopg2.Error as exc:
+            raise CxkpiError(f"cannot connect to {self.describe()}: {exc}".strip()) from None
+
+
+_EXTRA_MISSING = (
+    "warehouse type postgres needs cxkpi's postgres extra (dbt-postgres, psycopg2 and "
+    "DuckDB's postgres extension): install it with `uv sync --extra postgres` "
+    "(`make install` does)"
+)
+
+
+def _libpq_value(value: str) -> str:
+    if value and not any(c in value for c in " '\\"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def load_postgres_extension(con: duckdb.DuckDBPyConnection) -> None:
+    """Load DuckDB's postgres extension from its wheel (never downloaded): DuckDB checks
+    the binary's signature, so it is DuckDB Labs' build."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("duckdb_extension_postgres_scanner")
+    if spec is None or not spec.submodule_search_locations:
+        raise CxkpiError(_EXTRA_MISSING)
+    folder = Path(next(iter(spec.submodule_search_locations))) / "extensions"
+    binary = folder / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
+    if not binary.is_file():
+        built_for = sorted(p.name for p in folder.glob("v*"))
+        raise CxkpiError(
+            f"DuckDB's postgres extension is installed for DuckDB {built_for}, but DuckDB "
+            f"{duckdb.__version__} is installed: run `uv sync --extra postgres` (uv.lock pins "
+            "the two together)"
+        )
+    con.execute(f"load {quote_literal(binary)}")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """The warehouse of a project, as every stage opens it: a DuckDB connection whose
+    default catalog is the warehouse. For PostgreSQL that is DuckDB's postgres extension
+    attached to the server, so the loader, the analyze stage, the gate and the publisher
+    run the same SQL on either; dbt builds in the server with dbt-postgres.
+
+    ``path`` is the DuckDB file, or for PostgreSQL the local anchor of the locks and
+    leases the night's processes coordinate with (``<path>.lock``, ``.run.lock``...)."""
+
+    path: Path
+    kind: str = "duckdb"
+    postgres: PostgresTarget | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgres"
+
+    def __str__(self) -> str:
+        return self.postgres.describe() if self.postgres is not None else str(self.path)
+
+    def exists(self) -> bool:
+        return self.is_postgres or self.path.exists()
+
+    def attach(self, con: duckdb.DuckDBPyConnection, alias: str, read_only: bool = False) -> None:
+        """Attach the warehouse to ``con`` as ``alias``."""
+        mode = " (read_only)" if read_only else ""
+        if self.postgres is None:
+            con.execute(f"attach {quote_literal(self.path)} as {quote_ident(alias)}{mode}")
+            return
+        load_postgres_extension(con)
+        secret = quote_ident(f"cxkpi_{alias}")
+        options = ", ".join(
+            f"{key} {quote_literal(value)}"
+            for key, value in {
+                "host": self.postgres.host,
+                "port": str(self.postgres.port),
+                "database": self.postgres.database,
+                "user": self.postgres.user,
+                "password": os.environ.get(PASSWORD_ENV, ""),
+            }.items()
+        )
+        # a temporary secret: DuckDB redacts it in every listing and error message
+        con.execute(f"create or replace temporary secret {secret} (type postgres, {options})")
+        con.execute(
+            f"attach '' as {quote_ident(alias)} (type postgres, secret {secret}"
+            + (", read_only" if read_only else "")
+            + ")"
+        )
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection whose unqualified names resolve in the warehouse (for PostgreSQL
+        its schema ``public``; cxkpi names every table with its schema)."""
+        if self.postgres is None:
+            return connect(self.path, read_only=read_only)
+        con = connect()
+        try:
+            self.attach(con, POSTGRES_ALIAS, read_only=read_only)
+            con.execute(f"use {POSTGRES_ALIAS}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def writer_lock(self, timeout_s: float = 600.0):
+        return writer_lock(self.path, timeout_s)
+
+
+def as_warehouse(warehouse: Warehouse | Path | str) -> Warehouse:
+    """A warehouse given as a DuckDB file path (tests, benchmarks) or as itself."""
+    return warehouse if isinstance(warehouse, Warehouse) else Warehouse(Path(warehouse))

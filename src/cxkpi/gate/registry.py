@@ -20,7 +20,7 @@ class GateContext:
     """What the cxkpi checks may need besides the warehouse; each part is optional and a
     check that lacks its part is skipped (reported, counted as passed)."""
 
-    warehouse: Path
+    warehouse: object  # the Warehouse (a path for a DuckDB file)
     published_path: Path | None = None
     run_id: str | None = None
     logical_date: date | None = None

@@ -16,7 +16,7 @@ from cxkpi.gate.gx import run_expectations
 from cxkpi.gate.registry import CHECK_KINDS, GateContext, Outcome
 from cxkpi.gate.report import SAMPLE_ROWS, CheckResult, GateReport
 from cxkpi.gate.suites import Check, Suite, load_suites
-from cxkpi.warehouse import connect, writer_lock
+from cxkpi.warehouse import Warehouse, as_warehouse
 
 log = logging.getLogger("cxkpi.gate")
 
@@ -72,7 +72,7 @@ def _write_report(report: GateReport, ctx: GateContext, evidence_dir: Path) -> N
 
 
 def run_gate(
-    warehouse: Path,
+    warehouse: Warehouse | Path,
     expectations_dir: Path,
     evidence_dir: Path | None = None,
     *,
@@ -95,6 +95,7 @@ def run_gate(
     """
     if scope not in SCOPES:
         raise ValueError(f"gate scope {scope!r} is not one of {', '.join(SCOPES)}")
+    warehouse = as_warehouse(warehouse)
     suites = load_suites(expectations_dir)
     if not suites:
         raise ConfigError(f"no expectation suites in {expectations_dir}: the gate would be empty")
@@ -118,8 +119,8 @@ def run_gate(
         kind = CHECK_KINDS[check.kind]
         return {"all": True, "load": kind.checks_the_load, "night": kind.checks_the_night}[scope]
 
-    with writer_lock(warehouse):
-        con = connect(warehouse, read_only=True)
+    with warehouse.writer_lock():
+        con = warehouse.connect(read_only=True)
         try:
             # GX reads the batches while the connection is open: one frame at a time
             batches = plan(con, gx_suites, partition_rows())

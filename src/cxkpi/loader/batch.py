@@ -23,7 +23,7 @@ from cxkpi.loader.registry import (
 )
 from cxkpi.loader.schema import RAW_SCHEMA, ensure_raw_schema
 from cxkpi.sources import SourceSpec
-from cxkpi.warehouse import connect, quote_literal, writer_lock
+from cxkpi.warehouse import Warehouse, as_warehouse, connect
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ class LoadReport:
 
 
 @contextmanager
-def _warehouse_session(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _warehouse_session(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory connection with the warehouse attached as ``wh``, under the writer lock."""
-    with writer_lock(warehouse):
+    with warehouse.writer_lock():
         con = connect()
         try:
-            con.execute(f"attach {quote_literal(warehouse)} as wh")
+            warehouse.attach(con, "wh")
             ensure_raw_schema(con, "wh")
             yield con
             con.execute("detach wh")
@@ -65,7 +65,7 @@ def _warehouse_session(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _load_source(
-    warehouse: Path,
+    warehouse: Warehouse,
     landing_dir: Path,
     spec: SourceSpec,
     batch_id: str,
@@ -136,7 +136,7 @@ def _load_source(
 
 
 def _stranded_duplicates(
-    warehouse: Path, replaced: list[FileResult], evaluated_after: dict[tuple[str, str], int]
+    warehouse: Warehouse, replaced: list[FileResult], evaluated_after: dict[tuple[str, str], int]
 ) -> dict[str, dict[str, str]]:
     """Files holding rows rejected as duplicates of a key of a file this load replaced, and
     judged before that replacement: source name -> {file: why it is evaluated again}."""
@@ -166,7 +166,7 @@ def _stranded_duplicates(
 
 
 def load(
-    warehouse: Path,
+    warehouse: Warehouse | Path,
     landing_dir: Path,
     specs: list[SourceSpec],
     batch_id: str,
@@ -182,6 +182,7 @@ def load(
     """
     if max_record_bytes < 1:
         raise ConfigError(f"max_record_bytes must be at least 1, got {max_record_bytes}")
+    warehouse = as_warehouse(warehouse)
     report = LoadReport(batch_id)
     for spec in specs:
         results = _load_source(warehouse, landing_dir, spec, batch_id, max_record_bytes)

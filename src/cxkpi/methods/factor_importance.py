@@ -15,7 +15,7 @@ import pandas as pd
 
 from cxkpi.canonical import EXPERIENCE_FACTORS
 from cxkpi.methods.importance import derived_importance
-from cxkpi.warehouse import connect, quote_ident, quote_literal, writer_lock
+from cxkpi.warehouse import Warehouse, as_warehouse, quote_ident, quote_literal
 
 TABLE = ("marts", "factor_importance")
 # (outcome id, how it is computed per response): an X outcome and an O outcome.
@@ -78,10 +78,11 @@ def _frames(con) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def compute(warehouse: Path) -> list[dict]:
+def compute(warehouse: Warehouse | Path) -> list[dict]:
     """Derived importance of every rated factor for each outcome (rows for the table)."""
-    with writer_lock(warehouse):
-        con = connect(warehouse, read_only=True)
+    warehouse = as_warehouse(warehouse)
+    with warehouse.writer_lock():
+        con = warehouse.connect(read_only=True)
         try:
             frames = _frames(con)
         finally:
@@ -100,11 +101,12 @@ def compute(warehouse: Path) -> list[dict]:
     return rows
 
 
-def write(warehouse: Path, rows: list[dict]) -> int:
+def write(warehouse: Warehouse | Path, rows: list[dict]) -> int:
     """Replace ``marts.factor_importance`` with ``rows`` in one transaction."""
     schema, name = TABLE
-    with writer_lock(warehouse):
-        con = connect(warehouse)
+    warehouse = as_warehouse(warehouse)
+    with warehouse.writer_lock():
+        con = warehouse.connect()
         try:
             con.execute(f"create schema if not exists {schema}")
             con.execute("begin")

@@ -196,6 +196,26 @@ def parse(settings: Settings) -> Path:
     return settings.dbt_manifest_path
 
 
+def _unique_keys(manifest: dict) -> dict[str, list[list[str]]]:
+    """Model id -> the column lists its ``unique`` and ``unique_combination_of_columns``
+    data tests check (what a reader looks rows up by)."""
+    keys: dict[str, list[list[str]]] = {}
+    for node in manifest["nodes"].values():
+        meta = node.get("test_metadata") or {}
+        model = node.get("attached_node")
+        if node["resource_type"] != "test" or not model:
+            continue
+        if meta.get("name") == "unique" and node.get("column_name"):
+            columns = [node["column_name"]]
+        elif meta.get("name") == "unique_combination_of_columns":
+            columns = list(meta.get("kwargs", {}).get("combination_of_columns") or [])
+        else:
+            continue
+        if columns and columns not in keys.setdefault(model, []):
+            keys[model].append(columns)
+    return keys
+
+
 def published_models(settings: Settings) -> list[dict]:
     """Models tagged ``published`` in the manifest: name, schema, columns and scope rule,
     in name order."""
@@ -203,6 +223,7 @@ def published_models(settings: Settings) -> list[dict]:
     if not manifest_path.exists():
         parse(settings)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    keys = _unique_keys(manifest)
     models = [
         {
             "name": node["name"],
@@ -211,8 +232,10 @@ def published_models(settings: Settings) -> list[dict]:
             "columns": list(node.get("columns", {})),
             # which rows each role's extract holds (cxkpi.scopes)
             "scope": (node.get("config", {}).get("meta") or node.get("meta") or {}).get("scope"),
+            # the column sets its data tests hold unique: PostgreSQL indexes them
+            "keys": keys.get(unique_id, []),
         }
-        for node in manifest["nodes"].values()
+        for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] == "model" and "published" in node.get("tags", [])
     ]
     return sorted(models, key=lambda m: m["name"])

@@ -62,16 +62,22 @@ def pg_type(duckdb_type: str, where: str = "") -> str:
 
 
 def copy_tables(
-    source: duckdb.DuckDBPyConnection, target: Any, tables: list[tuple[str, str]]
+    source: duckdb.DuckDBPyConnection,
+    target: Any,
+    tables: list[tuple[str, str]],
+    into_schema: str | None = None,
 ) -> dict[str, int]:
     """Copy each ``(schema, table)`` of the DuckDB connection into the PostgreSQL connection
-    ``target`` (psycopg2), replacing a table of the same name, in the caller's transaction.
-    Returns the rows copied per ``schema.table``."""
+    ``target`` (psycopg2), replacing a table of the same name (in ``into_schema`` if given,
+    else the same schema), in the caller's transaction. Returns the rows copied per
+    ``schema.table`` written."""
     copied = {}
     with tempfile.TemporaryDirectory(prefix="cxkpi-pg-") as scratch, target.cursor() as cur:
-        for schema, table in tables:
+        for source_schema, table in tables:
+            source_name = f"{quote_ident(source_schema)}.{quote_ident(table)}"
+            schema = into_schema or source_schema
             name = f"{quote_ident(schema)}.{quote_ident(table)}"
-            columns = source.execute(f"describe {name}").fetchall()
+            columns = source.execute(f"describe {source_name}").fetchall()
             definition = ", ".join(
                 f"{quote_ident(c[0])} {pg_type(c[1], f'{schema}.{table}.{c[0]}')}" for c in columns
             )
@@ -79,7 +85,9 @@ def copy_tables(
             cur.execute(f"drop table if exists {name}")
             cur.execute(f"create table {name} ({definition})")
             file = Path(scratch) / f"{schema}.{table}.csv"
-            source.execute(f"copy {name} to {quote_literal(file)} (format csv, header false)")
+            source.execute(
+                f"copy {source_name} to {quote_literal(file)} (format csv, header false)"
+            )
             with file.open("rb") as rows:
                 cur.copy_expert(f"copy {name} from stdin with (format csv)", rows)
             file.unlink()

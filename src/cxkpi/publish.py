@@ -469,6 +469,7 @@ def publish(
 ) -> PublishResult:
     models = published_tables(settings)
     with publish_lock(settings):
+        _serve_in_postgres(settings, models, None)
         history = read_publish_log(settings.published_path)
         version = _next_version(settings, history)
         row_counts: dict[str, int] = {}
@@ -511,9 +512,38 @@ def publish(
         if night_outbox is not None:
             # after the commit: a kill before this line is repaired by the next publish
             _record_outbox(settings, night_outbox, run_id, version)
+        _serve_in_postgres(settings, models, version)
         removed = _prune(settings, settings.keep_versions, version)
     log.info("published version %d (%s); pruned %s", version, row_counts, removed)
     return PublishResult(version, settings.published_path, row_counts, _scope_timing(scoped))
+
+
+def _serve_in_postgres(settings: Settings, models: list[dict], version: int | None) -> None:
+    """A PostgreSQL warehouse's night publishes into the server too
+    (``cxkpi.postgres_publish``): ``version`` (just committed in the folder), or, with
+    None, the folder's current version if the server is behind it (a kill between the
+    two commits). A failure here leaves the server on its previous version."""
+    if settings.warehouse_type != "postgres":
+        return
+    from cxkpi import postgres_publish
+
+    access = load_access(settings.access_file, settings.org_levels)
+    if version is None:
+        manifest = current_manifest(settings.published_dir)
+        if manifest is not None:
+            archived = version_folder(settings, manifest["version"]) / "cx.duckdb"
+            postgres_publish.sync(settings, archived, models, access)
+        return
+    try:
+        postgres_publish.publish_version(
+            settings, version_folder(settings, version) / "cx.duckdb", models, access
+        )
+    except Exception as exc:
+        raise PublishError(
+            f"version {version} is published in {settings.published_dir}, but publishing it "
+            f"into {settings.warehouse} failed ({exc}); the server still serves its previous "
+            "version: the next publish or rollback publishes it there"
+        ) from exc
 
 
 def _scope_timing(scoped: scopes.ScopesResult) -> dict[str, float]:
@@ -532,7 +562,9 @@ def rollback(settings: Settings, to_version: int | None = None) -> PublishResult
     version's publish_log is the whole log so far plus a ``rollback`` row naming the
     version restored.
     """
+    models = published_tables(settings)
     with publish_lock(settings):
+        _serve_in_postgres(settings, models, None)
         history = read_publish_log(settings.published_path)
         if not history:
             raise PublishError(f"nothing is published at {settings.published_path}")
@@ -569,9 +601,8 @@ def rollback(settings: Settings, to_version: int | None = None) -> PublishResult
                 "source_version": to_version,
                 "duration_seconds": (finished - started).total_seconds(),
             }
-            scoped = _seal_and_commit(
-                settings, version, database, history, row, published_tables(settings)
-            )
+            scoped = _seal_and_commit(settings, version, database, history, row, models)
+        _serve_in_postgres(settings, models, version)
         _prune(settings, settings.keep_versions, version)
     counts = json.loads(row["row_counts"])
     return PublishResult(version, settings.published_path, counts, _scope_timing(scoped))

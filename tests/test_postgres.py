@@ -1,29 +1,26 @@
-"""PostgreSQL (issue 14, first part), on a real server started for these tests: tables
-copied from DuckDB keep every value (empty text is not NULL, NaN stays NaN, instants stay
-instants); the demo's dbt project builds there with its contracts and tests, and every
-mart equals the DuckDB night's."""
+"""PostgreSQL (issue 14), on a real server started for these tests: tables copied from
+DuckDB keep every value (empty text is not NULL, NaN stays NaN, instants stay instants);
+a whole demo night with the warehouse on the server (loader, dbt, analyze, gate, publish)
+publishes what the DuckDB night publishes, into a versioned schema behind row-level
+security; a publish killed on the server leaves the previous version current; rollback."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 import psycopg2
 import pytest
-from conftest import REPO, copy_tree, make_settings
+from conftest import REPO, make_settings
 from pg_server import start_server
 
-from cxkpi import dbt_runner
 from cxkpi.errors import CxkpiError
 from cxkpi.postgres import copy_tables, pg_type
 
 pytestmark = pytest.mark.integration
-# what the loader and the loop ledger write; everything else is dbt's to build
-SOURCE_SCHEMAS = ("raw", "loop")
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +84,6 @@ def test_a_column_with_no_postgres_twin_is_refused_by_name() -> None:
         pg_type("VARCHAR[]", "raw.t.tags")
 
 
-def _marts(con) -> list[str]:
-    return [
-        t
-        for (t,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' "
-            "order by 1"
-        ).fetchall()
-    ]
-
-
 def _tolerance(column: str) -> float:
     """Relative tolerance of a float column. Values agree to 1e-9. Standard errors (and the
     intervals built on them) come from sums of squares, whose cancellation depends on each
@@ -113,70 +100,6 @@ def _same(column: str, left, right) -> bool:
             return math.isnan(left) and math.isnan(right)
         return math.isclose(float(left), float(right), rel_tol=_tolerance(column), abs_tol=1e-9)
     return left == right
-
-
-def test_the_demo_project_builds_on_postgres_and_equals_duckdb(
-    demo_night, server, tmp_path, monkeypatch
-) -> None:
-    folder = copy_tree(demo_night.folder, tmp_path)
-    settings = make_settings(folder)
-    duck = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    target = psycopg2.connect(server.dsn)
-    try:
-        sources = duck.execute(
-            "select table_schema, table_name from information_schema.tables "
-            f"where table_schema in {SOURCE_SCHEMAS} order by 1, 2"
-        ).fetchall()
-        with target:
-            copy_tables(duck, target, sources)
-    finally:
-        target.close()
-    from dbt.cli.main import dbtRunner
-
-    environment = {
-        **dbt_runner.dbt_env(settings),
-        "CXKPI_DBT_TARGET": "postgres",
-        "CXKPI_PG_PORT": str(server.port),
-    }
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)  # restored after the test
-    project = str(settings.dbt_project_dir)
-    result = dbtRunner().invoke(
-        ["build", "--exclude", dbt_runner.NIGHTLY_EXCLUDE, "--project-dir", project,
-         "--profiles-dir", project, "--target", "postgres",
-         "--target-path", str(tmp_path / "dbt_target_pg"),
-         "--log-path", str(tmp_path / "dbt_logs"),
-         "--vars", json.dumps(dbt_runner.dbt_vars(settings), sort_keys=True)]
-    )  # fmt: skip
-    failed = [
-        (r.node.name, str(r.status), r.message)
-        for r in (result.result or [])
-        if str(r.status) not in ("success", "pass")
-    ]
-    assert result.success and not failed, failed[:20] or result.exception
-    built = {t for (t,) in pg_rows(server, "select table_name from information_schema.tables "
-                                           "where table_schema = 'marts'")}  # fmt: skip
-    # factor_importance is the analyze stage's (Python, after dbt), not a model
-    assert set(_marts(duck)) - built == {"factor_importance"}
-    marts = sorted(built)
-    assert "kpi_values" in marts and len(marts) >= 25
-    different = {}
-    for table in marts:
-        columns = [c[0] for c in duck.execute(f"describe marts.{table}").fetchall()]
-        order = ", ".join(f'"{c}"' for c in columns)
-        mine = duck.execute(f"select * from marts.{table} order by {order}").fetchall()
-        theirs = pg_rows(server, f"select * from marts.{table} order by {order}")
-        if len(mine) != len(theirs):
-            different[table] = f"{len(mine)} rows in DuckDB, {len(theirs)} in PostgreSQL"
-            continue
-        for row_mine, row_theirs in zip(mine, theirs, strict=True):
-            pairs = zip(columns, row_mine, row_theirs, strict=True)
-            bad = [(c, a, b) for c, a, b in pairs if not _same(c, _plain(a), _plain(b))]
-            if bad:
-                different[table] = bad[:3]
-                break
-    duck.close()
-    assert different == {}
 
 
 def _plain(value):
@@ -221,3 +144,238 @@ def test_postgres_normalises_topic_text_as_python_does(server) -> None:
         if in_sql[i] != normalize(text)
     ]
     assert not differences, differences[:5]
+
+
+# -- a whole night with the warehouse on the server ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_night(server, tmp_path_factory):
+    """The demo night (the session's data, date and run id) with CXKPI_WAREHOUSE on the
+    server and the repository's access file: its scopes become roles and policies."""
+    from conftest import DEMO_DATE, DEMO_RUN_ID, DEMO_SCALE
+
+    from cxkpi import demo, pipeline
+
+    folder = tmp_path_factory.mktemp("pg-night")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CXKPI_WAREHOUSE", f"postgresql://cxkpi@127.0.0.1:{server.port}/cx")
+        settings = make_settings(folder, access_file=REPO / "access" / "access.yml")
+        assert settings.warehouse.is_postgres and settings.dbt_target == "postgres"
+        demo.generate(settings.landing_dir, scale=DEMO_SCALE)
+        result = pipeline.run_all(settings, pipeline.RunContext.new(DEMO_RUN_ID, DEMO_DATE))
+        yield settings, result
+
+
+def _differences(columns, mine, theirs) -> list:
+    if len(mine) != len(theirs):
+        return [f"{len(mine)} rows against {len(theirs)}"]
+    for row_mine, row_theirs in zip(mine, theirs, strict=True):
+        pairs = zip(columns, row_mine, row_theirs, strict=True)
+        bad = [(c, a, b) for c, a, b in pairs if not _same(c, _plain(a), _plain(b))]
+        if bad:
+            return bad[:3]
+    return []
+
+
+def test_a_postgres_night_publishes_what_the_duckdb_night_publishes(
+    pg_night, demo_night, server
+) -> None:
+    settings, result = pg_night
+    assert not result.error and result.stages["publish"]["version"] == 1
+    # every landing row is loaded or rejected, in the server
+    load = {k: result.stages[k] for k in ("load_x", "load_o")}
+    for summary in load.values():
+        assert summary["rows_read"] == summary["rows_loaded"] + summary["rows_rejected"] > 0
+    loaded = pg_rows(server, "select sum(rows_loaded), sum(rows_rejected) from raw.load_files")
+    assert loaded == [(sum(s["rows_loaded"] for s in load.values()),
+                       sum(s["rows_rejected"] for s in load.values()))]  # fmt: skip
+    duck_night = duckdb.connect(str(demo_night.settings.published_path), read_only=True)
+    pg_file = duckdb.connect(str(settings.published_path), read_only=True)
+    server_con = psycopg2.connect(server.dsn)
+    try:
+        tables = [t for (t,) in duck_night.execute("show tables").fetchall() if t != "publish_log"]
+        assert len(tables) >= 25
+        different = {}
+        for table in tables:
+            columns = [c[0] for c in duck_night.execute(f'describe "{table}"').fetchall()]
+            order = ", ".join(f'"{c}"' for c in columns)
+            sql = f'select * from "{table}" order by {order}'
+            expected = duck_night.execute(sql).fetchall()
+            with server_con.cursor() as cur:
+                cur.execute(f'select * from cx."{table}" order by {order}')
+                served = cur.fetchall()
+            for where, rows in (("server", served), ("file", pg_file.execute(sql).fetchall())):
+                found = _differences(columns, expected, rows)
+                if found:
+                    different[f"{where}: {table}"] = found
+        assert different == {}
+        with server_con.cursor() as cur:
+            cur.execute("select version, run_id, kind from cx.publish_log")
+            assert cur.fetchall() == [(1, "night-1", "publish")]
+    finally:
+        server_con.close()
+        pg_file.close()
+        duck_night.close()
+
+
+def _login(server, role: str, member_of: list[str]) -> None:
+    con = psycopg2.connect(server.dsn)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute(f'drop role if exists "{role}"')
+            cur.execute(f'create role "{role}" login')
+            for granted in member_of:
+                cur.execute(f'grant "{granted}" to "{role}"')
+    finally:
+        con.close()
+
+
+def _extract_rows(settings, units: list[str], table: str) -> set[tuple]:
+    rows: set[tuple] = set()
+    for unit in units:
+        extract = settings.published_dir / "scopes" / unit / "cx.duckdb"
+        con = duckdb.connect(str(extract), read_only=True)
+        try:
+            rows |= {_rounded(r) for r in con.execute(f'select * from "{table}"').fetchall()}
+        finally:
+            con.close()
+    return rows
+
+
+def _rounded(row) -> tuple:
+    return tuple(
+        float(f"{v:.9g}") if isinstance(v, float) and not math.isnan(v) else _plain(v)
+        for v in map(_plain, row)
+    )
+
+
+@pytest.mark.parametrize(
+    ("grantee", "units"),
+    [
+        ("group:cx-team", ["HQ"]),
+        ("group:region-north", ["R01"]),
+        ("group:manager-hamburg-kiel", ["S001", "S003"]),
+    ],
+)
+def test_each_role_sees_what_its_scoped_extracts_hold(pg_night, server, grantee, units) -> None:
+    """A BI login granted a grantee role of the access file sees, in every published table,
+    exactly the rows of its scopes' extracts (the union for two scopes) - and a manager of
+    S001 and S003 nothing of S002 between them."""
+    settings, _ = pg_night
+    login = f"bi-{units[0].lower()}"
+    _login(server, login, [f"cxkpi_{grantee}"])
+    con = psycopg2.connect(f"host=127.0.0.1 port={server.port} dbname=cx user={login}")
+    compared = 0
+    try:
+        with con.cursor() as cur:
+            cur.execute(
+                "select table_name from information_schema.tables where table_schema = 'cx'"
+            )
+            tables = sorted(t for (t,) in cur.fetchall() if t not in ("publish_log", "scope_units"))
+            assert len(tables) >= 25
+            for table in tables:
+                cur.execute(f'select * from cx."{table}"')
+                seen = [_rounded(r) for r in cur.fetchall()]
+                assert len(seen) == len(set(seen)) or table.startswith("fct_")
+                assert set(seen) == _extract_rows(settings, units, table), table
+                compared += bool(seen)
+            cur.execute("select distinct org_unit_id from cx.kpi_values")
+            seen_units = {u for (u,) in cur.fetchall()}
+    finally:
+        con.close()
+    assert compared >= 15
+    if units == ["S001", "S003"]:
+        assert {"S001", "S003"} <= seen_units and "S002" not in seen_units
+    if units == ["HQ"]:
+        assert "S002" in seen_units and len(seen_units) > 100
+
+
+def test_a_login_without_a_grant_sees_no_rows_of_any_unit(pg_night, server) -> None:
+    _login(server, "bi-nobody", ["cxkpi_reader"])
+    con = psycopg2.connect(f"host=127.0.0.1 port={server.port} dbname=cx user=bi-nobody")
+    try:
+        with con.cursor() as cur:
+            cur.execute("select count(*) from cx.kpi_values")
+            assert cur.fetchone() == (0,)
+            cur.execute("select count(*) from cx.kpi_catalog")  # reference: every scope
+            assert cur.fetchone()[0] > 0
+    finally:
+        con.close()
+
+
+KILLER = r"""
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from conftest import make_settings
+from cxkpi import postgres_publish, publish
+
+settings = make_settings(Path(sys.argv[1]), access_file=Path(sys.argv[4]))
+original = postgres_publish._switch
+
+def stalled_switch(cur, server, schema):
+    Path(sys.argv[2]).write_text(schema)
+    time.sleep(120)
+    return original(cur, server, schema)
+
+postgres_publish._switch = stalled_switch
+publish.publish(settings, "doomed", "2026-10-31", datetime.now(UTC), {})
+"""
+
+
+def _served(server) -> tuple[int, list[str]]:
+    version = pg_rows(server, "select max(version) from cx.publish_log")[0][0]
+    schemas = pg_rows(
+        server, "select schema_name from information_schema.schemata "
+        "where schema_name like 'cx\\_v%' order by 1"
+    )  # fmt: skip
+    return version, [s for (s,) in schemas]
+
+
+def test_kill_9_in_a_postgres_publish_then_recovery_and_rollback(
+    pg_night, server, monkeypatch
+) -> None:
+    """Killed inside the server's transaction, with every table of version 2 copied and
+    secured: readers saw version 1 throughout and still do. The next publish puts the
+    server in step with the folder; a rollback publishes version 1's content again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from cxkpi import publish
+
+    settings, _ = pg_night
+    monkeypatch.setenv("CXKPI_WAREHOUSE", f"postgresql://cxkpi@127.0.0.1:{server.port}/cx")
+    folder = settings.landing_dir.parent
+    script, marker = folder / "killer.py", folder / "killer.marker"
+    script.write_text(KILLER)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(folder), str(marker), str(Path(__file__).parent),
+         str(settings.access_file)]
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), "the publish never reached the switch"
+    assert marker.read_text() == "cx_v000002"
+    assert _served(server) == (1, [])  # the building schema is invisible to others
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    time.sleep(1)  # the server notices the closed connection and rolls back
+    assert _served(server) == (1, [])
+    assert publish.current_manifest(settings.published_dir)["version"] == 2  # folder first
+    # the next publish first brings the server to the folder's version, then publishes
+    result = publish.publish(settings, "night-3", "2026-10-31", datetime.now(UTC), {"passed": 1})
+    assert result.version == 3
+    assert _served(server) == (3, ["cx_v000001", "cx_v000002"])
+    kpis_of_v1 = pg_rows(server, "select count(*) from cx_v000001.kpi_values")
+    # a rollback on the server: version 1's content as version 4
+    assert publish.rollback(settings, 1).version == 4
+    assert _served(server)[0] == 4
+    assert pg_rows(server, "select count(*) from cx.kpi_values") == kpis_of_v1
+    log = pg_rows(server, "select version, kind, source_version from cx.publish_log order by 1")
+    assert log[-1] == (4, "rollback", 1)

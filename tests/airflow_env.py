@@ -14,7 +14,7 @@ from conftest import REPO, repository_read_paths
 BIN = Path(sys.executable).parent
 
 
-def write_project_config(tmp: Path, **extra: str) -> Path:
+def write_project_config(tmp: Path, **extra: object) -> Path:
     """The demo project's cxkpi.yml (its company settings: org levels, time zone...) with
     every path a night writes under ``tmp`` and every path it reads in the repository, and
     the ``extra`` settings (e.g. an ``access_file``, opted in)."""

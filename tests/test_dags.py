@@ -45,7 +45,7 @@ MODELS = (
 )
 
 
-def migrated_airflow(tmp: Path, **settings: str) -> dict[str, str]:
+def migrated_airflow(tmp: Path, **settings: object) -> dict[str, str]:
     """The environment of a fresh Airflow home (metadata DB migrated) for the project in
     ``tmp`` (with these extra ``settings``)."""
     # `airflow dags test` runs no triggerer: the dbt group in cosmos' local mode

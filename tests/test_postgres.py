@@ -379,3 +379,83 @@ def test_kill_9_in_a_postgres_publish_then_recovery_and_rollback(
     assert pg_rows(server, "select count(*) from cx.kpi_values") == kpis_of_v1
     log = pg_rows(server, "select version, kind, source_version from cx.publish_log order by 1")
     assert log[-1] == (4, "rollback", 1)
+
+
+def test_the_airflow_dag_runs_a_night_on_postgres(server, tmp_path) -> None:
+    """`airflow dags test` of the nightly DAG with the project's warehouse on the server
+    (its own database): every task runs there, and the night is served from schema cx."""
+    from test_dags import airflow_night, migrated_airflow
+
+    from cxkpi import dbt_runner, demo
+
+    pg_rows(server, "select 1")  # the server is up
+    admin = psycopg2.connect(server.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("create database cx_airflow")
+    admin.close()
+    warehouse = {"type": "postgres", "host": "127.0.0.1", "port": server.port,
+                 "database": "cx_airflow", "user": "cxkpi"}  # fmt: skip
+    settings = make_settings(tmp_path)
+    demo.generate(settings.landing_dir, scale=0.2)
+    dbt_runner.parse(settings)
+    env = migrated_airflow(tmp_path, warehouse=warehouse)
+    returncode, output = airflow_night(env, tmp_path, "2026-10-31")
+    assert returncode == 0, output[-5000:]
+    assert "state=success" in output, output[-5000:]
+    con = psycopg2.connect(server.dsn.replace("dbname=cx", "dbname=cx_airflow"))
+    try:
+        with con.cursor() as cur:
+            cur.execute("select version, logical_date::text from cx.publish_log")
+            assert cur.fetchall() == [(1, "2026-10-31")]
+            cur.execute("select count(*) from cx.kpi_values")
+            assert cur.fetchone()[0] > 0
+            cur.execute("select count(*) from raw.load_files where status = 'loaded'")
+            assert cur.fetchone()[0] > 0
+    finally:
+        con.close()
+
+
+PARITY_EXPRESSIONS = [
+    "round(x, 2)", "round(x)", "round(round(x, 1) * 3, 1)", "i / j", "i % j", "abs(x)",
+    "ceil(x)", "floor(x)", "greatest(i, j)", "least(x, 1.5)", "nullif(i, 2)",
+    "coalesce(j, 0) + 1", "cast(x as int)", "cast(i as double) / 3", "x::bigint",
+    "case when b then 1 else 0 end", "length(s)", "lower(s)", "upper(s)",
+    "concat(s, '-', i)", "concat_ws('/', s, s)", "trim(s)", "replace(s, 'a', 'o')",
+    "substring(s, 2, 3)", "split_part(s, ' ', 2)", "s || '!'", "i between 1 and 3",
+]  # fmt: skip
+
+
+def test_an_expression_parsed_once_gives_the_same_value_on_both_engines(server) -> None:
+    """An analyst's expression (KPI or source column) is parsed once and written as SQL
+    both engines evaluate alike: rounding half away from zero on exact decimals, integer
+    division as a double, text functions on the same text."""
+    from cxkpi.kpi_expr import SOURCE_GRAMMAR, parse
+
+    rows = [
+        (1, 2, 2.675, "Ama Lena", True), (3, 2, 2.5, "a b c", False),
+        (-7, 2, -2.5, "  ab  ", None), (2, 4, 0.125, "", True), (None, None, None, None, None),
+    ]  # fmt: skip
+    duck = duckdb.connect()
+    duck.execute("create table t (i integer, j integer, x double, s varchar, b boolean)")
+    duck.executemany("insert into t values (?, ?, ?, ?, ?)", rows)
+    pg = psycopg2.connect(server.dsn)
+    try:
+        with pg.cursor() as cur:
+            cur.execute(
+                "create temporary table t (i integer, j integer, x double precision, s text, "
+                "b boolean)"
+            )
+            cur.executemany("insert into t values (%s, %s, %s, %s, %s)", rows)
+            different = {}
+            for text in PARITY_EXPRESSIONS:
+                sql = f"select {parse(text, grammar=SOURCE_GRAMMAR).sql()} from t order by i"
+                in_duckdb = [_plain(v) for (v,) in duck.execute(sql).fetchall()]
+                cur.execute(sql)
+                in_postgres = [_plain(v) for (v,) in cur.fetchall()]
+                if in_duckdb != in_postgres:
+                    different[text] = (in_duckdb, in_postgres)
+    finally:
+        pg.close()
+        duck.close()
+    assert different == {}

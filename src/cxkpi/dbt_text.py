@@ -27,6 +27,8 @@ import re
 
 from sqlglot import exp
 
+from cxkpi.kpi_expr import portable
+
 # What starts a Jinja tag, statement or comment with dbt's (default) delimiters.
 JINJA_OPENERS = ("{{", "{%", "{#")
 _OPENER = re.compile(r"\{(?=[{%#])")
@@ -111,7 +113,7 @@ def _split_string_literal(node: exp.Expression) -> exp.Expression:
 
 def expression_sql(tree: exp.Expression) -> str:
     """A checked expression tree as SQL whose string literals hold no Jinja opener."""
-    sql = tree.copy().transform(_split_string_literal).sql(dialect="postgres")
+    sql = portable(tree).transform(_split_string_literal).sql(dialect="postgres")
     if has_jinja_opener(sql):
         # only string literals can carry free text (identifiers are checked against the
         # source's columns); anything else is a bug to stop, not a file to write

@@ -141,7 +141,30 @@ class Expression:
         return _is_boolean(self.tree, boolean_columns)
 
     def sql(self) -> str:
-        return self.tree.sql(dialect="postgres")
+        return portable(self.tree).sql(dialect="postgres")
+
+
+_EXACT = exp.DataType.build("DECIMAL(38, 12)")
+
+
+def _exact_round(node: exp.Round) -> exp.Expression:
+    exact = exp.Round(this=exp.cast(node.this, _EXACT), decimals=node.args.get("decimals"))
+    return exp.cast(exact, exp.DataType.build("DOUBLE"))
+
+
+def portable(tree: exp.Expression) -> exp.Expression:
+    """``tree`` as SQL that gives the same value on DuckDB and PostgreSQL (issue 14): the
+    one spot of the allow-list where they differ is ``round`` of a double (PostgreSQL has
+    no round(double, n) and rounds half to even; DuckDB rounds half away from zero), so
+    rounding is done on an exact decimal. sqlglot writes the rest (``/`` of integers as a
+    double division on both)."""
+    tree = tree.copy()
+    # deepest first: an outer round is rebuilt around its already rewritten argument
+    for node in reversed(list(tree.find_all(exp.Round))):
+        if node is tree:
+            return _exact_round(node)
+        node.replace(_exact_round(node))
+    return tree
 
 
 def _is_boolean(node: exp.Expr, boolean_columns: set[str]) -> bool:

@@ -34,8 +34,11 @@ def night_times(workdir: Path, scale: float, warehouse: str, access: bool) -> di
     rows = sum(demo.generate(settings.landing_dir, scale=scale).values())
     times = {"rows": rows}
     for label in ("cold", "warm"):
-        result = pipeline.run_all(settings, pipeline.RunContext.new(f"bench-{label}"))
+        result = pipeline.run_all(settings, pipeline.RunContext.new(f"bench-{label}", "2026-10-31"))
         times[label] = result.seconds
+        times[f"{label} dbt"] = result.stages["dbt_build"].get("mode") or result.stages[
+            "dbt_build"
+        ].get("dbt")
     return times
 
 
@@ -70,6 +73,7 @@ def main() -> None:
             print(f"    {stage:<14} {a:8.2f}s {b:10.2f}s {ratio:>7}")
         a, b = sum(duck[label].values()), sum(pg[label].values())
         print(f"    {'total':<14} {a:8.2f}s {b:10.2f}s {b / a:6.1f}x")
+        print(f"    dbt: DuckDB {duck[f'{label} dbt']}; PostgreSQL {pg[f'{label} dbt']}")
 
 
 if __name__ == "__main__":

@@ -373,8 +373,13 @@ def test_kill_9_in_a_postgres_publish_then_recovery_and_rollback(
     assert result.version == 3
     assert _served(server) == (3, ["cx_v000001", "cx_v000002"])
     kpis_of_v1 = pg_rows(server, "select count(*) from cx_v000001.kpi_values")
-    # a rollback on the server: version 1's content as version 4
-    assert publish.rollback(settings, 1).version == 4
+    # `cxkpi rollback` with CXKPI_WAREHOUSE on the server: version 1's content as version 4
+    from airflow_env import write_project_config
+
+    from cxkpi.cli import main
+
+    config = write_project_config(folder, access_file=str(settings.access_file))
+    assert main(["--config", str(config), "rollback", "--to", "1"]) == 0
     assert _served(server)[0] == 4
     assert pg_rows(server, "select count(*) from cx.kpi_values") == kpis_of_v1
     log = pg_rows(server, "select version, kind, source_version from cx.publish_log order by 1")

@@ -66,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_summary(pipeline.kpi_summary(settings.published_path))
     print(f"\nPublished: {settings.published_path} (version {result.stages['publish']['version']})")
     print(f"Run log:   {ctx.run_dir(settings) / 'run.json'}")
-    print(f"Rejects:   table raw.load_rejects in {settings.warehouse_path}")
+    _print_served(settings)
+    print(f"Rejects:   table raw.load_rejects in {settings.warehouse}")
     return 0
 
 
@@ -249,7 +250,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f"{history[-1]['source_version']} ({history[-1]['row_counts']})"
     )
     print(f"kept versions: {publish.kept_versions(settings)}")
+    _print_served(settings)
     return 0
+
+
+def _print_served(settings) -> None:
+    if settings.postgres is not None and settings.warehouse.is_postgres:
+        print(
+            f"Served:    schema {settings.postgres.published_schema} of {settings.warehouse} "
+            "(row-level security per scope)"
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

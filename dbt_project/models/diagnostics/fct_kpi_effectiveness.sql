@@ -90,7 +90,12 @@ tested as (
         case when n_lagged_pairs > 2 and abs(lagged_correlation) < 1 then
             abs(lagged_correlation)
                 * sqrt((n_lagged_pairs - 2) / (1 - lagged_correlation * lagged_correlation))
-        end as lagged_t_statistic
+        end as lagged_t_statistic,
+        -- a perfect correlation (|r| = 1 once rounded) has no finite t: it is the
+        -- strongest evidence there is, not the absence of it
+        coalesce(n_pairs > 2 and abs(correlation) = 1, false) as is_perfect,
+        coalesce(n_lagged_pairs > 2 and abs(lagged_correlation) = 1, false)
+            as is_lagged_perfect
     from correlated
     inner join definitions as child on correlated.child_id = child.kpi_id
     inner join definitions as parent on correlated.parent_id = parent.kpi_id
@@ -107,10 +112,12 @@ select
     cast(n_lagged_pairs as bigint) as n_lagged_pairs,
     case
         when n_pairs < 10 then 'too_little_data'
-        when t_statistic > 1.96 and sign(correlation) = expected_sign then 'moves_parent'
-        when lagged_t_statistic > 1.96 and sign(lagged_correlation) = expected_sign
+        when (t_statistic > 1.96 or is_perfect) and sign(correlation) = expected_sign
+            then 'moves_parent'
+        when (lagged_t_statistic > 1.96 or is_lagged_perfect)
+            and sign(lagged_correlation) = expected_sign
             then 'moves_parent_later'
-        when t_statistic > 1.96 then 'moves_parent_the_wrong_way'
+        when t_statistic > 1.96 or is_perfect then 'moves_parent_the_wrong_way'
         else 'no_relation'
     end as effectiveness
 from tested

@@ -464,3 +464,66 @@ def test_an_expression_parsed_once_gives_the_same_value_on_both_engines(server) 
         pg.close()
         duck.close()
     assert different == {}
+
+
+def test_a_load_that_dies_mid_file_commits_nothing_of_it_to_the_server(
+    server, tmp_path, monkeypatch
+) -> None:
+    """Each landing file is one server transaction: a failure after its rows and rejects
+    were written (before its load_files row) leaves none of them; the next load loads the
+    file whole, and every raw table holds exactly the rows load_files says were loaded."""
+    from cxkpi import demo, pipeline
+    from cxkpi.loader import files
+
+    admin = psycopg2.connect(server.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("create database cx_faults")
+    admin.close()
+    monkeypatch.setenv("CXKPI_WAREHOUSE", f"postgresql://cxkpi@127.0.0.1:{server.port}/cx_faults")
+    settings = make_settings(tmp_path)
+    demo.generate(settings.landing_dir, scale=0.05)
+    original = files._record_file
+    doomed: list[str] = []  # the file, its entity
+
+    def dies_after_writing(con, result, batch_id):
+        if result.rows_read > 0 and not doomed:
+            doomed.extend([result.source_file, result.entity])
+            raise RuntimeError("the loader's process died here")
+        return original(con, result, batch_id)
+
+    monkeypatch.setattr(files, "_record_file", dies_after_writing)
+    with pytest.raises(RuntimeError, match="died here"):
+        pipeline.load(settings, pipeline.RunContext.new("dies", "2026-10-31"), "x")
+    con = psycopg2.connect(server.dsn.replace("dbname=cx", "dbname=cx_faults"))
+    try:
+        with con.cursor() as cur:
+            file, entity = doomed
+            cur.execute(f'select count(*) from raw."{entity}" where _source_file = %s', [file])
+            assert cur.fetchone() == (0,)
+            cur.execute("select count(*) from raw.load_rejects where source_file = %s", [file])
+            assert cur.fetchone() == (0,)
+            cur.execute("select count(*) from raw.load_files where source_file = %s", [file])
+            assert cur.fetchone() == (0,)
+        monkeypatch.setattr(files, "_record_file", original)
+        summary = pipeline.load(settings, pipeline.RunContext.new("again", "2026-10-31"), "x")
+        assert summary["rows_read"] == summary["rows_loaded"] + summary["rows_rejected"] > 0
+        with con.cursor() as cur:
+            cur.execute(
+                "select entity, sum(rows_loaded) from raw.load_files "
+                "where status in ('loaded', 'replaced') group by entity"
+            )
+            loaded = dict(cur.fetchall())
+            assert loaded and file in {
+                f for (f,) in pg_rows_of(cur, "select source_file from raw.load_files")
+            }
+            for entity, rows in loaded.items():
+                cur.execute(f'select count(*) from raw."{entity}"')
+                assert cur.fetchone()[0] == rows, entity
+    finally:
+        con.close()
+
+
+def pg_rows_of(cur, sql: str) -> list[tuple]:
+    cur.execute(sql)
+    return cur.fetchall()

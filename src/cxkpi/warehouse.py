@@ -195,13 +195,12 @@ class PostgresTarget:
     # prefix of the roles made from the access file (roles are shared by a whole server)
     role_prefix: str = "cxkpi_"
 
-    def libpq(self, with_password: bool = False) -> str:
-        """The libpq connection string (the password only when asked, from the env)."""
+    def libpq(self) -> str:
+        """The libpq connection string, with the password from the environment if set."""
         parts = {"host": self.host, "port": str(self.port), "dbname": self.database}
         parts["user"] = self.user
-        password = os.environ.get(PASSWORD_ENV)
-        if with_password and password:
-            parts["password"] = password
+        if os.environ.get(PASSWORD_ENV):
+            parts["password"] = os.environ[PASSWORD_ENV]
         return " ".join(f"{key}={_libpq_value(value)}" for key, value in parts.items())
 
     def describe(self) -> str:
@@ -214,7 +213,7 @@ class PostgresTarget:
         except ImportError:
             raise CxkpiError(_EXTRA_MISSING) from None
         try:
-            return psycopg2.connect(self.libpq(with_password=True))
+            return psycopg2.connect(self.libpq())
         except psycopg2.Error as exc:
             raise CxkpiError(f"cannot connect to {self.describe()}: {exc}".strip()) from None
 

@@ -39,7 +39,8 @@ def airflow_environment(tmp: Path, config: Path) -> dict[str, str]:
     home = tmp / "airflow_home"
     home.mkdir(exist_ok=True)
     return {
-        **os.environ,
+        # the project's config chooses the warehouse, not a CXKPI_WAREHOUSE of the caller
+        **{name: value for name, value in os.environ.items() if name != "CXKPI_WAREHOUSE"},
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

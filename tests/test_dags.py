@@ -64,6 +64,15 @@ def airflow_night(env: dict[str, str], tmp: Path, day: str) -> tuple[int, str]:
     return night.returncode, night.stdout + night.stderr
 
 
+def night_failure(output: str) -> str:
+    """What an assertion on a night shows: the first failed task's exception and the log
+    just before it (a whole night's log is megabytes), then the run's last lines."""
+    failed = output.find("Task failed with exception")
+    if failed < 0:
+        return output[-5000:]
+    return output[max(0, failed - 6000) : failed + 4000] + "\n[...]\n" + output[-1500:]
+
+
 # The two nights are classes, and first in this file: pytest-xdist (--dist loadscope) hands
 # them out first, one to each worker.
 class TestAGoodNight:
@@ -77,8 +86,8 @@ class TestAGoodNight:
         # report too, drawing reports in the Airflow task's process
         env = migrated_airflow(tmp_path, access_file=str(ACCESS))
         returncode, output = airflow_night(env, tmp_path, "2026-10-31")
-        assert returncode == 0, output[-5000:]
-        assert "state=success" in output, output[-5000:]
+        assert returncode == 0, night_failure(output)
+        assert "state=success" in output, night_failure(output)
 
         con = duckdb.connect(str(settings.published_path), read_only=True)
         try:

@@ -66,6 +66,23 @@ def test_gap_cli_names_a_bad_cell(tmp_path: Path, capsys) -> None:
     assert f"{source}:2: experience 'seven' is not a number" in capsys.readouterr().err
 
 
+def test_a_factor_at_its_slices_mean_is_not_below_it() -> None:
+    """The quadrant compares each factor with its slice's means, which are sums of doubles:
+    (0.1 + 0.2 + 0.3) / 3 is 0.20000000000000004, and whether 0.2 lies below it depended
+    on the engine's summation order (DuckDB and PostgreSQL disagreed on the same night)."""
+    from cxkpi.methods import gap
+
+    rows = [
+        {"factor": f, "experience": e, "expectation": None, "importance": i, "ideal": None}
+        for f, e, i in (("a", 0.1, 0.1), ("b", 0.2, 0.2), ("c", 0.3, 0.3))
+    ]
+    quadrants = {r["factor"]: r["quadrant"] for r in gap.analyse(rows)}
+    # b is at both means: important enough, and not performing below the mean
+    assert quadrants == {
+        "a": "low_priority", "b": "keep_up_the_good_work", "c": "keep_up_the_good_work",
+    }  # fmt: skip
+
+
 @pytest.mark.integration
 def test_worked_example_through_the_marts(tmp_path: Path) -> None:
     """One respondent rates the six factors as in the example; the published gap mart and

@@ -212,56 +212,64 @@ compared as (
         order by period_start
     )
 
+),
+
+final as (
+
+    select
+        {{ key_of(['kpi_id', 'period_grain', 'period_start', 'org_level', 'org_unit_id',
+                   'channel', 'segment', 'touchpoint', 'topic']) }} as kpi_value_id,
+        kpi_id,
+        kpi_label,
+        period_grain,
+        period_start,
+        org_level,
+        cast(org_level_depth as integer) as org_level_depth,
+        org_unit_id,
+        channel,
+        segment,
+        touchpoint,
+        topic,
+        numerator,
+        denominator,
+        cast(n as bigint) as n,
+        value,
+        unit,
+        direction,
+        target,
+        case
+            when on_track_from is null then 'no_target'
+            when not is_reliable then 'not_reliable'
+            when value is null then 'no_value'
+            when direction = 'higher' and value >= on_track_from then 'on_track'
+            when direction = 'lower' and value <= on_track_from then 'on_track'
+            when direction = 'higher' and value >= at_risk then 'at_risk'
+            when direction = 'lower' and value <= at_risk then 'at_risk'
+            else 'off_track'
+        end as status,
+        is_reliable,
+        cast(min_sample as integer) as min_sample,
+        standard_error,
+        value - 1.96 * standard_error as ci_low,
+        value + 1.96 * standard_error as ci_high,
+        previous_value,
+        value - previous_value as change,
+        -- a change is only called when both values are reliable and it is significant at 5%
+        -- (two-sided z test of the difference of two independent estimates)
+        case
+            when previous_value is null or standard_error is null
+                or previous_standard_error is null then null
+            when not (is_reliable and previous_is_reliable) then false
+            else abs(value - previous_value)
+                > 1.96 * sqrt(power(standard_error, 2) + power(previous_standard_error, 2))
+        end as change_is_significant
+    from compared
+{%- if is_incremental() %}
+    where is_recomputed
+{%- endif %}
+
 )
 
-select
-    {{ key_of(['kpi_id', 'period_grain', 'period_start', 'org_level', 'org_unit_id',
-               'channel', 'segment', 'touchpoint', 'topic']) }} as kpi_value_id,
-    kpi_id,
-    kpi_label,
-    period_grain,
-    period_start,
-    org_level,
-    cast(org_level_depth as integer) as org_level_depth,
-    org_unit_id,
-    channel,
-    segment,
-    touchpoint,
-    topic,
-    numerator,
-    denominator,
-    cast(n as bigint) as n,
-    value,
-    unit,
-    direction,
-    target,
-    case
-        when on_track_from is null then 'no_target'
-        when not is_reliable then 'not_reliable'
-        when value is null then 'no_value'
-        when direction = 'higher' and value >= on_track_from then 'on_track'
-        when direction = 'lower' and value <= on_track_from then 'on_track'
-        when direction = 'higher' and value >= at_risk then 'at_risk'
-        when direction = 'lower' and value <= at_risk then 'at_risk'
-        else 'off_track'
-    end as status,
-    is_reliable,
-    cast(min_sample as integer) as min_sample,
-    standard_error,
-    value - 1.96 * standard_error as ci_low,
-    value + 1.96 * standard_error as ci_high,
-    previous_value,
-    value - previous_value as change,
-    -- a change is only called when both values are reliable and it is significant at 5%
-    -- (two-sided z test of the difference of two independent estimates)
-    case
-        when previous_value is null or standard_error is null
-            or previous_standard_error is null then null
-        when not (is_reliable and previous_is_reliable) then false
-        else abs(value - previous_value)
-            > 1.96 * sqrt(power(standard_error, 2) + power(previous_standard_error, 2))
-    end as change_is_significant
-from compared
-{%- if is_incremental() %}
-where is_recomputed
-{%- endif %}
+-- the contract's types on every engine (macros/contract_columns.sql)
+select {{ contract_columns('final') }}
+from final

@@ -72,12 +72,15 @@ select
     experience_gap,
     gap_rank,
     gap_rank = 1 and coalesce(weighted_gap, satisfaction_gap) < 0 as is_key_experience,
+    -- a factor at its slice's mean (every factor rated alike) is at the mean: the mean is a
+    -- sum of doubles whose last bits depend on the engine's summation order, so compare
+    -- with a margin far below any rating's resolution
     case
         when importance is null then null
-        when importance >= mean_importance and experience < mean_experience
+        when importance >= mean_importance - 1e-9 and experience < mean_experience - 1e-9
             then 'concentrate_here'
-        when importance >= mean_importance then 'keep_up_the_good_work'
-        when experience < mean_experience then 'low_priority'
+        when importance >= mean_importance - 1e-9 then 'keep_up_the_good_work'
+        when experience < mean_experience - 1e-9 then 'low_priority'
         else 'possible_overkill'
     end as quadrant
 from ranked

@@ -2,8 +2,9 @@
 
     python bench/warehouse_bench.py [--scale 1] [--access] [--postgres postgresql://...]
 
-Each warehouse gets a fresh project with the same demo data and runs one cold night
-(everything new) and one warm night (nothing new). PostgreSQL is a private server started
+Each warehouse gets a fresh project with the same demo data and runs three nights: cold
+(everything but the last day), next day (the last day's responses arrive: an incremental
+build, what most nights cost) and warm (nothing new). PostgreSQL is a private server started
 from Debian's packages on a free local port (tests/pg_server.py), or the server named by
 ``--postgres`` (password: CXKPI_PG_PASSWORD; its schemas are overwritten). ``--access``
 publishes the demo's scopes too (extracts and reports; on PostgreSQL roles and policies).
@@ -25,6 +26,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from cxkpi import demo, pipeline
 from cxkpi.config import scratch_settings
+from cxkpi.demo.nights import deliver, take_responses
+
+LAST_DAY = "2026-10-31"
+NIGHTS = ("cold", "next day", "warm")
 
 
 def night_times(workdir: Path, scale: float, warehouse: str, access: bool) -> dict:
@@ -32,9 +37,16 @@ def night_times(workdir: Path, scale: float, warehouse: str, access: bool) -> di
     extra = {} if access else {"access_file": workdir / "no-access.yml"}
     settings = scratch_settings(REPO / "cxkpi.yml", workdir, **extra)
     rows = sum(demo.generate(settings.landing_dir, scale=scale).values())
-    times = {"rows": rows}
-    for label in ("cold", "warm"):
-        result = pipeline.run_all(settings, pipeline.RunContext.new(f"bench-{label}", "2026-10-31"))
+    surveys = settings.landing_dir / "surveys"
+    held_back = take_responses(surveys, LAST_DAY)
+    times: dict = {"rows": rows, "next day rows": sum(len(f) for f in held_back.values())}
+    for label in NIGHTS:
+        if label == "next day":
+            deliver(surveys, held_back, LAST_DAY)
+        day = "2026-10-30" if label == "cold" else LAST_DAY
+        result = pipeline.run_all(settings, pipeline.RunContext.new(f"bench-{label}", day))
+        if result.error:
+            raise SystemExit(f"the {label} night failed: {result.error}")
         times[label] = result.seconds
         times[f"{label} dbt"] = result.stages["dbt_build"].get("mode") or result.stages[
             "dbt_build"
@@ -64,8 +76,11 @@ def main() -> None:
         if server is not None:
             server.stop()
             shutil.rmtree(server.folder, ignore_errors=True)
-    print(f"\nscale {args.scale:g}: {duck['rows']:,} landing rows; scopes: {args.access}")
-    for label in ("cold", "warm"):
+    print(
+        f"\nscale {args.scale:g}: {duck['rows']:,} landing rows, of which the next day "
+        f"brings {duck['next day rows']:,}; scopes: {args.access}"
+    )
+    for label in NIGHTS:
         print(f"  {label:<16} {'DuckDB':>9} {'PostgreSQL':>11} {'ratio':>7}")
         for stage in pipeline.STAGES:
             a, b = duck[label].get(stage, 0.0), pg[label].get(stage, 0.0)

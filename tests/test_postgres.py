@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -19,6 +20,7 @@ from pg_server import start_server
 
 from cxkpi.errors import CxkpiError
 from cxkpi.postgres import copy_tables, pg_type
+from cxkpi.warehouse import PostgresTarget
 
 pytestmark = pytest.mark.integration
 
@@ -239,9 +241,11 @@ def test_the_next_nights_on_postgres_build_incrementally_as_on_duckdb(
     admin.close()
     generated = tmp_path / "generated"
     demo.generate(generated, scale=0.1)
+    # its own role prefix: the roles of pg_night's project are shared by the whole server
+    target = PostgresTarget(port=server.port, database="cx_nights", role_prefix="cxkpi_nights_")
     with monkeypatch.context() as patch:
-        patch.setenv("CXKPI_WAREHOUSE", f"postgresql://cxkpi@127.0.0.1:{server.port}/cx_nights")
-        on_server = make_settings(tmp_path / "postgres")
+        patch.setenv("CXKPI_WAREHOUSE", "postgres")
+        on_server = make_settings(tmp_path / "postgres", postgres=target)
     on_file = make_settings(tmp_path / "duckdb")
     assert on_server.warehouse.is_postgres and not on_file.warehouse.is_postgres
     modes = {}
@@ -275,6 +279,28 @@ def test_the_next_nights_on_postgres_build_incrementally_as_on_duckdb(
     finally:
         mine.close()
         theirs.close()
+
+
+def test_a_second_project_with_the_same_role_prefix_is_refused(pg_night, server, tmp_path) -> None:
+    """Roles belong to the whole server: a project publishing another database with the
+    first one's role prefix would revoke the first one's grants. Its publish is refused
+    before anything changes, saying whose roles they are; with its own prefix it is not."""
+    from cxkpi import postgres_publish
+    from cxkpi.access import load_access
+
+    settings, _ = pg_night
+    members = "select count(*) from pg_auth_members a join pg_roles r on r.oid = a.roleid"
+    before = pg_rows(server, members)
+    other = replace(settings, postgres=replace(settings.postgres, database="postgres"))
+    no_access = load_access(tmp_path / "access.yml", settings.org_levels)
+    with pytest.raises(CxkpiError) as refused:
+        postgres_publish.sync(other, None, [], no_access)
+    message = str(refused.value)
+    assert "cxkpi_reader" in message and "cxkpi roles of cx.cx" in message
+    assert "publishes postgres.cx" in message and "role_prefix" in message
+    assert pg_rows(server, members) == before
+    own = replace(other, postgres=replace(other.postgres, role_prefix="cxkpi_other_"))
+    assert postgres_publish.sync(own, None, [], no_access) is None
 
 
 def _login(server, role: str, member_of: list[str]) -> None:
@@ -458,7 +484,8 @@ def test_the_airflow_dag_runs_a_night_on_postgres(server, tmp_path) -> None:
         cur.execute("create database cx_airflow")
     admin.close()
     warehouse = {"type": "postgres", "host": "127.0.0.1", "port": server.port,
-                 "database": "cx_airflow", "user": "cxkpi"}  # fmt: skip
+                 "database": "cx_airflow", "user": "cxkpi",
+                 "role_prefix": "cxkpi_airflow_"}  # fmt: skip
     settings = make_settings(tmp_path)
     demo.generate(settings.landing_dir, scale=0.2)
     dbt_runner.parse(settings)

@@ -135,12 +135,40 @@ def _ensure_role(cur, role: str, member_of: str | None = None) -> None:
         cur.execute(f"grant {quote_ident(member_of)} to {quote_ident(role)}")
 
 
+def roles_owner(server: PostgresTarget) -> str:
+    """The comment on a project's reader role that says whose roles they are: roles are
+    shared by every database of a server, so two projects with one role_prefix would each
+    revoke the other's memberships (a BI login would silently lose its rows)."""
+    return f"cxkpi roles of {server.database}.{server.published_schema}"
+
+
+def check_roles(cur, server: PostgresTarget, claim: bool = False) -> None:
+    """Refuse a role prefix whose roles another project (database and schema) owns;
+    with ``claim``, mark unowned roles this project's."""
+    reader = reader_role(server)
+    cur.execute(
+        "select shobj_description(oid, 'pg_authid') from pg_roles where rolname = %s", [reader]
+    )
+    found = cur.fetchone()
+    owner = roles_owner(server)
+    if found is not None and found[0] and found[0] != owner:
+        raise PublishError(
+            f"role {reader} on {server.host}:{server.port} is one of the {found[0]}; this "
+            f"project publishes {server.database}.{server.published_schema}: give it its own "
+            f"warehouse.role_prefix in cxkpi.yml (now {server.role_prefix!r}), or its "
+            "publishes would revoke that project's grants"
+        )
+    if claim and (found is None or found[0] != owner):
+        _ensure_role(cur, reader)
+        cur.execute(f"comment on role {quote_ident(reader)} is %s", [owner])
+
+
 def _sync_roles(cur, server: PostgresTarget, access: Access, scopes: list[Scope]) -> list[str]:
     """The scope and grantee roles of the access file, memberships as it says: a grant
     removed from the file is revoked (only between cxkpi's own roles: a DBA's grants of
     them to login roles stay). Returns problems (units of grants with no scope)."""
     reader = reader_role(server)
-    _ensure_role(cur, reader)
+    check_roles(cur, server, claim=True)
     by_unit = {s.unit: scope_role(server, s.unit) for s in scopes}
     for role in by_unit.values():
         _ensure_role(cur, role, member_of=reader)
@@ -303,12 +331,22 @@ def _prune(cur, server: PostgresTarget, keep: int, current: int) -> list[int]:
 
 
 def sync(settings: Settings, archived: Path | None, models: list[dict], access: Access):
-    """Publish the folder's current version (its archived DuckDB file ``archived``) into
-    the server if the server holds another one (a kill between the folder's commit and
-    the server's): the next publish's or rollback's first step. Returns the version
-    published, or None."""
+    """The first step of a publish or rollback into the server, before the folder
+    changes: refuse roles another project owns (``check_roles``); then publish the
+    folder's current version (its archived DuckDB file ``archived``; None: nothing
+    published yet) if the server holds another one (a kill between the folder's commit
+    and the server's). Returns the version published, or None."""
     server = settings.postgres
-    if server is None or archived is None or not archived.exists():
+    if server is None:
+        return None
+    pg = server.connect()
+    try:
+        with pg.cursor() as cur:
+            check_roles(cur, server)
+            served = current_version(cur, server)
+    finally:
+        pg.close()
+    if archived is None or not archived.exists():
         return None
     source = connect(archived, read_only=True)
     try:
@@ -317,12 +355,6 @@ def sync(settings: Settings, archived: Path | None, models: list[dict], access: 
         )
     finally:
         source.close()
-    pg = server.connect()
-    try:
-        with pg.cursor() as cur:
-            served = current_version(cur, server)
-    finally:
-        pg.close()
     if served == folder_version:
         return None
     log.warning(

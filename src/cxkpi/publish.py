@@ -530,9 +530,8 @@ def _serve_in_postgres(settings: Settings, models: list[dict], version: int | No
     access = load_access(settings.access_file, settings.org_levels)
     if version is None:
         manifest = current_manifest(settings.published_dir)
-        if manifest is not None:
-            archived = version_folder(settings, manifest["version"]) / "cx.duckdb"
-            postgres_publish.sync(settings, archived, models, access)
+        archived = version_folder(settings, manifest["version"]) / "cx.duckdb" if manifest else None
+        postgres_publish.sync(settings, archived, models, access)
         return
     try:
         postgres_publish.publish_version(

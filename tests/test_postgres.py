@@ -20,7 +20,6 @@ from pg_server import start_server
 
 from cxkpi.errors import CxkpiError
 from cxkpi.postgres import copy_tables, pg_type
-from cxkpi.warehouse import PostgresTarget
 
 pytestmark = pytest.mark.integration
 
@@ -224,14 +223,19 @@ def test_a_postgres_night_publishes_what_the_duckdb_night_publishes(
 
 
 def test_the_next_nights_on_postgres_build_incrementally_as_on_duckdb(
-    server, tmp_path, monkeypatch
+    server, tmp_path, capsys
 ) -> None:
-    """A cold night, then a night with a new day's responses: dbt builds kpi_values
-    incrementally on the server (it compares the model's column types with the table's
-    there), and both nights publish what the same two nights publish on DuckDB."""
+    """`cxkpi run` of a cold night, then of a night with a new day's responses, on the
+    server: dbt builds kpi_values incrementally there (it compares the model's column types
+    with the table's), and both nights publish what the same two nights publish on DuckDB."""
+    import json
+
+    from airflow_env import write_project_config
     from conftest import copy_tree
 
     from cxkpi import demo, pipeline
+    from cxkpi.cli import main
+    from cxkpi.config import load_settings
     from cxkpi.demo.nights import deliver, take_responses
 
     admin = psycopg2.connect(server.dsn)
@@ -241,11 +245,16 @@ def test_the_next_nights_on_postgres_build_incrementally_as_on_duckdb(
     admin.close()
     generated = tmp_path / "generated"
     demo.generate(generated, scale=0.1)
-    # its own role prefix: the roles of pg_night's project are shared by the whole server
-    target = PostgresTarget(port=server.port, database="cx_nights", role_prefix="cxkpi_nights_")
-    with monkeypatch.context() as patch:
-        patch.setenv("CXKPI_WAREHOUSE", "postgres")
-        on_server = make_settings(tmp_path / "postgres", postgres=target)
+    # `cxkpi run` of a project whose cxkpi.yml puts its warehouse on the server, with its
+    # own role prefix (the roles of pg_night's project are shared by the whole server)
+    warehouse = {"type": "postgres", "host": "127.0.0.1", "port": server.port,
+                 "database": "cx_nights", "user": "cxkpi",
+                 "role_prefix": "cxkpi_nights_"}  # fmt: skip
+    (tmp_path / "postgres").mkdir()
+    config = write_project_config(
+        tmp_path / "postgres", warehouse=warehouse, access_file=str(tmp_path / "access.yml")
+    )
+    on_server = load_settings(config)
     on_file = make_settings(tmp_path / "duckdb")
     assert on_server.warehouse.is_postgres and not on_file.warehouse.is_postgres
     modes = {}
@@ -253,11 +262,18 @@ def test_the_next_nights_on_postgres_build_incrementally_as_on_duckdb(
         surveys = copy_tree(generated, settings.landing_dir) / "surveys"
         new_day = take_responses(surveys, "2026-10-31")
         assert len(new_day["responses"]) > 0
-        cold = pipeline.run_all(settings, pipeline.RunContext.new("cold", "2026-10-30"))
-        deliver(surveys, new_day, "2026-10-31")
-        nextday = pipeline.run_all(settings, pipeline.RunContext.new("next", "2026-10-31"))
-        assert not cold.error and not nextday.error, (cold.error, nextday.error)
-        modes[settings.warehouse_type] = nextday.stages["dbt_build"]["mode"]
+        for day in ("2026-10-30", "2026-10-31"):
+            if day == "2026-10-31":
+                deliver(surveys, new_day, day)
+            if settings is on_server:
+                assert main(["--config", str(config), "run", "--logical-date", day]) == 0
+                assert f"Served:    schema cx of {on_server.warehouse}" in capsys.readouterr().out
+            else:
+                night = pipeline.run_all(settings, pipeline.RunContext.new(day, day))
+                assert not night.error, night.error
+        logs = [json.loads(p.read_text()) for p in settings.runs_dir.glob("*/run.json")]
+        [last] = [log for log in logs if log["logical_date"] == "2026-10-31"]
+        modes[settings.warehouse_type] = last["stages"]["dbt_build"]["mode"]
     assert modes == {"postgres": "incremental", "duckdb": "incremental"}
     served = pg_rows(server, "select count(*) from cx.publish_log", database="cx_nights")
     assert served == [(2,)]
